@@ -1,0 +1,118 @@
+"""Input conventions shared by every feature, and the pixel-to-cell geometry HOG and LBP share.
+
+Images are row-major NumPy arrays: (H, W) grey or (H, W, 3) colour (an (H, W, 1) array counts
+as grey). Values are taken as they are, on the 0..255 scale:
+
+- integer images (uint8 and other integer types) become float32 with unchanged values 0..255;
+- float images are taken as already on the 0..255 scale (they are *not* rescaled from 0..1).
+
+This is the paper's setting: VLFeat called on float images holding 0..255 values (Caffe data
+are 0..255). The scale matters: HOG's block normalisation adds a constant 1e-4 to the block
+energies, so HOG of ``image / 255`` is not HOG of ``image``.
+
+Greyscale is the ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (the weights of MATLAB's
+``rgb2gray`` and of PIL's "L" mode) kept in float32 without rounding to integers; the paper
+computes all shallow features on the greyscale image. (Which rounding the authors' MATLAB
+pipeline applied is not recorded; this is a decision of the project.)
+
+Cell geometry (VLFeat's ``vl/hog.c`` and ``vl/lbp.c``): pixel ``x`` lies at position
+``u = (x + 0.5) / cell_size - 0.5`` in cell units, so that a cell's centre has an integer position.
+A pixel votes for the cell centres ``floor(u)`` and ``floor(u) + 1`` with weights ``1 - frac(u)``
+and ``frac(u)``; in 2-D the vote is the product of the row and column weights (bilinear), and
+votes for cells outside the grid are dropped.
+"""
+import numpy as np
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def as_float_image(image, caller, min_side):
+    """Validate ``image`` and return it as float32 (H, W) or (H, W, 3), values unchanged.
+
+    ``caller`` names the public function in error messages; ``min_side`` is the smallest
+    height and width the caller can compute a feature on. Raises ValueError on empty,
+    too small, wrong-rank, wrong-channel-count, non-numeric or NaN/inf-containing input.
+    """
+    array = np.asarray(image)
+    shape = array.shape
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{caller}: expected an integer or float image, got dtype {array.dtype} "
+                         f"with shape {shape}")
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{caller}: expected an image of shape (H, W) or (H, W, 3), "
+                         f"got shape {shape}")
+    if array.ndim == 3:
+        if shape[2] not in (1, 3):
+            raise ValueError(f"{caller}: expected 1 or 3 channels in an (H, W, C) image, "
+                             f"got shape {shape}")
+        if shape[2] == 1:
+            array = array[:, :, 0]
+    if min(shape[:2]) < min_side:
+        raise ValueError(f"{caller}: image of shape {shape} is too small: height and width must "
+                         f"be at least {min_side} pixels")
+    pixels = array.astype(np.float32)
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"{caller}: image of shape {shape} contains NaN or infinite values")
+    return pixels
+
+
+def to_grey(pixels):
+    """Luma of a float (H, W, 3) image as float32 (H, W); a grey (H, W) image is returned as is."""
+    if pixels.ndim == 2:
+        return pixels
+    return pixels @ LUMA_WEIGHTS
+
+
+def as_grey_float(image, caller, min_side):
+    """:func:`as_float_image` followed by :func:`to_grey`: a validated float32 (H, W) image."""
+    return to_grey(as_float_image(image, caller, min_side))
+
+
+def check_positive_int(value, name, caller):
+    """Raise ValueError unless ``value`` is a positive integer (a parameter such as a cell size)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{caller}: {name} must be a positive integer, got {value!r}")
+
+
+def _cell_neighbours(num_pixels, cell_size, num_cells):
+    """For pixels 1 .. num_pixels-2 along one axis: the two cell slots each votes for and weights.
+
+    Slots are cell indices shifted by one so that every vote lands somewhere: slot 0 and slot
+    ``num_cells + 1`` collect votes for cells outside the grid and are cropped away later.
+    """
+    pixel = np.arange(1, num_pixels - 1)
+    position = ((pixel + 0.5) / cell_size - 0.5).astype(np.float32)
+    first_cell = np.floor(position)
+    second_weight = position - first_cell
+    first_weight = 1.0 - second_weight
+    first_slot = np.minimum(first_cell.astype(np.intp) + 1, num_cells + 1)
+    second_slot = np.minimum(first_slot + 1, num_cells + 1)
+    return (first_slot, second_slot), (first_weight, second_weight)
+
+
+def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
+    """Histograms of the interior pixels' ``bins``, bilinearly spread over a grid of cells.
+
+    ``bins`` (integer) and ``values`` (the vote of each pixel) have shape (H - 2, W - 2): the
+    pixels (y, x) with 1 <= y <= H - 2 and 1 <= x <= W - 2 of an (H, W) image, the ones HOG
+    and LBP look at. Returns float32 (cells_down, cells_across, num_bins) with
+
+        h[cy, cx, b] = sum over pixels with bins == b of values * w_row(y, cy) * w_col(x, cx)
+
+    where w_row and w_col are the 1-D cell weights described in the module docstring.
+    """
+    cells_down, cells_across = grid_shape
+    (row_slots, row_weights) = _cell_neighbours(bins.shape[0] + 2, cell_size, cells_down)
+    (col_slots, col_weights) = _cell_neighbours(bins.shape[1] + 2, cell_size, cells_across)
+    slots_across = cells_across + 2
+    index_parts, weight_parts = [], []
+    for row_slot, row_weight in zip(row_slots, row_weights):
+        for col_slot, col_weight in zip(col_slots, col_weights):
+            cell = row_slot[:, None] * slots_across + col_slot[None, :]
+            index_parts.append((cell * num_bins + bins).ravel())
+            weight_parts.append((values * row_weight[:, None] * col_weight[None, :]).ravel())
+    votes = np.bincount(np.concatenate(index_parts), weights=np.concatenate(weight_parts),
+                        minlength=(cells_down + 2) * slots_across * num_bins)
+    votes = votes.reshape(cells_down + 2, slots_across, num_bins)
+    return votes[1:-1, 1:-1].astype(np.float32)

@@ -1,0 +1,17 @@
+"""nn: a small reverse-mode autodiff library on NumPy (CPU) and CuPy (GPU).
+
+    import nn
+    import nn.functional as F
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.2))
+    y = model(nn.Tensor(x)); loss = F.mse_loss(y, target); loss.backward()
+    nn.optim.Adam(model.parameters(), lr=1e-3).step()
+"""
+from . import functional, init, optim, random, serialization
+from .backend import (DeviceError, default_device, device_of, get_array_module, set_default_device,
+                      to_device, to_numpy)
+from .function import Function
+from .gradcheck import gradcheck
+from .modules import (Conv2d, ConvTranspose2d, Dropout, Flatten, HookHandle, LeakyReLU, Linear,
+                      LocalResponseNorm, MaxPool2d, Module, Parameter, ReLU, Reshape, Sequential)
+from .serialization import WeightFileError, load_arrays, load_module, save_arrays, save_module
+from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad

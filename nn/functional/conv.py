@@ -1,0 +1,216 @@
+"""2-D convolution and transposed convolution (NCHW), built from three shared primitives.
+
+Notation: x (N, C, H, W); weight w (C_out, C/groups, kH, kW) as PyTorch and Caffe store it;
+stride (sH, sW); padding (pH, pW); output (N, C_out, OH, OW) with OH = (H + 2 pH - kH) // sH + 1.
+
+Convolution (cross-correlation, as every framework computes it)::
+
+    y[n, o, i, j] = b[o] + sum_{c in group(o), u, v} w[o, c, u, v] * x_pad[n, c, i sH + u, j sW + v]
+
+It is computed as one GEMM per group over an im2col buffer ``col`` of shape
+(C, kH, kW, N, OH, OW) (columns ordered so that a group's rows and the batch's columns are both
+contiguous): ``col[c, u, v, n, i, j] = x_pad[n, c, i sH + u, j sW + v]``. ``im2col`` fills it with
+kH*kW strided copies, one per kernel offset; ``col2im`` is its adjoint, adding each offset's slice
+back into a zero canvas.
+
+The three primitives, each one GEMM (batched over groups):
+
+* :func:`conv_forward_data`:   y  = W  @ col(x)                 (G, Co/G, C/G kH kW) @ (G, C/G kH kW, N OH OW)
+* :func:`conv_backward_data`:  gx = col2im(W^T @ gy)            the adjoint of the map x -> y
+* :func:`conv_backward_weight`: gW = gy @ col(x)^T
+
+The transposed convolution is by definition the adjoint of the convolution: with weight
+(C_in, C_out/groups, kH, kW), ``conv_transpose2d(x, w) = conv_backward_data(x, w)``; its input
+gradient is ``conv_forward_data(gy, w)`` and its weight gradient ``conv_backward_weight(col(gy), x)``.
+So ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>`` holds by construction (and is tested).
+Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
+"""
+from ..backend import get_array_module
+from ..function import Function
+from .validation import check_float, check_rank, pair
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """(size + 2 padding - kernel) // stride + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding):
+    """(size - 1) stride - 2 padding + kernel + output_padding."""
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+def _pad(x, padding):
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _offset_slices(u, v, stride, out_h, out_w):
+    """Rows u, u+sH, ... and columns v, v+sW, ... of the padded image that kernel offset (u, v) reads."""
+    sh, sw = stride
+    return slice(u, u + sh * (out_h - 1) + 1, sh), slice(v, v + sw * (out_w - 1) + 1, sw)
+
+
+def im2col(x, kernel, stride, padding, out_size):
+    """x (N, C, H, W) -> col (C, kH, kW, N, OH, OW), col[c,u,v,n,i,j] = x_pad[n, c, i sH + u, j sW + v]."""
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = kernel, out_size
+    x_by_channel = _pad(x, padding).transpose(1, 0, 2, 3)  # a view: (C, N, Hp, Wp)
+    col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            rows, cols = _offset_slices(u, v, stride, oh, ow)
+            col[:, u, v] = x_by_channel[:, :, rows, cols]
+    return col
+
+
+def col2im(col, image_size, stride, padding):
+    """The adjoint of :func:`im2col`: col (C, kH, kW, N, OH, OW) -> x (N, C, H, W), overlaps summed."""
+    xp = get_array_module(col)
+    c, kh, kw, n, oh, ow = col.shape
+    (h, w), (ph, pw) = image_size, padding
+    canvas = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    canvas_by_channel = canvas.transpose(1, 0, 2, 3)
+    for u in range(kh):
+        for v in range(kw):
+            rows, cols = _offset_slices(u, v, stride, oh, ow)
+            canvas_by_channel[:, :, rows, cols] += col[:, u, v]
+    return canvas[:, :, ph:ph + h, pw:pw + w]
+
+
+def _grouped_weight(w, groups):
+    """w (C_out, C/G, kH, kW) -> (G, C_out/G, C/G kH kW): one GEMM operand per group."""
+    return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _channels_first(y, groups):
+    """y (N, C, H, W) -> (G, C/G, N H W), contiguous (one copy)."""
+    xp = get_array_module(y)
+    n, c = y.shape[:2]
+    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
+
+
+def _batch_first(y_grouped, n, size):
+    """(G, C/G, N H W) -> (N, C, H, W), contiguous."""
+    xp = get_array_module(y_grouped)
+    g, cg = y_grouped.shape[:2]
+    return xp.ascontiguousarray(y_grouped.reshape(g * cg, n, *size).transpose(1, 0, 2, 3))
+
+
+def conv_forward_data(x, w, stride, padding, groups):
+    """Returns (y (N, C_out, OH, OW), col grouped (G, C/G kH kW, N OH OW)) for y = conv(x, w)."""
+    kernel = w.shape[2:]
+    out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
+    col = im2col(x, kernel, stride, padding, out_size).reshape(groups, -1, x.shape[0] * out_size[0] * out_size[1])
+    y = _grouped_weight(w, groups) @ col
+    return _batch_first(y, x.shape[0], out_size), col
+
+
+def conv_backward_data(gy, w, image_size, stride, padding, groups):
+    """gx (N, C, H, W) = col2im(W^T gy): the adjoint of x -> conv(x, w), for input size ``image_size``."""
+    n, _, oh, ow = gy.shape
+    gcol = _grouped_weight(w, groups).transpose(0, 2, 1) @ _channels_first(gy, groups)
+    c = w.shape[1] * groups
+    gcol = gcol.reshape(c, w.shape[2], w.shape[3], n, oh, ow)
+    return col2im(gcol, image_size, stride, padding)
+
+
+def conv_backward_weight(col, gy, w_shape, groups):
+    """gW (C_out, C/G, kH, kW) = gy @ col^T, summed over batch and positions in one GEMM per group."""
+    return (_channels_first(gy, groups) @ col.transpose(0, 2, 1)).reshape(w_shape)
+
+
+def _bias_grad(gy):
+    return gy.sum(axis=(0, 2, 3))
+
+
+class Conv2d(Function):
+    """y = conv(x, w) + b; keeps the im2col buffer for the weight gradient."""
+
+    def __init__(self, stride, padding, groups):
+        self.stride, self.padding, self.groups = stride, padding, groups
+
+    def forward(self, x, w, b=None):
+        y, self.col = conv_forward_data(x, w, self.stride, self.padding, self.groups)
+        self.w, self.image_size = w, x.shape[2:]
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        gx = conv_backward_data(gy, self.w, self.image_size, self.stride, self.padding, self.groups)
+        gw = conv_backward_weight(self.col, gy, self.w.shape, self.groups)
+        return gx, gw, _bias_grad(gy)
+
+
+class ConvTranspose2d(Function):
+    """y = conv^T(x, w) + b, the adjoint of the convolution with weight w (C_in, C_out/G, kH, kW)."""
+
+    def __init__(self, stride, padding, output_padding, groups):
+        self.stride, self.padding, self.groups = stride, padding, groups
+        self.output_padding = output_padding
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        out_size = tuple(conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in
+                         zip(x.shape[2:], w.shape[2:], self.stride, self.padding, self.output_padding))
+        y = conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        gx, col = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups)
+        gw = conv_backward_weight(col, self.x, self.w.shape, self.groups)
+        return gx, gw, _bias_grad(gy)
+
+
+def _check_conv(op, x, w, b, groups, in_per_group_axis):
+    check_rank(op, "input", x, 4, "(N, C, H, W)")
+    check_rank(op, "weight", w, 4, "(C_out, C_in/groups, kH, kW)" if in_per_group_axis == 1
+               else "(C_in, C_out/groups, kH, kW)")
+    check_float(op, x, w, b)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    channels = x.shape[1]
+    expected = w.shape[1] * groups if in_per_group_axis == 1 else w.shape[0]
+    out_channels = w.shape[0] if in_per_group_axis == 1 else w.shape[1] * groups
+    if channels != expected or w.shape[0] % groups or out_channels % groups:
+        raise ValueError(f"{op}: input shape {tuple(x.shape)} does not fit weight shape {tuple(w.shape)} "
+                         f"with groups={groups} (expected {expected} input channels, and channel "
+                         f"counts divisible by groups)")
+    if b is not None and tuple(b.shape) != (out_channels,):
+        raise ValueError(f"{op}: bias shape {tuple(b.shape)}, expected ({out_channels},)")
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
+    """2-D convolution of x (N, C, H, W) with w (C_out, C/groups, kH, kW) and bias b (C_out,)."""
+    stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
+    _check_conv("conv2d", x, w, b, groups, in_per_group_axis=1)
+    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+    if w.shape[2] > padded[0] or w.shape[3] > padded[1] or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"conv2d: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
+                         f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
+                         "or negative padding")
+    fn = Conv2d(stride, padding, groups)
+    return fn(x, w) if b is None else fn(x, w, b)
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1):
+    """Transposed convolution of x (N, C_in, H, W) with w (C_in, C_out/groups, kH, kW), bias (C_out,)."""
+    stride, padding = pair(stride, "conv_transpose2d: stride"), pair(padding, "conv_transpose2d: padding")
+    output_padding = pair(output_padding, "conv_transpose2d: output_padding")
+    _check_conv("conv_transpose2d", x, w, b, groups, in_per_group_axis=0)
+    out = [conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in
+           zip(x.shape[2:], w.shape[2:], stride, padding, output_padding)]
+    if min(out) < 1 or min(stride) < 1 or min(padding) < 0 or \
+            any(op >= st for op, st in zip(output_padding, stride)):
+        raise ValueError(f"conv_transpose2d: input shape {tuple(x.shape)} with weight {tuple(w.shape)}, "
+                         f"stride {stride}, padding {padding}, output_padding {output_padding} gives "
+                         f"output size {tuple(out)}; need a positive size, stride >= 1 and "
+                         "output_padding < stride")
+    fn = ConvTranspose2d(stride, padding, output_padding, groups)
+    return fn(x, w) if b is None else fn(x, w, b)

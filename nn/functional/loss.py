@@ -1,0 +1,37 @@
+"""The reconstruction loss: squared Euclidean distance between images."""
+from ..function import Function
+from .validation import check_float
+
+
+class MSELoss(Function):
+    """L = sum((x - t)^2) / d with d = N ('paper'), x.size ('mean') or 1 ('sum');
+    dx = 2 (x - t) gL / d,  dt = -dx."""
+
+    def __init__(self, divisor):
+        self.divisor = divisor
+
+    def forward(self, x, t):
+        self.diff = x - t
+        return (self.diff * self.diff).sum() / x.dtype.type(self.divisor)
+
+    def backward(self, gy):
+        gx = self.diff * (gy * self.diff.dtype.type(2.0 / self.divisor))
+        return gx, -gx
+
+
+REDUCTIONS = ("paper", "mean", "sum")
+
+
+def mse_loss(x, target, reduction="paper"):
+    """Squared error between x and target (same shape, batch first).
+
+    reduction: ``paper`` (summed over pixels, averaged over the batch, as the paper trains),
+    ``mean`` (averaged over every element, as PyTorch's default) or ``sum``.
+    """
+    if tuple(x.shape) != tuple(target.shape):
+        raise ValueError(f"mse_loss: input shape {tuple(x.shape)} differs from target shape {tuple(target.shape)}")
+    check_float("mse_loss", x, target)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    divisor = {"paper": x.shape[0], "mean": x.size, "sum": 1}[reduction]
+    return MSELoss(divisor)(x, target)

@@ -1,0 +1,62 @@
+"""Convolution layers holding their weights in PyTorch/Caffe layouts."""
+import numpy as np
+
+from .. import functional as F
+from ..backend import default_device, to_device
+from ..functional.validation import pair
+from ..init import kaiming_normal
+from .module import Module, Parameter
+
+
+class _ConvNd(Module):
+    def __init__(self, weight_shape, fan_in, out_channels, bias, negative_slope):
+        super().__init__()
+        device = default_device()
+        self.weight = Parameter(to_device(kaiming_normal(weight_shape, fan_in, negative_slope), device))
+        self.bias = Parameter(to_device(np.zeros(out_channels, np.float32), device)) if bias else None
+
+
+class Conv2d(_ConvNd):
+    """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
+                 negative_slope=0.2):
+        kh, kw = pair(kernel_size, "Conv2d: kernel_size")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} not divisible by groups={groups}")
+        super().__init__((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
+                         out_channels, bias, negative_slope)
+        self.stride, self.padding, self.groups = stride, padding, groups
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+
+    def extra_repr(self):
+        o, i, kh, kw = self.weight.shape
+        return f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, " \
+               f"padding={self.padding}, groups={self.groups}"
+
+
+class ConvTranspose2d(_ConvNd):
+    """weight (C_in, C_out/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv_transpose2d`."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, negative_slope=0.2):
+        kh, kw = pair(kernel_size, "ConvTranspose2d: kernel_size")
+        sh, sw = pair(stride, "ConvTranspose2d: stride")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: channels {in_channels} -> {out_channels} "
+                             f"not divisible by groups={groups}")
+        fan_in = max(1.0, in_channels // groups * kh * kw / (sh * sw))
+        super().__init__((in_channels, out_channels // groups, kh, kw), fan_in, out_channels, bias,
+                         negative_slope)
+        self.stride, self.padding, self.output_padding, self.groups = stride, padding, output_padding, groups
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups)
+
+    def extra_repr(self):
+        i, o, kh, kw = self.weight.shape
+        return f"{i}, {o * self.groups}, kernel_size=({kh}, {kw}), stride={self.stride}, " \
+               f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}"

@@ -1,0 +1,150 @@
+"""Optimisers (Adam, SGD with momentum) and learning-rate schedules, with PyTorch's update rules.
+
+Each optimiser updates ``param.data`` in place from ``param.grad`` and keeps its per-parameter
+state in arrays on the parameters' device. ``state_dict()`` / ``load_state_dict()`` give that
+state as plain arrays and numbers, so a checkpoint can restore a run exactly.
+"""
+import math
+
+from .backend import get_array_module, to_device, device_of
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        self.lr = lr
+        self.step_count = 0
+        self.state = [dict() for _ in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.step_count += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self.update(p, p.grad, state)
+
+    def update(self, param, grad, state):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """``{"step": int, "lr": float, "state.<i>.<name>": array}``."""
+        out = {"step": self.step_count, "lr": self.lr}
+        for i, state in enumerate(self.state):
+            for name, value in state.items():
+                out[f"state.{i}.{name}"] = value
+        return out
+
+    def load_state_dict(self, saved):
+        self.step_count, self.lr = int(saved["step"]), float(saved["lr"])
+        self.state = [dict() for _ in self.params]
+        for key, value in saved.items():
+            if key.startswith("state."):
+                _, index, name = key.split(".", 2)
+                index = int(index)
+                if index >= len(self.params):
+                    raise ValueError(f"optimiser state has an entry for parameter {index}, "
+                                     f"but only {len(self.params)} parameters are optimised")
+                self.state[index][name] = to_device(value, device_of(self.params[index].data))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), exactly as ``torch.optim.Adam`` computes it::
+
+        g  <- g + weight_decay * p
+        m  <- beta1 m + (1 - beta1) g
+        v  <- beta2 v + (1 - beta2) g^2
+        p  <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+
+    def update(self, p, g, state):
+        xp = get_array_module(p.data)
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * p.data
+        if not state:
+            state["m"] = xp.zeros_like(p.data)
+            state["v"] = xp.zeros_like(p.data)
+        m, v = state["m"], state["v"]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        t = self.step_count
+        step_size = self.lr / (1 - beta1 ** t)
+        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
+        p.data -= (step_size * (m / denom)).astype(p.data.dtype)
+
+
+class SGD(Optimizer):
+    """SGD with momentum as ``torch.optim.SGD`` (dampening 0)::
+
+        g <- g + weight_decay * p;   buf <- momentum buf + g;   p <- p - lr * (g + momentum buf if nesterov else buf)
+    """
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, lr)
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+
+    def update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p.data
+        if self.momentum:
+            if "momentum" not in state:
+                state["momentum"] = g.copy()
+            else:
+                state["momentum"] *= self.momentum
+                state["momentum"] += g
+            g = g + self.momentum * state["momentum"] if self.nesterov else state["momentum"]
+        p.data -= (self.lr * g).astype(p.data.dtype)
+
+
+class StepLR:
+    """lr = initial lr * gamma^(epoch // step_size); call ``step()`` once per epoch (or iteration)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
+        self.base_lr, self.count = optimizer.lr, 0
+
+    def step(self):
+        self.count += 1
+        self.optimizer.lr = self.base_lr * self.gamma ** (self.count // self.step_size)
+
+    def state_dict(self):
+        return {"base_lr": self.base_lr, "count": self.count}
+
+    def load_state_dict(self, state):
+        self.base_lr, self.count = float(state["base_lr"]), int(state["count"])
+
+
+class ReduceLROnPlateau:
+    """Multiply lr by ``factor`` when the watched value has not improved by a relative ``threshold``
+    for more than ``patience`` calls of ``step(value)`` (lower is better)."""
+
+    def __init__(self, optimizer, factor=0.1, patience=10, threshold=1e-4, min_lr=0.0):
+        self.optimizer, self.factor, self.patience = optimizer, factor, patience
+        self.threshold, self.min_lr = threshold, min_lr
+        self.best, self.bad_steps = math.inf, 0
+
+    def step(self, value):
+        if value < self.best * (1 - self.threshold):
+            self.best, self.bad_steps = value, 0
+        else:
+            self.bad_steps += 1
+        if self.bad_steps > self.patience:
+            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+            self.bad_steps = 0
+
+    def state_dict(self):
+        return {"best": self.best, "bad_steps": self.bad_steps}
+
+    def load_state_dict(self, state):
+        self.best, self.bad_steps = float(state["best"]), int(state["bad_steps"])

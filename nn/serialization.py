@@ -1,0 +1,121 @@
+"""HDF5 files of named arrays, written atomically.
+
+One convention for every file the project writes (weights, checkpoints, imported weights):
+a flat mapping ``"conv1.weight" -> array`` is stored as the dataset ``conv1/weight`` (each dot
+opens a group), and root attributes carry metadata (``format``, ``version``, ``model``,
+``source``, ...). Writing goes to a temporary file in the same folder that is renamed over the
+target only when complete, so a crash never leaves a half-written file under the final name.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "featinv"
+VERSION = 1
+
+
+class WeightFileError(ValueError):
+    """A weight or checkpoint file that cannot be read; the message names the file and the fix."""
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is a hard dependency
+        raise ImportError("HDF5 files need h5py: pip install h5py") from exc
+    return h5py
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` and rename the finished temporary file to ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _attr_value(value):
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def write_groups(h5group, arrays):
+    """Store ``{"a.b": array}`` as nested groups ``a/b`` under ``h5group``."""
+    for name, array in arrays.items():
+        h5group.create_dataset(name.replace(".", "/"), data=np.asarray(array))
+
+
+def read_groups(h5group):
+    """Inverse of :func:`write_groups`: every dataset below ``h5group`` as ``{"a.b": ndarray}``."""
+    arrays = {}
+
+    def visit(name, obj):
+        if hasattr(obj, "shape"):
+            arrays[name.replace("/", ".")] = obj[()]
+
+    h5group.visititems(visit)
+    return arrays
+
+
+def save_arrays(path, arrays, **attrs):
+    """Write ``{"layer.weight": array}`` to the HDF5 file ``path`` atomically, with root attributes."""
+    h5py = _h5py()
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            for key, value in attrs.items():
+                f.attrs[key] = _attr_value(value)
+            write_groups(f, arrays)
+
+    atomic_write(path, write)
+
+
+def open_h5(path):
+    """Open an HDF5 file for reading, turning every failure into one :class:`WeightFileError`."""
+    h5py = _h5py()
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise WeightFileError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightFileError(f"{path}: not a readable HDF5 file ({exc}); "
+                              "pass a file written by featinv (cli.py import-weights or train)") from None
+
+
+def load_arrays(path):
+    """Read a file written by :func:`save_arrays`: returns ``(arrays, attrs)``."""
+    with open_h5(path) as f:
+        try:
+            return read_groups(f), dict(f.attrs)
+        except (OSError, KeyError, ValueError) as exc:
+            raise WeightFileError(f"{path}: corrupt HDF5 content ({exc}); re-create the file") from None
+
+
+def save_module(path, module, **attrs):
+    """Write a module's parameters (host copies) to an HDF5 weight file."""
+    save_arrays(path, {name: _host(a) for name, a in module.state_dict().items()}, **attrs)
+
+
+def load_module(path, module, strict=True):
+    """Load an HDF5 weight file into ``module``; returns the file's root attributes."""
+    arrays, attrs = load_arrays(path)
+    module.load_state_dict(arrays, strict=strict, source=os.fspath(path))
+    return attrs
+
+
+def _host(array):
+    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)

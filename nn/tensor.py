@@ -1,0 +1,220 @@
+"""``Tensor``: an array that remembers how it was made, and reverse-mode differentiation.
+
+A define-by-run graph: every op applied to tensors that require gradients records itself as the
+``creator`` of its outputs. ``Tensor.backward()`` walks that graph from the output back to the
+leaves in reverse topological order (largest ``generation`` first), calls each op's ``backward``
+once all gradients of its outputs are in, and sums the gradients of tensors used more than once.
+Unless ``retain_graph=True`` the graph is freed as it is walked, so the memory held for backward
+(im2col buffers, masks) is released as early as possible.
+"""
+import contextlib
+import heapq
+import itertools
+
+import numpy as np
+
+from .backend import device_of, get_array_module, to_device, unwrap
+
+
+class _GradMode:
+    enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block no graph is recorded (frozen encoders, evaluation)."""
+    previous, _GradMode.enabled = _GradMode.enabled, False
+    try:
+        yield
+    finally:
+        _GradMode.enabled = previous
+
+
+def is_grad_enabled():
+    return _GradMode.enabled
+
+
+class Tensor:
+    """An array (NumPy or CuPy) with an optional gradient.
+
+    Attributes:
+        data: the array, any shape.
+        grad: the gradient of the last ``backward`` with respect to ``data`` (same shape), or None.
+        requires_grad: whether ops on this tensor are recorded for backward.
+        creator: the op that produced this tensor (None for leaves).
+        generation: 1 + the creator's generation; orders the backward walk.
+    """
+
+    __array_priority__ = 200  # numpy scalars/arrays on the left defer to our operators
+
+    def __init__(self, data, requires_grad=False, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not hasattr(data, "shape"):
+            data = np.asarray(data, dtype=np.float32)
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+        self.creator = None
+        self.generation = 0
+        self.name = name
+        self._retain_grad = False
+
+    # --- array-like properties -------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: device_of(self.data))
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor(shape={self.shape}, dtype={self.dtype}, device={self.device}{grad})"
+
+    def numpy(self):
+        """The values as a NumPy array (copied from the GPU if needed)."""
+        return to_device(self.data, "cpu")
+
+    def item(self):
+        return float(self.numpy().reshape(-1)[0]) if self.size == 1 else self._not_scalar("item")
+
+    def _not_scalar(self, what):
+        raise ValueError(f"Tensor.{what}: expected a tensor with one element, got shape {self.shape}")
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def retain_grad(self):
+        """Keep ``grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # --- the backward walk -----------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        Args:
+            grad: the upstream gradient, same shape as ``self``; ones when ``self`` is a scalar.
+            retain_graph: keep the graph (and what ops saved for backward) for another call.
+        """
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise ValueError("Tensor.backward: grad can be omitted only for a scalar output, "
+                                 f"got shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        grad = unwrap(grad)
+        if grad.shape != self.shape:
+            raise ValueError(f"Tensor.backward: grad has shape {grad.shape}, expected {self.shape}")
+        self.grad = grad if self.grad is None else self.grad + grad
+        if self.creator is None:
+            return
+
+        order = itertools.count()  # breaks generation ties in first-seen order
+        pending = [(-self.creator.generation, next(order), self.creator)]
+        seen = {id(self.creator)}
+        # Ops hold their outputs weakly; tensors waiting for their creator's turn are kept alive here.
+        waiting = {id(self): self}
+        while pending:
+            fn = heapq.heappop(pending)[2]
+            if "inputs" not in fn.__dict__:
+                raise RuntimeError("Tensor.backward: this part of the graph was already freed by an "
+                                   "earlier backward; pass retain_graph=True to the first call")
+            outputs = [ref() for ref in fn.outputs]
+            grads_out = [o.grad if o is not None and o.grad is not None else None for o in outputs]
+            grads_out = [g if g is not None else xp.zeros(shape, dtype)
+                         for g, (shape, dtype) in zip(grads_out, fn.output_specs)]
+            grads_in = fn.backward(*grads_out)
+            if not isinstance(grads_in, tuple):
+                grads_in = (grads_in,)
+            for out in outputs:
+                if out is not None:
+                    waiting.pop(id(out), None)
+                    if out is not self and not out._retain_grad:
+                        out.grad = None
+            for x, gx in zip(fn.inputs, grads_in):
+                if gx is None or not x.requires_grad:
+                    continue
+                x.grad = gx if x.grad is None else x.grad + gx
+                if x.creator is not None:
+                    waiting[id(x)] = x
+                if x.creator is not None and id(x.creator) not in seen:
+                    seen.add(id(x.creator))
+                    heapq.heappush(pending, (-x.creator.generation, next(order), x.creator))
+            if not retain_graph:
+                fn.release()
+
+    # --- operators (the ops live in nn.functional) -----------------------------------------
+    def __add__(self, other):
+        from .functional import arithmetic
+        return arithmetic.add(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        from .functional import arithmetic
+        return arithmetic.sub(self, other)
+
+    def __rsub__(self, other):
+        from .functional import arithmetic
+        return arithmetic.sub(other, self)
+
+    def __mul__(self, other):
+        from .functional import arithmetic
+        return arithmetic.mul(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        from .functional import arithmetic
+        return arithmetic.div(self, other)
+
+    def __rtruediv__(self, other):
+        from .functional import arithmetic
+        return arithmetic.div(other, self)
+
+    def __neg__(self):
+        from .functional import arithmetic
+        return arithmetic.neg(self)
+
+    def __pow__(self, exponent):
+        from .functional import arithmetic
+        return arithmetic.pow(self, exponent)
+
+    def __getitem__(self, index):
+        from .functional import shape
+        return shape.get_item(self, index)
+
+    def sum(self, axis=None, keepdims=False):
+        from .functional import arithmetic
+        return arithmetic.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from .functional import arithmetic
+        return arithmetic.mean(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        from .functional import shape as shape_ops
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return shape_ops.reshape(self, shape)
+
+    def flatten(self, start_dim=1):
+        from .functional import shape as shape_ops
+        return shape_ops.flatten(self, start_dim)
+
+    def to(self, device):
+        """A leaf copy of this tensor on ``device`` (keeps ``requires_grad``)."""
+        return Tensor(to_device(self.data, device), requires_grad=self.requires_grad, name=self.name)
+
+
+def as_tensor(x):
+    """``x`` if it is a Tensor, else a constant Tensor wrapping it."""
+    return x if isinstance(x, Tensor) else Tensor(x)

@@ -1,0 +1,19 @@
+"""featinv: inverting visual representations with convolutional networks (Dosovitskiy & Brox, 2016)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="featinv",
+    version="0.1.0",
+    description="Train up-convolutional networks that invert HOG, SIFT, LBP and AlexNet features; "
+                "with a small NumPy/CuPy autodiff library",
+    packages=find_packages(include=["nn", "nn.*", "minifeat", "minifeat.*", "models", "models.*",
+                                    "weights_import", "weights_import.*"]),
+    py_modules=["cli"],
+    python_requires=">=3.9",
+    install_requires=["numpy>=1.22", "scipy>=1.8", "imageio>=2.20", "click>=8.0", "h5py>=3.6"],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "test": ["pytest>=7"],
+    },
+    entry_points={"console_scripts": ["featinv=cli:main"]},
+)

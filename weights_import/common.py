@@ -1,0 +1,23 @@
+"""What every reader shares: the error class and read-only memory mapping of a file.
+
+Readers map the whole file read-only (``mmap``) and hand out numpy views of it, so importing a
+file never holds a second copy of its weights; a page is read from disk when it is first touched.
+Arrays returned this way are read-only and keep the mapping alive for as long as they live.
+"""
+import mmap
+import os
+
+
+class WeightImportError(ValueError):
+    """A foreign weight file that cannot be imported; the message names the file and the reason."""
+
+
+def map_file(path):
+    """The bytes of ``path`` as a read-only memoryview of a memory mapping (empty files: no mapping)."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return memoryview(b"")
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    except OSError as exc:
+        raise WeightImportError(f"{path}: cannot read the file ({exc.strerror})") from None
