@@ -62,27 +62,40 @@ def hog(image, cell_size=8, num_orientations=9, variant="uoctti"):
 
 def directed_gradient_histograms(pixels, cell_size, num_orientations):
     """Steps 1-3 of the module docstring: histograms (H', W', 2n) float32 of a float image."""
-    planes = pixels[:, :, None] if pixels.ndim == 2 else pixels
-    grad_x = planes[1:-1, 2:] - planes[1:-1, :-2]
-    grad_y = planes[2:, 1:-1] - planes[:-2, 1:-1]
-    squared_norm = grad_x * grad_x + grad_y * grad_y
-    strongest = np.argmax(squared_norm, axis=2)[:, :, None]
-    grad_x = np.take_along_axis(grad_x, strongest, axis=2)[:, :, 0]
-    grad_y = np.take_along_axis(grad_y, strongest, axis=2)[:, :, 0]
-    magnitude = np.sqrt(np.take_along_axis(squared_norm, strongest, axis=2)[:, :, 0])
+    planes = [pixels] if pixels.ndim == 2 else [pixels[:, :, c] for c in range(pixels.shape[2])]
+    grad_x, grad_y, squared_norm = _central_differences(planes[0])
+    for plane in planes[1:]:  # keep, per pixel, the first channel with the largest gradient
+        candidate = _central_differences(plane)
+        stronger = candidate[2] > squared_norm
+        for best, challenger in zip((grad_x, grad_y, squared_norm), candidate):
+            np.copyto(best, challenger, where=stronger)
+    magnitude = np.sqrt(squared_norm)
 
+    # Hard assignment: scan the n undirected orientations, keeping the first best |g . e_k|.
+    # Bins are kept in the smallest integer type (a byte for n < 128), which keeps the scan fast;
+    # the branch-free update below is exact in its modular arithmetic.
     angles = np.arange(num_orientations) * np.pi / num_orientations
-    best_score = np.full(grad_x.shape, -1.0, dtype=np.float32)
-    best_bin = np.zeros(grad_x.shape, dtype=np.intp)
+    bin_type = np.min_scalar_type(2 * num_orientations)
+    best_strength = np.full(grad_x.shape, -1.0, dtype=np.float32)
+    best_bin = np.zeros(grad_x.shape, dtype=bin_type)
     for k, (cos_k, sin_k) in enumerate(zip(np.cos(angles).astype(np.float32),
                                            np.sin(angles).astype(np.float32))):
-        score = grad_x * cos_k + grad_y * sin_k  # float32, as VLFeat
-        better = np.abs(score) > best_score
-        best_score[better] = np.abs(score[better])
-        best_bin[better] = np.where(score[better] < 0, k + num_orientations, k)
+        score = grad_x * cos_k + grad_y * sin_k  # float32 arithmetic, as VLFeat's
+        strength = np.abs(score)
+        directed_bin = (score < 0).astype(bin_type) * num_orientations + k
+        better = strength > best_strength
+        best_bin += better * (directed_bin - best_bin)  # where(better, directed_bin, best_bin)
+        np.maximum(best_strength, strength, out=best_strength)
 
     grid_shape = hog_grid_shape(pixels.shape, cell_size)
     return bilinear_cell_histograms(best_bin, magnitude, 2 * num_orientations, cell_size, grid_shape)
+
+
+def _central_differences(plane):
+    """Gradient (x, y) and its squared norm at the interior pixels of one (H, W) plane."""
+    grad_x = plane[1:-1, 2:] - plane[1:-1, :-2]
+    grad_y = plane[2:, 1:-1] - plane[:-2, 1:-1]
+    return grad_x, grad_y, grad_x * grad_x + grad_y * grad_y
 
 
 def normalise_blocks(histograms, variant="uoctti"):

@@ -75,44 +75,43 @@ def check_positive_int(value, name, caller):
         raise ValueError(f"{caller}: {name} must be a positive integer, got {value!r}")
 
 
-def _cell_neighbours(num_pixels, cell_size, num_cells):
-    """For pixels 1 .. num_pixels-2 along one axis: the two cell slots each votes for and weights.
-
-    Slots are cell indices shifted by one so that every vote lands somewhere: slot 0 and slot
-    ``num_cells + 1`` collect votes for cells outside the grid and are cropped away later.
-    """
-    pixel = np.arange(1, num_pixels - 1)
+def _cell_positions(num_interior, cell_size, num_cells):
+    """For the interior pixels 1 .. num_interior along one axis: the cell centre at or before
+    each pixel (-1 before the first centre; clipped to ``num_cells``, which is off the grid
+    like everything beyond it) and the weight ``frac(u)`` of the next centre."""
+    pixel = np.arange(1, num_interior + 1)
     position = ((pixel + 0.5) / cell_size - 0.5).astype(np.float32)
-    first_cell = np.floor(position)
-    second_weight = position - first_cell
-    first_weight = 1.0 - second_weight
-    first_slot = np.minimum(first_cell.astype(np.intp) + 1, num_cells + 1)
-    second_slot = np.minimum(first_slot + 1, num_cells + 1)
-    return (first_slot, second_slot), (first_weight, second_weight)
+    cell_before = np.floor(position)
+    next_weight = position - cell_before
+    return np.minimum(cell_before.astype(np.intp), num_cells), next_weight
 
 
 def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
     """Histograms of the interior pixels' ``bins``, bilinearly spread over a grid of cells.
 
-    ``bins`` (integer) and ``values`` (the vote of each pixel) have shape (H - 2, W - 2): the
-    pixels (y, x) with 1 <= y <= H - 2 and 1 <= x <= W - 2 of an (H, W) image, the ones HOG
-    and LBP look at. Returns float32 (cells_down, cells_across, num_bins) with
+    ``bins`` (integer) has shape (H - 2, W - 2): the pixels (y, x) with 1 <= y <= H - 2 and
+    1 <= x <= W - 2 of an (H, W) image, the ones HOG and LBP look at; ``values`` (the vote of
+    each pixel) is an array of that shape or a scalar. Returns float32
+    (cells_down, cells_across, num_bins) with
 
         h[cy, cx, b] = sum over pixels with bins == b of values * w_row(y, cy) * w_col(x, cx)
 
     where w_row and w_col are the 1-D cell weights described in the module docstring.
+    Computation: every pixel votes into the cell centre above-left of it, once per corner of its
+    cell square with that corner's weight; the four histograms are then added shifted by the
+    corner's offset. The grid is padded by one cell on each side to catch the votes that fall
+    off it, and cropped at the end.
     """
     cells_down, cells_across = grid_shape
-    (row_slots, row_weights) = _cell_neighbours(bins.shape[0] + 2, cell_size, cells_down)
-    (col_slots, col_weights) = _cell_neighbours(bins.shape[1] + 2, cell_size, cells_across)
-    slots_across = cells_across + 2
-    index_parts, weight_parts = [], []
-    for row_slot, row_weight in zip(row_slots, row_weights):
-        for col_slot, col_weight in zip(col_slots, col_weights):
-            cell = row_slot[:, None] * slots_across + col_slot[None, :]
-            index_parts.append((cell * num_bins + bins).ravel())
-            weight_parts.append((values * row_weight[:, None] * col_weight[None, :]).ravel())
-    votes = np.bincount(np.concatenate(index_parts), weights=np.concatenate(weight_parts),
-                        minlength=(cells_down + 2) * slots_across * num_bins)
-    votes = votes.reshape(cells_down + 2, slots_across, num_bins)
+    row_cell, row_next_weight = _cell_positions(bins.shape[0], cell_size, cells_down)
+    col_cell, col_next_weight = _cell_positions(bins.shape[1], cell_size, cells_across)
+    padded_shape = (cells_down + 2, cells_across + 2, num_bins)
+    slot = ((row_cell[:, None] + 1) * padded_shape[1] + (col_cell[None, :] + 1)) * num_bins + bins
+    slot = slot.ravel()
+    votes = np.zeros(padded_shape)
+    for down, row_weight in ((0, 1 - row_next_weight), (1, row_next_weight)):
+        for right, col_weight in ((0, 1 - col_next_weight), (1, col_next_weight)):
+            weight = values * row_weight[:, None] * col_weight[None, :]
+            corner = np.bincount(slot, weight.ravel(), minlength=votes.size).reshape(padded_shape)
+            votes[down:, right:] += corner[:padded_shape[0] - down, :padded_shape[1] - right]
     return votes[1:-1, 1:-1].astype(np.float32)

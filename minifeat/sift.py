@@ -343,3 +343,258 @@ def refine_keypoints(dog, level, y, x, peak_thresh, edge_thresh):
             & (refined[:, 1] >= 0) & (refined[:, 1] <= height - 1)
             & (refined[:, 2] >= FIRST_LEVEL) & (refined[:, 2] <= dog.shape[0] + FIRST_LEVEL))
     return level[keep], refined[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Gradients
+# --------------------------------------------------------------------------------------------
+
+def polar_gradients(levels):
+    """Gradient modulus and angle in [0, 2 pi] (float32) of a stack of levels (n, h, w):
+    central differences inside, one-sided differences on the border rows and columns."""
+    def derivative(axis):
+        image = np.moveaxis(levels, axis, 0)
+        result = np.empty_like(image)
+        result[1:-1] = 0.5 * (image[2:] - image[:-2])
+        result[0] = image[1] - image[0]
+        result[-1] = image[-1] - image[-2]
+        return np.moveaxis(result, 0, axis)
+
+    gx, gy = derivative(2), derivative(1)
+    modulus = fast_sqrt(gx * gx + gy * gy)
+    angle = mod_2pi((fast_atan2(gy, gx).astype(np.float64) + TWO_PI).astype(np.float32))
+    return modulus, angle
+
+
+WINDOW_BATCH_PIXELS = 1 << 20   # bounds the memory of the per-pixel arrays
+
+
+def _window_groups(radius):
+    """Split items by the half-side of their square window, in batches of at most about
+    WINDOW_BATCH_PIXELS window pixels: yields (item indices, offsets -r ... r). Items with a
+    negative half-side have no window."""
+    for half_side in np.unique(radius[radius >= 0]):
+        members = np.flatnonzero(radius == half_side)
+        offsets = np.arange(-half_side, half_side + 1)
+        batch = max(1, WINDOW_BATCH_PIXELS // len(offsets) ** 2)
+        for start in range(0, len(members), batch):
+            yield members[start:start + batch], offsets
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Orientations
+# --------------------------------------------------------------------------------------------
+
+def keypoint_orientations(x, y, sigma, level, modulus, angle):
+    """Dominant gradient orientations of keypoints (octave pixels, float64; ``level`` indexes the
+    gradient stack). Returns (keypoint index, angle in radians, float64), ordered by keypoint and
+    then by histogram bin, at most 4 per keypoint."""
+    _, height, width = modulus.shape
+    centre_x, centre_y = (x + 0.5).astype(np.intp), (y + 0.5).astype(np.intp)
+    window_sigma = ORIENTATION_WINDOW * sigma
+    radius = np.maximum(np.floor(3.0 * window_sigma), 1).astype(np.intp)
+    histogram = np.zeros((len(x), ORIENTATION_BINS))
+    for members, offsets in _window_groups(radius):
+        px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
+        dx, dy = (px - x[members, None])[:, None, :], (py - y[members, None])[:, :, None]
+        squared_distance = dx * dx + dy * dy
+        half_side = offsets[-1]
+        # the disc of radius W around the rounded centre, inside the image
+        inside = ((squared_distance < half_side * half_side + 0.6)
+                  & ((px >= 0) & (px < width))[:, None, :] & ((py >= 0) & (py < height))[:, :, None])
+        member, row, column = np.nonzero(inside)
+        sample = (level[members][member], py[member, row], px[member, column])
+        sample_sigma = window_sigma[members][member]
+        weight = fast_expn(squared_distance[member, row, column] / (2 * sample_sigma * sample_sigma))
+        vote = modulus[sample].astype(np.float64)
+        position = ORIENTATION_BINS * angle[sample].astype(np.float64) / TWO_PI
+        lower_bin = np.floor(position - 0.5)
+        upper_share = position - lower_bin - 0.5
+        lower_bin = lower_bin.astype(np.intp)
+        # each pixel votes into its two nearest bins, lower first (VLFeat's order of summation)
+        bins = np.stack([(lower_bin + ORIENTATION_BINS) % ORIENTATION_BINS,
+                         (lower_bin + 1) % ORIENTATION_BINS], axis=1) + ORIENTATION_BINS * member[:, None]
+        votes = np.stack([(1 - upper_share) * vote * weight, upper_share * vote * weight], axis=1)
+        histogram[members] = np.bincount(bins.ravel(), weights=votes.ravel(),
+                                         minlength=len(members) * ORIENTATION_BINS).reshape(-1, ORIENTATION_BINS)
+
+    for _ in range(6):
+        histogram = (np.roll(histogram, 1, axis=1) + histogram + np.roll(histogram, -1, axis=1)) / 3.0
+    previous, following = np.roll(histogram, 1, axis=1), np.roll(histogram, -1, axis=1)
+    maximum = histogram.max(axis=1, initial=0.0)[:, None]
+    is_peak = (histogram > 0.8 * maximum) & (histogram > previous) & (histogram > following)
+    is_peak &= np.cumsum(is_peak, axis=1) <= MAX_ORIENTATIONS
+    keypoint, peak = np.nonzero(is_peak)
+    h0, hm, hp = histogram[keypoint, peak], previous[keypoint, peak], following[keypoint, peak]
+    shift = -0.5 * (hp - hm) / (hp + hm - 2 * h0)
+    return keypoint, TWO_PI * (peak + shift + 0.5) / ORIENTATION_BINS
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Descriptors
+# --------------------------------------------------------------------------------------------
+
+# Votes are collected on a 6 x 6 grid of spatial bins -3 ... 2, whose border (votes that VLFeat
+# drops) is cropped at the end; the slots of bin b are b + PADDED_OFFSET.
+PADDED_BINS = SPATIAL_BINS + 2
+PADDED_OFFSET = SPATIAL_BINS // 2 + 1
+
+
+def keypoint_descriptors(x, y, sigma, level, theta, modulus, angle):
+    """SIFT descriptors (N, 128) float32 of frames (octave pixels, float64; ``theta`` in radians).
+    A frame whose rounded centre lies on the last row gets zeros (VLFeat computes nothing)."""
+    normalised = _normalise(_descriptor_histograms(x, y, sigma, level, theta, modulus, angle))
+    clipped = np.minimum(normalised, np.float32(DESCRIPTOR_CLIP))
+    return _normalise(clipped)
+
+
+def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
+    """The unnormalised 4 x 4 x 8 histograms, accumulated in float32 in VLFeat's order."""
+    _, height, width = modulus.shape
+    centre_x, centre_y = (x + 0.5).astype(np.intp), (y + 0.5).astype(np.intp)
+    bin_width = BIN_MAGNIFICATION * sigma + DOUBLE_EPSILON
+    radius = np.floor(np.sqrt(2.0) * bin_width * (SPATIAL_BINS + 1) / 2.0 + 0.5).astype(np.intp)
+    radius[centre_y >= height - 1] = -1          # empty window: VLFeat skips these frames
+    cos_theta, sin_theta = np.cos(theta), np.sin(theta)
+    slots = PADDED_BINS * PADDED_BINS * ANGLE_BINS
+    # slot offsets of the 8 votes of a pixel, in VLFeat's order (x step, y step, angle step)
+    step_x, step_y, step_t = (steps.ravel() for steps in np.indices((2, 2, 2)))
+    vote_offsets = (step_y * PADDED_BINS + step_x) * ANGLE_BINS
+    histograms = np.zeros((len(x), slots), dtype=np.float32)
+    for members, offsets in _window_groups(radius):
+        px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
+        dx = (px - x[members, None]).astype(np.float32).astype(np.float64)[:, None, :]
+        dy = (py - y[members, None]).astype(np.float32).astype(np.float64)[:, :, None]
+        c, s, w = (v[members, None, None] for v in (cos_theta, sin_theta, bin_width))
+        # position in the keypoint's rotated frame, in spatial bins (float32)
+        nx = ((c * dx + s * dy) / w).astype(np.float32)
+        ny = ((-s * dx + c * dy) / w).astype(np.float32)
+        # pixels off the image border, or whose votes all miss the 4 x 4 grid (|n| >= 2.5), add nothing
+        reach = SPATIAL_BINS / 2 + 0.5
+        useful = ((nx >= -reach) & (nx < reach) & (ny >= -reach) & (ny < reach)
+                  & ((px >= 1) & (px <= width - 2))[:, None, :] & ((py >= 1) & (py <= height - 2))[:, :, None])
+        pixel = (level[members, None, None] * height + py[:, :, None]) * width + px[:, None, :]
+        sample = np.flatnonzero(useful)
+        member = sample // len(offsets) ** 2
+        nx, ny, pixel = nx.ravel()[sample], ny.ravel()[sample], pixel.ravel()[sample]
+
+        relative_angle = mod_2pi((angle.ravel()[pixel].astype(np.float64) - theta[members][member]).astype(np.float32))
+        nt = ((ANGLE_BINS * relative_angle).astype(np.float64) / TWO_PI).astype(np.float32)
+        window = fast_expn((nx * nx + ny * ny).astype(np.float64)
+                           / (2.0 * DESCRIPTOR_WINDOW * DESCRIPTOR_WINDOW)).astype(np.float32)
+        base = window * modulus.ravel()[pixel]
+        first_x, first_y, first_t = np.floor(nx - np.float32(0.5)), np.floor(ny - np.float32(0.5)), np.floor(nt)
+        # linear weights of the lower and upper bin along each axis: |1 - share| and |share|
+        share_x = (nx.astype(np.float64) - (first_x + 0.5)).astype(np.float32)
+        share_y = (ny.astype(np.float64) - (first_y + 0.5)).astype(np.float32)
+        share_t = nt - first_t
+        weights = [(np.abs(1 - share), np.abs(share)) for share in (share_x, share_y, share_t)]
+        first_slot = ((member * PADDED_BINS + first_y.astype(np.intp) + PADDED_OFFSET) * PADDED_BINS
+                      + first_x.astype(np.intp) + PADDED_OFFSET) * ANGLE_BINS
+        angle_bins = (first_t.astype(np.intp) % ANGLE_BINS, (first_t.astype(np.intp) + 1) % ANGLE_BINS)
+        votes = np.empty((len(sample), 8), dtype=np.float32)
+        slot = np.empty((len(sample), 8), dtype=np.intp)
+        for vote in range(8):
+            votes[:, vote] = (base * weights[0][step_x[vote]] * weights[1][step_y[vote]]
+                              * weights[2][step_t[vote]])
+            slot[:, vote] = first_slot + vote_offsets[vote] + angle_bins[step_t[vote]]
+        batch = np.zeros(len(members) * slots, dtype=np.float32)
+        np.add.at(batch, slot.ravel(), votes.ravel())
+        histograms[members] = batch.reshape(len(members), slots)
+    histograms = histograms.reshape(len(x), PADDED_BINS, PADDED_BINS, ANGLE_BINS)
+    return np.ascontiguousarray(histograms[:, 1:-1, 1:-1]).reshape(len(x), DESCRIPTOR_SIZE)
+
+
+def _normalise(descriptors):
+    """Divide each row by its float32 L2 norm (VLFeat's fast sqrt) plus float epsilon."""
+    squared_norm = np.cumsum(descriptors * descriptors, axis=1)[:, -1:]
+    return descriptors / (fast_sqrt(squared_norm) + FLOAT_EPSILON)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+def sift(image, first_octave=0, levels_per_octave=3, num_octaves=None, peak_thresh=0.0, edge_thresh=10.0):
+    """VLFeat SIFT frames and descriptors of a greyscale (or colour, converted) 0..255 image.
+
+    Returns ``frames`` (N, 4) float32 [x, y, sigma, angle] and ``descriptors`` (N, 128) float32,
+    one row per keypoint orientation, in VLFeat's order (octave, detection, orientation).
+    ``num_octaves=None`` takes VLFeat's default max(floor(log2(min(H, W))) - first_octave - 3, 1).
+    """
+    pixels = as_grey_float(image, "sift", min_side=2)
+    _check_parameters(first_octave, levels_per_octave, num_octaves, peak_thresh, edge_thresh)
+    space = ScaleSpace(*pixels.shape, first_octave, levels_per_octave, num_octaves)
+    frames, descriptors = [], []
+    for octave, levels in space.octaves(pixels):
+        octave_frames, octave_descriptors = _octave_features(space, octave, levels, peak_thresh, edge_thresh)
+        frames.append(octave_frames)
+        descriptors.append(octave_descriptors)
+    return np.concatenate(frames), np.concatenate(descriptors)
+
+
+def _octave_features(space, octave, levels, peak_thresh, edge_thresh):
+    """Frames and descriptors of one octave of the Gaussian scale space."""
+    scale = 2.0 ** octave
+    dog = levels[1:] - levels[:-1]
+    level, refined = refine_keypoints(dog, *_local_extrema(dog, peak_thresh), peak_thresh, edge_thresh)
+    # the keypoint as VLFeat stores it: float32, in image pixels
+    x = (refined[:, 0] * scale).astype(np.float32)
+    y = (refined[:, 1] * scale).astype(np.float32)
+    sigma = (space.sigma0 * 2.0 ** (refined[:, 2] / space.levels) * scale).astype(np.float32)
+    # orientations and descriptors work in octave pixels on the gradients of levels 0 ... S - 1
+    octave_x, octave_y, octave_sigma = (v.astype(np.float64) / scale for v in (x, y, sigma))
+    modulus, angle = polar_gradients(levels[-FIRST_LEVEL:space.levels - FIRST_LEVEL])
+    keypoint, theta = keypoint_orientations(octave_x, octave_y, octave_sigma, level, modulus, angle)
+    descriptors = keypoint_descriptors(octave_x[keypoint], octave_y[keypoint], octave_sigma[keypoint],
+                                       level[keypoint], theta, modulus, angle)
+    frames = np.stack([x[keypoint], y[keypoint], sigma[keypoint], theta.astype(np.float32)], axis=1)
+    return frames, descriptors
+
+
+def _check_parameters(first_octave, levels_per_octave, num_octaves, peak_thresh, edge_thresh):
+    if isinstance(first_octave, (bool, np.bool_)) or not isinstance(first_octave, (int, np.integer)):
+        raise ValueError(f"sift: first_octave must be an integer, got {first_octave!r}")
+    check_positive_int(levels_per_octave, "levels_per_octave", "sift")
+    if num_octaves is not None:
+        check_positive_int(num_octaves, "num_octaves", "sift")
+    if not np.isfinite(peak_thresh) or peak_thresh < 0:
+        raise ValueError(f"sift: peak_thresh must be a finite number >= 0, got {peak_thresh!r}")
+    if not np.isfinite(edge_thresh) or edge_thresh <= 0:
+        raise ValueError(f"sift: edge_thresh must be a finite number > 0, got {edge_thresh!r}")
+
+
+def sift_map(image, cell_size=4):
+    """The paper's SIFT map (H // cell_size, W // cell_size, 133) float32 of a 0..255 image."""
+    check_positive_int(cell_size, "cell_size", "sift_map")
+    pixels = as_grey_float(image, "sift_map", min_side=2)
+    frames, descriptors = sift(pixels)
+    return sift_map_from_frames(frames, descriptors, pixels.shape, cell_size)
+
+
+def sift_map_from_frames(frames, descriptors, image_shape, cell_size=4):
+    """Build the SIFT map from frames and descriptors in VLFeat's order.
+
+    A keypoint's orientations are consecutive frames sharing x, y and sigma; only the first is
+    used. Cell (x // cell_size, y // cell_size) gets [descriptor, sin angle, cos angle,
+    x mod cell_size, y mod cell_size, log sigma]; the last keypoint wins a shared cell.
+    """
+    rows, columns = image_shape[0] // cell_size, image_shape[1] // cell_size
+    starts_keypoint = np.ones(len(frames), dtype=bool)
+    starts_keypoint[1:] = np.any(frames[1:, :3] != frames[:-1, :3], axis=1)
+    frames = frames[starts_keypoint].astype(np.float64)
+    descriptors = descriptors[starts_keypoint]
+    x, y, sigma, theta = frames.T
+    cell_x, cell_y = np.floor(x / cell_size), np.floor(y / cell_size)
+    cell = (cell_y * columns + cell_x).astype(np.intp)
+    on_grid = (cell_x < columns) & (cell_y < rows)
+    values = np.concatenate([descriptors, np.stack([np.sin(theta), np.cos(theta),
+                                                    x - cell_size * cell_x, y - cell_size * cell_y,
+                                                    np.log(sigma)], axis=1)], axis=1)[on_grid]
+    cell = cell[on_grid]
+    # the last keypoint in a cell wins: keep each cell's last occurrence
+    _, last_from_end = np.unique(cell[::-1], return_index=True)
+    winners = len(cell) - 1 - last_from_end
+    feature_map = np.zeros((rows * columns, MAP_CHANNELS), dtype=np.float32)
+    feature_map[cell[winners]] = values[winners]
+    return feature_map.reshape(rows, columns, MAP_CHANNELS)

@@ -117,6 +117,9 @@ class Tensor:
         if self.creator is None:
             return
 
+        # This pass's gradients of non-leaf tensors, by id: only what flows in this call is
+        # propagated (a retained or earlier .grad is never sent back again).
+        pass_grads = {id(self): grad}
         order = itertools.count()  # breaks generation ties in first-seen order
         pending = [(-self.creator.generation, next(order), self.creator)]
         seen = {id(self.creator)}
@@ -128,7 +131,10 @@ class Tensor:
                 raise RuntimeError("Tensor.backward: this part of the graph was already freed by an "
                                    "earlier backward; pass retain_graph=True to the first call")
             outputs = [ref() for ref in fn.outputs]
-            grads_out = [o.grad if o is not None and o.grad is not None else None for o in outputs]
+            grads_out = [pass_grads.pop(id(o), None) if o is not None else None for o in outputs]
+            for out, g in zip(outputs, grads_out):
+                if out is not None and out is not self and out._retain_grad and g is not None:
+                    out.grad = g if out.grad is None else out.grad + g
             grads_out = [g if g is not None else xp.zeros(shape, dtype)
                          for g, (shape, dtype) in zip(grads_out, fn.output_specs)]
             grads_in = fn.backward(*grads_out)
@@ -137,15 +143,16 @@ class Tensor:
             for out in outputs:
                 if out is not None:
                     waiting.pop(id(out), None)
-                    if out is not self and not out._retain_grad:
-                        out.grad = None
             for x, gx in zip(fn.inputs, grads_in):
                 if gx is None or not x.requires_grad:
                     continue
-                x.grad = gx if x.grad is None else x.grad + gx
-                if x.creator is not None:
-                    waiting[id(x)] = x
-                if x.creator is not None and id(x.creator) not in seen:
+                if x.creator is None:  # a leaf: accumulate into .grad
+                    x.grad = gx if x.grad is None else x.grad + gx
+                    continue
+                previous = pass_grads.get(id(x))
+                pass_grads[id(x)] = gx if previous is None else previous + gx
+                waiting[id(x)] = x
+                if id(x.creator) not in seen:
                     seen.add(id(x.creator))
                     heapq.heappush(pending, (-x.creator.generation, next(order), x.creator))
             if not retain_graph:

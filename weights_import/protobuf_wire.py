@@ -113,8 +113,9 @@ class Message:
                                           f"expected {WIRE_TYPE_NAMES[wire_type]}")
         return entries
 
-    def has(self, number):
-        return number in self._fields
+    def has(self, number, wire_type=None):
+        """Whether field ``number`` occurs (with ``wire_type``, when given)."""
+        return any(wire_type in (None, found) for found, _, _ in self._fields.get(number, []))
 
     def uint(self, number, default=0):
         """The last value of a singular varint field (uint32/uint64/bool/enum)."""

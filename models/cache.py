@@ -1,0 +1,141 @@
+"""The HDF5 feature cache: features and targets computed once per data set, resumable.
+
+Layout (DESIGN.md): ``features`` (N, ...) float32 and ``targets`` (N, T, T, 3) uint8, both chunked
+by sample; ``files`` (N,) the source path of each sample (a flipped copy has ``#flip`` appended);
+root attributes ``representation``, ``image_size``, ``settings`` (JSON) and ``settings_hash``,
+``files_done`` (how many source files have been processed) and ``skipped`` (JSON list of
+``[path, reason]``). Building appends chunk by chunk and records progress after each, so an
+interrupted build continues where it stopped; a cache whose settings or file list differ from the
+request is stale and is rebuilt.
+"""
+import hashlib
+import json
+import os
+import warnings
+
+import numpy as np
+
+from nn.serialization import open_h5
+
+from .images import ImageError, center_square, read_image
+
+CHUNK = 32
+
+
+def settings_hash(settings, files):
+    text = json.dumps(settings, sort_keys=True) + "\n" + "\n".join(files)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_current(path, digest):
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("settings_hash") == digest
+    except OSError:
+        return False
+
+
+def build_cache(path, files, encoder, flip=False, progress=None):
+    """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``.
+
+    Returns the cache's summary dict (``samples``, ``skipped``). Unusable photos are skipped with a
+    warning and listed. Safe to call again: a complete, current cache is reused as it is.
+    """
+    import h5py
+    settings = {"representation": encoder.name, "image_size": encoder.image_size,
+                "output_size": encoder.output_size, "flip": bool(flip),
+                "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
+    digest = settings_hash(settings, [os.path.abspath(f) for f in files])
+    if os.path.exists(path) and not _is_current(path, digest):
+        warnings.warn(f"{path}: feature cache is stale (other settings or files); rebuilding it")
+        os.remove(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    with h5py.File(path, "a") as f:
+        if "features" not in f:
+            f.attrs.update(representation=encoder.name, image_size=encoder.image_size,
+                           settings=json.dumps(settings), settings_hash=digest,
+                           files_done=0, skipped="[]")
+        done = int(f.attrs["files_done"])
+        skipped = json.loads(f.attrs["skipped"])
+        for start in range(done, len(files), CHUNK):
+            names, photos = [], []
+            for path_i in files[start:start + CHUNK]:
+                try:
+                    photo = center_square(read_image(path_i), encoder.image_size)
+                except ImageError as exc:
+                    warnings.warn(f"skipped: {exc}")
+                    skipped.append([path_i, str(exc)])
+                    continue
+                names.append(path_i)
+                photos.append(photo)
+                if flip:
+                    names.append(path_i + "#flip")
+                    photos.append(photo[:, ::-1])
+            if photos:
+                photos = np.stack(photos)
+                _append(f, encoder.features(photos), encoder.targets(photos), names)
+            f.attrs["files_done"] = min(start + CHUNK, len(files))
+            f.attrs["skipped"] = json.dumps(skipped)
+            f.flush()
+            if progress:
+                progress(min(start + CHUNK, len(files)), len(files))
+        samples = len(f["files"]) if "files" in f else 0
+    if samples == 0:
+        raise ValueError(f"no usable image among the {len(files)} files (skipped: {len(skipped)}); "
+                         "pass --data with a folder of RGB JPEG or PNG photos")
+    return {"samples": samples, "skipped": skipped}
+
+
+def _append(f, features, targets, names):
+    if "features" not in f:
+        f.create_dataset("features", data=features, maxshape=(None,) + features.shape[1:],
+                         chunks=(1,) + features.shape[1:])
+        f.create_dataset("targets", data=targets, maxshape=(None,) + targets.shape[1:],
+                         chunks=(1,) + targets.shape[1:])
+        f.create_dataset("files", data=np.array(names, dtype=object), maxshape=(None,),
+                         dtype=_string_dtype())
+        return
+    n = len(f["files"])
+    for name, values in (("features", features), ("targets", targets),
+                         ("files", np.array(names, dtype=object))):
+        f[name].resize(n + len(values), axis=0)
+        f[name][n:] = values
+
+
+def _string_dtype():
+    import h5py
+    return h5py.string_dtype()
+
+
+class FeatureCache:
+    """Read access to a built cache: ``len``, ``files``, and batches by index."""
+
+    def __init__(self, path):
+        self.path = path
+        self.h5 = open_h5(path)
+        self.features = self.h5["features"]
+        self.targets = self.h5["targets"]
+        self.files = [s.decode() if isinstance(s, bytes) else s for s in self.h5["files"][()]]
+
+    def __len__(self):
+        return len(self.files)
+
+    @property
+    def feature_shape(self):
+        return self.features.shape[1:]
+
+    def batch(self, indices):
+        """(features (B, ...) float32, targets (B, T, T, 3) uint8) for ``indices``, in that order."""
+        indices = np.asarray(indices)
+        order = np.argsort(indices)
+        sorted_idx = indices[order]
+        unique, inverse = np.unique(sorted_idx, return_inverse=True)
+        feats = self.features[unique][inverse]
+        targs = self.targets[unique][inverse]
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return feats[back], targs[back]
+
+    def close(self):
+        self.h5.close()

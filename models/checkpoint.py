@@ -1,0 +1,59 @@
+"""Training checkpoints in HDF5, written atomically (DESIGN.md).
+
+Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``; root attributes ``step``,
+``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
+library's generator), ``history`` (JSON: the validation errors so far).
+"""
+import json
+
+import numpy as np
+
+from nn import random
+from nn.serialization import WeightFileError, atomic_write, open_h5, read_groups, write_groups
+
+
+def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None):
+    import h5py
+    opt_state = optimizer.state_dict()
+    arrays = {k: _host(v) for k, v in opt_state.items() if k.startswith("state.")}
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(format="featinv", version=1, kind="checkpoint", step=int(step),
+                           config=json.dumps(config), optimizer_step=int(opt_state["step"]),
+                           lr=float(opt_state["lr"]),
+                           scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
+                           random_state=json.dumps(random.get_state()),
+                           history=json.dumps(history or []))
+            write_groups(f.create_group("model"), {k: _host(v) for k, v in model.state_dict().items()})
+            write_groups(f.create_group("optimizer"), arrays)
+
+    atomic_write(path, write)
+
+
+def read_config(path):
+    """The run configuration stored in a checkpoint (to rebuild its model)."""
+    with open_h5(path) as f:
+        if f.attrs.get("kind") != "checkpoint":
+            raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
+                                  "attribute); pass a file written by 'cli.py train'")
+        return json.loads(f.attrs["config"])
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None):
+    """Restore model (and optimiser, scheduler, random state); returns (step, history)."""
+    read_config(path)
+    with open_h5(path) as f:
+        model.load_state_dict(read_groups(f["model"]), source=str(path))
+        if optimizer is not None:
+            state = read_groups(f["optimizer"])
+            state.update(step=int(f.attrs["optimizer_step"]), lr=float(f.attrs["lr"]))
+            optimizer.load_state_dict(state)
+        if scheduler is not None:
+            scheduler.load_state_dict(json.loads(f.attrs["scheduler"]))
+        random.set_state(json.loads(f.attrs["random_state"]))
+        return int(f.attrs["step"]), json.loads(f.attrs["history"])
+
+
+def _host(a):
+    return a if isinstance(a, np.ndarray) else a.get()

@@ -1,0 +1,240 @@
+"""The decoders: up-convolutional networks from a feature representation back to the image.
+
+Each architecture is written as a table that reads like the supplementary's Tables 2-6: one row
+per layer, ``(name, kind, out_channels, kernel, stride, input)``, where ``input`` is ``"input"``
+(the features), ``None`` (the row above) or a tuple of layer names whose outputs are concatenated
+along channels (the "J" layers joining streams A and B). Padding follows from kernel and stride:
+a k x k stride-s convolution uses padding (k - 1) // 2 (5/2 halves, 3/1 keeps or halves); an
+up-convolution with kernel 4 stride 2 uses padding 1 and one with kernel 5 stride 2 padding 2
+and output padding 1, so both exactly double the size (SPEC section 2).
+
+After every layer but the last comes a leaky ReLU with slope 0.2; the last layer is linear.
+``width`` multiplies every hidden channel count (the input and the 3 output channels stay), and
+``image_size`` changes the input size of the shallow representations, so small CPU runs use
+the same architecture at reduced scale.
+
+The registry (:data:`REPRESENTATIONS`) maps each of the paper's eleven representation names to its
+encoder, feature shape, table and output size.
+"""
+from collections import OrderedDict, namedtuple
+
+import nn
+import nn.functional as F
+
+from . import alexnet
+
+Layer = namedtuple("Layer", "name kind out kernel stride input")
+
+# Supplementary Table 2: HOG (32x32x31 for a 256x256 image).
+HOG = (
+    Layer("convA1", "conv", 256, 5, 2, "input"),
+    Layer("convA2", "conv", 512, 5, 2, None),
+    Layer("convA3", "conv", 1024, 3, 2, None),
+    Layer("upconvA1", "upconv", 512, 4, 2, None),
+    Layer("upconvA2", "upconv", 256, 4, 2, None),
+    Layer("upconvA3", "upconv", 128, 4, 2, None),
+    Layer("convB1", "conv", 128, 5, 1, "input"),
+    Layer("convB2", "conv", 128, 3, 1, None),
+    Layer("convJ1", "conv", 256, 3, 1, ("upconvA3", "convB2")),
+    Layer("convJ2", "conv", 128, 3, 1, None),
+    Layer("upconvJ4", "upconv", 64, 4, 2, None),
+    Layer("upconvJ5", "upconv", 32, 4, 2, None),
+    Layer("upconvJ6", "upconv", 3, 4, 2, None),
+)
+
+# Supplementary Table 3: SIFT (64x64x133).
+SIFT = (
+    Layer("conv1", "conv", 256, 5, 2, "input"),
+    Layer("conv2", "conv", 512, 3, 2, None),
+    Layer("conv3", "conv", 1024, 3, 2, None),
+    Layer("conv4", "conv", 2048, 3, 2, None),
+    Layer("conv5", "conv", 2048, 3, 1, None),
+    Layer("conv6", "conv", 1024, 3, 1, None),
+    Layer("upconv1", "upconv", 512, 4, 2, None),
+    Layer("upconv2", "upconv", 256, 4, 2, None),
+    Layer("upconv3", "upconv", 128, 4, 2, None),
+    Layer("upconv4", "upconv", 64, 4, 2, None),
+    Layer("upconv5", "upconv", 32, 4, 2, None),
+    Layer("upconv6", "upconv", 3, 4, 2, None),
+)
+
+# Supplementary Table 4: LBP (16x16x58).
+LBP = (
+    Layer("convA1", "conv", 256, 5, 2, "input"),
+    Layer("convA2", "conv", 512, 5, 2, None),
+    Layer("convA3", "conv", 1024, 3, 1, None),
+    Layer("upconvA1", "upconv", 512, 4, 2, None),
+    Layer("upconvA2", "upconv", 256, 4, 2, None),
+    Layer("convB1", "conv", 128, 5, 1, "input"),
+    Layer("convB2", "conv", 128, 3, 1, None),
+    Layer("convJ1", "conv", 256, 3, 1, ("upconvA2", "convB2")),
+    Layer("convJ2", "conv", 128, 3, 1, None),
+    Layer("upconvJ3", "upconv", 128, 4, 2, None),
+    Layer("upconvJ4", "upconv", 64, 4, 2, None),
+    Layer("upconvJ5", "upconv", 32, 4, 2, None),
+    Layer("upconvJ6", "upconv", 3, 4, 2, None),
+)
+
+# Supplementary Table 5: AlexNet conv5 (6x6x256) -> 192x192.
+CONV5 = (
+    Layer("conv1", "conv", 256, 3, 1, "input"),
+    Layer("conv2", "conv", 256, 3, 1, None),
+    Layer("conv3", "conv", 256, 3, 1, None),
+    Layer("upconv1", "upconv", 256, 5, 2, None),
+    Layer("upconv2", "upconv", 128, 5, 2, None),
+    Layer("upconv3", "upconv", 64, 5, 2, None),
+    Layer("upconv4", "upconv", 32, 5, 2, None),
+    Layer("upconv5", "upconv", 3, 5, 2, None),
+)
+
+
+def fully_connected_table():
+    """Supplementary Table 6 (fc8 -> 128x128); fc6 and fc7 use it with a 4096-d input [D]."""
+    return (
+        Layer("fc1", "fc", 4096, None, None, "input"),
+        Layer("fc2", "fc", 4096, None, None, None),
+        Layer("fc3", "fc", 4096, None, None, None),
+        Layer("reshape", "reshape", 256, 4, None, None),
+        Layer("upconv1", "upconv", 256, 5, 2, None),
+        Layer("upconv2", "upconv", 128, 5, 2, None),
+        Layer("upconv3", "upconv", 64, 5, 2, None),
+        Layer("upconv4", "upconv", 32, 5, 2, None),
+        Layer("upconv5", "upconv", 3, 5, 2, None),
+    )
+
+
+def conv_template_table(channels, upconvs):
+    """conv1..conv4 [D]: Table 5's template: three 3x3 convolutions keeping ``channels``, then
+    ``upconvs`` 5x5 stride-2 up-convolutions halving the channels each time, the last one to 3."""
+    rows = [Layer(f"conv{i}", "conv", channels, 3, 1, "input" if i == 1 else None) for i in (1, 2, 3)]
+    for i in range(1, upconvs + 1):
+        out = 3 if i == upconvs else channels >> i
+        rows.append(Layer(f"upconv{i}", "upconv", out, 5, 2, None))
+    return tuple(rows)
+
+
+def _padding(kind, kernel, stride):
+    """(padding, output_padding) so that a conv keeps/divides and an upconv multiplies the size."""
+    if kind == "conv":
+        return (kernel - 1) // 2, 0
+    return {(4, 2): (1, 0), (5, 2): (2, 1)}[(kernel, stride)]
+
+
+def scaled(channels, width):
+    """A hidden layer's channel count at width multiplier ``width`` (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+class Decoder(nn.Module):
+    """A decoder built from a layer table; parameters are named as the table (``convJ1.weight``).
+
+    forward: features (N, C, H, W) or (N, D) -> image (N, 3, S, S).
+    """
+
+    def __init__(self, table, in_channels, width=1.0):
+        super().__init__()
+        self.table = table
+        channels = {"input": in_channels}
+        previous = "input"
+        for i, row in enumerate(table):
+            last = i == len(table) - 1
+            sources = (previous,) if row.input is None else \
+                (row.input,) if isinstance(row.input, str) else row.input
+            c_in = sum(channels[s] for s in sources)
+            out = row.out if last else scaled(row.out, width)
+            if row.kind == "conv":
+                padding, _ = _padding("conv", row.kernel, row.stride)
+                layer = nn.Conv2d(c_in, out, row.kernel, row.stride, padding)
+            elif row.kind == "upconv":
+                padding, output_padding = _padding("upconv", row.kernel, row.stride)
+                layer = nn.ConvTranspose2d(c_in, out, row.kernel, row.stride, padding, output_padding)
+            elif row.kind == "fc":
+                layer = nn.Linear(c_in, out)
+            elif row.kind == "reshape":
+                side = row.kernel
+                out = c_in // (side * side)
+                layer = nn.Reshape(out, side, side)
+            else:
+                raise ValueError(f"unknown layer kind {row.kind!r} in row {row}")
+            setattr(self, row.name, layer)
+            channels[row.name] = out
+            previous = row.name
+
+    def forward(self, features):
+        outputs = {"input": features}
+        previous = "input"
+        for i, row in enumerate(self.table):
+            if row.input is None:
+                x = outputs[previous]
+            elif isinstance(row.input, str):
+                x = outputs[row.input]
+            else:
+                x = F.concat([outputs[name] for name in row.input], axis=1)
+            x = getattr(self, row.name)(x)
+            if row.kind != "reshape" and i < len(self.table) - 1:
+                x = F.leaky_relu(x, 0.2)
+            outputs[row.name] = x
+            previous = row.name
+        return x
+
+
+Representation = namedtuple("Representation", "name encoder table output_size")
+
+REPRESENTATIONS = OrderedDict((r.name, r) for r in (
+    Representation("hog", "minifeat", HOG, None),
+    Representation("sift", "minifeat", SIFT, None),
+    Representation("lbp", "minifeat", LBP, None),
+    Representation("conv1", "caffenet", conv_template_table(96, 3), 216),
+    Representation("conv2", "caffenet", conv_template_table(256, 4), 208),
+    Representation("conv3", "caffenet", conv_template_table(384, 4), 208),
+    Representation("conv4", "caffenet", conv_template_table(384, 4), 208),
+    Representation("conv5", "caffenet", CONV5, 192),
+    Representation("fc6", "caffenet", fully_connected_table(), 128),
+    Representation("fc7", "caffenet", fully_connected_table(), 128),
+    Representation("fc8", "caffenet", fully_connected_table(), 128),
+))
+
+SHALLOW_IMAGE_SIZE = 256
+
+
+def representation(name):
+    try:
+        return REPRESENTATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown representation {name!r}; expected one of {list(REPRESENTATIONS)}") from None
+
+
+def feature_shape(name, image_size=None):
+    """The shape of one feature input, channels first: (C, H, W) for maps, (D,) for vectors.
+
+    Shallow features depend on the image size (default 256); AlexNet taps are fixed by the
+    227x227 input of the full-width CaffeNet.
+    """
+    rep = representation(name)
+    if rep.encoder == "minifeat":
+        import minifeat
+        size = image_size or SHALLOW_IMAGE_SIZE
+        h, w, c = minifeat.feature_shape(name, (size, size))
+        return (c, h, w)
+    return tuple(alexnet.TAP_SHAPES[name])
+
+
+def output_size(name, image_size=None):
+    """Side of the square image the decoder produces (and the training target's size)."""
+    rep = representation(name)
+    return (image_size or SHALLOW_IMAGE_SIZE) if rep.encoder == "minifeat" else rep.output_size
+
+
+def build(name, width=1.0, image_size=None, in_channels=None):
+    """The decoder for representation ``name`` at width multiplier ``width``.
+
+    ``in_channels`` overrides the feature channels (an encoder imported at reduced width).
+    """
+    rep = representation(name)
+    shape = feature_shape(name, image_size)
+    if rep.encoder == "minifeat":
+        size = image_size or SHALLOW_IMAGE_SIZE
+        if size % 64:
+            raise ValueError(f"{name} decoder: image_size must be a multiple of 64 (its stream A "
+                             f"halves the feature map 3 times), got {size}")
+    return Decoder(rep.table, in_channels or shape[0], width)

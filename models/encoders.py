@@ -1,0 +1,58 @@
+"""From photos to the inputs and targets of a decoder: features (channels first) and target images.
+
+Shallow features (hog, sift, lbp) are computed by ``minifeat`` on the greyscale 256x256 photo (or
+``image_size``); their target is the photo itself. AlexNet features come from CaffeNet on the
+centre 227x227 crop; their target is that crop, resized to the decoder's output size (SPEC §3).
+"""
+import numpy as np
+
+import nn
+
+from . import alexnet, decoders
+from .images import resize
+
+
+class Encoder:
+    """Computes one representation for batches of (N, S, S, 3) uint8 photos."""
+
+    def __init__(self, name, image_size=None, weights=None, workers=None, device=None):
+        self.rep = decoders.representation(name)
+        self.name = name
+        self.image_size = image_size or decoders.SHALLOW_IMAGE_SIZE
+        self.output_size = decoders.output_size(name, image_size)
+        self.workers = workers
+        self.weights = weights
+        self.network = None
+        if self.rep.encoder == "caffenet":
+            self.image_size = decoders.SHALLOW_IMAGE_SIZE
+            self.network = alexnet.caffenet(weights)
+            self.network.eval()
+            if device:
+                self.network.to(device)
+
+    def features(self, photos):
+        """(N, S, S, 3) uint8 -> (N, C, H, W) or (N, D) float32 on the host."""
+        if self.rep.encoder == "minifeat":
+            import minifeat
+            maps = minifeat.extract(self.name, photos, workers=self.workers)
+            return np.ascontiguousarray(maps.transpose(0, 3, 1, 2), dtype=np.float32)
+        with nn.no_grad():
+            x = nn.to_device(alexnet.prepare(photos), self.network.device)
+            return nn.to_numpy(self.network.features(x, layers=(self.name,))[self.name]).astype(np.float32)
+
+    def targets(self, photos):
+        """(N, S, S, 3) uint8 photos -> (N, T, T, 3) uint8 targets at the decoder's output size."""
+        if self.rep.encoder == "caffenet":
+            top, left, size = alexnet.crop_box(photos.shape[1])
+            photos = photos[:, top:top + size, left:left + size]
+        return np.stack([resize(p, self.output_size, self.output_size) for p in photos])
+
+
+def targets_to_float(images):
+    """uint8 (N, T, T, 3) -> float32 (N, 3, T, T) in [-0.5, 0.5], the decoders' output scale."""
+    return (np.asarray(images, np.float32).transpose(0, 3, 1, 2) / 255.0 - 0.5).astype(np.float32)
+
+
+def float_to_images(outputs):
+    """The decoders' float output (N, 3, T, T) -> (N, T, T, 3) float on 0..255 (inverse of above)."""
+    return (nn.to_numpy(outputs).transpose(0, 2, 3, 1) + 0.5) * 255.0

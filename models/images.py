@@ -1,0 +1,100 @@
+"""Reading photos, resizing and cropping them, and writing image grids as PNG.
+
+Images are (H, W, 3) uint8 RGB in memory. Resizing is antialiased bilinear: when shrinking, the
+image is first blurred with a Gaussian of sigma = (factor - 1) / 2 so that detail finer than the
+new pixel grid does not alias, then sampled bilinearly at the new pixel centres.
+"""
+import os
+import warnings
+
+import numpy as np
+from scipy import ndimage
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MIN_SIDE = 32
+
+
+class ImageError(ValueError):
+    """A photo that cannot be used (unreadable, truncated, greyscale, too small); names the file."""
+
+
+def find_images(folder):
+    """Every JPEG or PNG below ``folder`` (recursively, as ImageNet's train folder), sorted."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder; pass --data with a folder of JPEG or PNG photos")
+    found = []
+    for root, _, names in os.walk(folder):
+        found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
+def read_image(path):
+    """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable."""
+    import imageio.v3 as iio
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = np.asarray(iio.imread(path))
+    except Exception as exc:  # imageio raises many types for broken files
+        raise ImageError(f"{path}: unreadable or truncated image ({type(exc).__name__}: {exc})") from None
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"{path}: greyscale or unusual image of shape {image.shape}; "
+                         "the decoders reconstruct colour photos (RGB)")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{path}: image of shape {image.shape} is too small (less than {MIN_SIDE} px)")
+    if image.dtype != np.uint8:
+        image = np.clip(image / (257.0 if image.dtype == np.uint16 else 1.0), 0, 255).astype(np.uint8)
+    return image
+
+
+def resize(image, height, width):
+    """Antialiased bilinear resize of an (H, W, C) image to (height, width, C), same dtype."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    pixels = image.astype(np.float32)
+    factors = (h / height, w / width)
+    sigmas = [max(0.0, (f - 1) / 2) for f in factors] + [0.0]
+    if max(sigmas) > 0:
+        pixels = ndimage.gaussian_filter(pixels, sigmas, mode="nearest")
+    rows = (np.arange(height) + 0.5) * factors[0] - 0.5
+    cols = (np.arange(width) + 0.5) * factors[1] - 0.5
+    grid = np.meshgrid(rows, cols, indexing="ij")
+    out = np.stack([ndimage.map_coordinates(pixels[:, :, c], grid, order=1, mode="nearest")
+                    for c in range(pixels.shape[2])], axis=-1)
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(image.dtype)
+
+
+def center_square(image, size):
+    """Resize the short side to ``size`` and cut the central size x size square (SPEC section 3)."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    image = resize(image, max(size, round(h * scale)), max(size, round(w * scale)))
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    return image[top:top + size, left:left + size]
+
+
+def to_uint8(images):
+    """Float images (any range near 0..255) to uint8, clipped."""
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def write_grid(path, rows, pad=2):
+    """Write a PNG grid: ``rows`` is a list of rows, each a list of (H, W, 3) images; cells are
+    resized to the largest cell size, separated by ``pad`` white pixels."""
+    import imageio.v3 as iio
+    side = max(max(im.shape[0], im.shape[1]) for row in rows for im in row)
+    ncols = max(len(row) for row in rows)
+    canvas = np.full((len(rows) * (side + pad) + pad, ncols * (side + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, im in enumerate(row):
+            im = resize(to_uint8(im), side, side)
+            y, x = pad + r * (side + pad), pad + c * (side + pad)
+            canvas[y:y + side, x:x + side] = im
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    iio.imwrite(path, canvas)
+    return canvas

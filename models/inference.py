@@ -1,0 +1,65 @@
+"""Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
+import numpy as np
+
+import nn
+
+from . import decoders
+from .checkpoint import load_checkpoint, read_config
+from .encoders import Encoder
+from .images import ImageError, center_square, find_images, read_image
+from .metrics import normalized_error
+from .train import reconstruct_batches
+
+
+class TrainedDecoder:
+    """A decoder restored from a training checkpoint, with the encoder it was trained on."""
+
+    def __init__(self, checkpoint, device="cpu", workers=None):
+        self.config = read_config(checkpoint)
+        cfg = self.config
+        self.feature = cfg["feature"]
+        self.device = device
+        nn.set_default_device(device)
+        self.model = decoders.build(self.feature, cfg["width"], cfg["image_size"],
+                                    in_channels=cfg["feature_shape"][0])
+        load_checkpoint(checkpoint, self.model)
+        self.model.eval()
+        self.scale = cfg["feature_scale"]
+        self.encoder = Encoder(self.feature, cfg["image_size"], cfg.get("weights"), workers, device)
+
+    def photos(self, paths):
+        """Read and centre-crop photos; returns (photos (N, S, S, 3), kept paths, skipped reasons)."""
+        photos, kept, skipped = [], [], []
+        for path in paths:
+            try:
+                photos.append(center_square(read_image(path), self.encoder.image_size))
+                kept.append(path)
+            except ImageError as exc:
+                skipped.append(str(exc))
+        return (np.stack(photos) if photos else None), kept, skipped
+
+    def decode(self, features):
+        """Features (N, ...) as the encoder gives them -> (N, T, T, 3) float images on 0..255."""
+        return reconstruct_batches(self.model, features, self.scale, self.device)
+
+    def reconstruct(self, photos):
+        """Photos -> (targets (N, T, T, 3) uint8, reconstructions (N, T, T, 3) float)."""
+        return self.encoder.targets(photos), self.decode(self.encoder.features(photos))
+
+
+def evaluate_folder(trained, folder, batch_size=32):
+    """The normalised reconstruction error of ``trained`` on every photo in ``folder``."""
+    files = find_images(folder)
+    targets, recons, skipped = [], [], []
+    for i in range(0, len(files), batch_size):
+        photos, _, bad = trained.photos(files[i:i + batch_size])
+        skipped += bad
+        if photos is not None:
+            t, r = trained.reconstruct(photos)
+            targets.append(t)
+            recons.append(r)
+    if not targets:
+        raise ValueError(f"{folder}: no usable photo to evaluate on")
+    targets, recons = np.concatenate(targets), np.concatenate(recons)
+    return {"feature": trained.feature, "images": len(targets), "skipped": len(skipped),
+            "error": normalized_error(targets.astype(np.float32), recons)}

@@ -1,0 +1,310 @@
+"""Training a decoder: data, loop, validation, checkpoints, logs and figures (SPEC section 3).
+
+``train(TrainConfig(...))`` runs the whole job that ``cli.py train`` starts:
+
+1. find the photos, split them by file into training and validation sets, and build (or reuse)
+   the HDF5 feature caches (:mod:`models.cache`);
+2. build the decoder (:mod:`models.decoders`) and Adam; with ``resume``, restore the last
+   checkpoint (model, optimiser, schedule, random state, step);
+3. for each step: the batch of step t is a fixed function of (seed, t), so a resumed run sees
+   exactly the batches an uninterrupted one would; the next batch is read (and copied to the
+   device) in a background thread while the current one trains;
+4. every ``val_every`` steps: the normalised reconstruction error on the validation set, a line in
+   ``log.csv``, ``loss.png`` and a grid ``recon_<step>.png`` (input | reconstruction);
+5. checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C; a NaN or infinite loss
+   stops the run with a message and leaves the last good checkpoint in place.
+"""
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import queue
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+
+import nn
+import nn.functional as F
+
+from . import decoders
+from .cache import FeatureCache, build_cache
+from .checkpoint import load_checkpoint, save_checkpoint
+from .encoders import Encoder, float_to_images, targets_to_float
+from .images import find_images, write_grid
+from .metrics import normalized_error
+from .plot import plot_curves
+from .progress import ProgressBar
+
+SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+
+PRESETS = {
+    # The paper's scale (SPEC section 3): full width, 256x256 images, batch 64, Adam 1e-3.
+    "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
+                  val_every=5000, checkpoint_every=5000),
+    # Minutes on 2 CPU cores: 1/8 width, 64x64 images.
+    "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=400,
+                val_every=50, checkpoint_every=100),
+}
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, empty data); the message says what happened and what to do."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    feature: str
+    data: str = None
+    val: str = None
+    preset: str = "cpu"
+    out: str = None
+    batch_size: int = None
+    lr: float = None
+    iters: int = None
+    epochs: int = None
+    width: float = None
+    image_size: int = None
+    device: str = "cpu"
+    resume: bool = False
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_every: int = None
+    checkpoint_every: int = None
+    flip: bool = False
+    weights: str = None
+    workers: int = None
+    lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
+    max_val_images: int = 64
+
+    def resolved(self):
+        """A copy with the preset's values filled in where an option was not given."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESETS)}")
+        values = dataclasses.asdict(self)
+        for key, value in PRESETS[self.preset].items():
+            if values.get(key) is None:
+                values[key] = value
+        values["data"] = values["data"] or SAMPLE_DATA
+        values["out"] = values["out"] or os.path.join("runs", self.feature)
+        return TrainConfig(**values)
+
+
+def split_files(files, val_fraction, seed):
+    """Hold out a fixed fraction of the files (at least one) for validation, chosen by a seeded shuffle."""
+    order = np.random.default_rng(seed).permutation(len(files))
+    n_val = max(1, int(round(len(files) * val_fraction))) if len(files) > 1 else 0
+    val = sorted(files[i] for i in order[:n_val])
+    train = sorted(files[i] for i in order[n_val:])
+    return train, val
+
+
+def batch_indices(step, batch_size, n, seed):
+    """The sample indices of step ``step``: epoch e = step * B // n uses permutation(seed, e)."""
+    indices = []
+    position = step * batch_size
+    while len(indices) < batch_size:
+        epoch, offset = divmod(position, n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        take = perm[offset:offset + batch_size - len(indices)]
+        indices.extend(take.tolist())
+        position += len(take)
+    return np.array(indices)
+
+
+class Prefetcher:
+    """Prepares batch t+1 (read from the cache, scaled, copied to the device) while batch t trains."""
+
+    def __init__(self, make_batch, steps):
+        self.queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, args=(make_batch, steps), daemon=True)
+        self.thread.start()
+
+    def _run(self, make_batch, steps):
+        for step in steps:
+            try:
+                self.queue.put((step, make_batch(step)))
+            except Exception as exc:  # handed to the training thread, raised there
+                self.queue.put((step, exc))
+                return
+
+    def next(self):
+        step, item = self.queue.get()
+        if isinstance(item, Exception):
+            raise item
+        return step, item
+
+
+def feature_scale(cache, limit=256):
+    """1 / RMS of the training features, so every representation reaches the decoder at unit scale [D]."""
+    sample = cache.features[:min(limit, len(cache))]
+    rms = float(np.sqrt(np.mean(np.square(sample, dtype=np.float64))))
+    return 1.0 / rms if rms > 0 else 1.0
+
+
+def prepare_data(cfg, log=print):
+    """Build the training and validation caches; returns (train cache, val cache, summary)."""
+    files = find_images(cfg.data)
+    if not files:
+        raise TrainingError(f"{cfg.data}: no JPEG or PNG images found; pass --data with a folder of photos")
+    if cfg.val:
+        train_files, val_files = files, find_images(cfg.val)
+    else:
+        train_files, val_files = split_files(files, cfg.val_fraction, cfg.seed)
+    encoder = Encoder(cfg.feature, cfg.image_size, cfg.weights, cfg.workers, cfg.device)
+    summary = {}
+    for split, split_files_, flip in (("train", train_files, cfg.flip), ("val", val_files, False)):
+        path = os.path.join(cfg.out, f"cache_{split}.h5")
+        bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
+        info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i))
+        bar.close()
+        summary[split] = info
+        if info["skipped"]:
+            log(f"{split}: skipped {len(info['skipped'])} unusable image(s): "
+                + "; ".join(reason for _, reason in info["skipped"][:5]))
+    return FeatureCache(os.path.join(cfg.out, "cache_train.h5")), \
+        FeatureCache(os.path.join(cfg.out, "cache_val.h5")), summary
+
+
+def reconstruct_batches(model, features, scale, device, batch_size=16):
+    """Decode features (N, ...) in batches under no_grad; returns (N, T, T, 3) floats on 0..255."""
+    out = []
+    model.eval()
+    with nn.no_grad():
+        for i in range(0, len(features), batch_size):
+            x = nn.to_device(np.asarray(features[i:i + batch_size], np.float32) * np.float32(scale), device)
+            out.append(float_to_images(model(nn.Tensor(x)).data))
+    model.train()
+    return np.concatenate(out)
+
+
+def validate(model, cache, scale, device, limit):
+    n = min(len(cache), limit)
+    feats, targs = cache.batch(np.arange(n))
+    recon = reconstruct_batches(model, feats, scale, device)
+    error = normalized_error(targs.astype(np.float32), recon) if n >= 2 else float("nan")
+    return error, targs, recon
+
+
+def train(cfg, log=print):
+    """Run (or resume) a training job; returns a summary dict (final loss, validation errors, paths)."""
+    cfg = cfg.resolved()
+    nn.set_default_device(cfg.device)
+    os.makedirs(cfg.out, exist_ok=True)
+    train_cache, val_cache, data_summary = prepare_data(cfg, log)
+    steps_per_epoch = max(1, math.ceil(len(train_cache) / cfg.batch_size))
+    total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
+
+    ckpt_path = os.path.join(cfg.out, "checkpoint.h5")
+    resuming = cfg.resume and os.path.exists(ckpt_path)
+    nn.random.seed(cfg.seed)
+    scale = feature_scale(train_cache)
+    model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
+    optimizer = nn.optim.Adam(model.parameters(), lr=cfg.lr)
+    schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)
+    config = dataclasses.asdict(cfg)
+    config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape))
+    start, history = 0, []
+    if resuming:
+        start, history = load_checkpoint(ckpt_path, model, optimizer, schedule)
+        log(f"resuming from {ckpt_path} at step {start}")
+    elif cfg.resume:
+        log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
+
+    log_path = os.path.join(cfg.out, "log.csv")
+    if not resuming:
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
+    losses = _truncate_log(log_path, start)
+
+    def make_batch(step):
+        feats, targs = train_cache.batch(batch_indices(step, cfg.batch_size, len(train_cache), cfg.seed))
+        x = nn.to_device(feats * np.float32(scale), cfg.device)
+        return x, nn.to_device(targets_to_float(targs), cfg.device)
+
+    def checkpoint(step):
+        save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history)
+
+    prefetch = Prefetcher(make_batch, range(start, total))
+    bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
+    step, loss_value, t0 = start, float("nan"), time.time()
+    try:
+        with _deferred_interrupt() as interrupted:
+            while step < total and not interrupted():
+                _, (x, target) = prefetch.next()
+                loss = F.mse_loss(model(nn.Tensor(x)), nn.Tensor(target), reduction="paper")
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingError(f"loss became {loss_value} at step {step + 1}; stopped. The last good "
+                                        f"checkpoint is {ckpt_path}; try a lower --lr and --resume")
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                step += 1
+                rate = cfg.batch_size * (step - start) / max(time.time() - t0, 1e-9)
+                val_error = ""
+                if step % cfg.val_every == 0 or step == total:
+                    val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images)
+                    history.append([step, val_error])
+                    rows = [[t, r] for t, r in zip(targs[:8], recon[:8])]
+                    write_grid(os.path.join(cfg.out, f"recon_{step:07d}.png"), rows)
+                with open(log_path, "a", newline="") as f:
+                    csv.writer(f).writerow([step, f"{loss_value:.6g}", f"{optimizer.lr:.3g}", f"{rate:.2f}",
+                                            f"{val_error:.5f}" if val_error != "" else ""])
+                losses.append((step, loss_value))
+                if step % cfg.checkpoint_every == 0 or step == total:
+                    checkpoint(step)
+                if val_error != "":
+                    _plot(cfg.out, losses, history)
+                bar.update(step, loss=loss_value, **{"img/s": rate}, **({"val": val_error} if val_error != "" else {}))
+            bar.close()
+            if interrupted():
+                checkpoint(step)
+                log(f"interrupted: checkpoint at step {step} saved to {ckpt_path}; continue with --resume")
+                raise KeyboardInterrupt
+    finally:
+        train_cache.close()
+        val_cache.close()
+    summary = {"steps": step, "final_loss": loss_value, "val_history": history, "checkpoint": ckpt_path,
+               "skipped": {k: len(v["skipped"]) for k, v in data_summary.items()},
+               "samples": {k: v["samples"] for k, v in data_summary.items()}}
+    with open(os.path.join(cfg.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Ctrl-C during a step only raises a flag; the loop finishes the step, saves, then stops."""
+    flag = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+    try:
+        yield lambda: bool(flag)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _truncate_log(log_path, upto):
+    """Keep the log's rows up to step ``upto`` (a resumed run rewrites what came after); returns losses."""
+    with open(log_path, newline="") as f:
+        rows = [row for row in csv.reader(f)]
+    kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) <= upto]
+    with open(log_path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    return [(int(row[0]), float(row[1])) for row in kept[1:]]
+
+
+def _plot(out, losses, history):
+    steps, values = zip(*losses) if losses else ((), ())
+    plot_curves(os.path.join(out, "loss.png"), [(steps, values)])
+    if history:
+        vs, ve = zip(*history)
+        plot_curves(os.path.join(out, "val_error.png"), [(vs, ve)])

@@ -1,0 +1,229 @@
+"""weights_import: Caffe, PyTorch and ONNX files written by the real tools import to the same arrays.
+
+The fixtures under tests/fixtures/weights/ come from tests/make_weight_fixtures.py (torch, onnx,
+protobuf); these tests need none of those packages.
+"""
+import os
+import pickle
+import re
+import shutil
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+from weights_import import WeightImportError, detect_format, import_weights, read_caffemodel_layers
+from weights_import.architecture import check_tensors
+from weights_import.protobuf_wire import Message, read_varint
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "weights")
+FILES = {  # fixture -> (format, model)
+    "caffenet_layer.caffemodel": ("caffe", "caffenet"),
+    "caffenet_v1.caffemodel": ("caffe", "caffenet"),
+    "caffenet_zoo.onnx": ("onnx", "caffenet"),
+    "alexnet_torchvision.onnx": ("onnx", "alexnet_torchvision"),
+    "alexnet_torchvision_zip.pth": ("torch", "alexnet_torchvision"),
+    "alexnet_torchvision_legacy.pth": ("torch", "alexnet_torchvision"),
+}
+
+
+def fixture(name):
+    return os.path.join(FIXTURES, name)
+
+
+def expected(model):
+    with np.load(fixture(f"expected_{model}.npz")) as data:
+        return dict(data)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_each_format_imports_the_written_arrays_exactly(name):
+    file_format, model = FILES[name]
+    assert detect_format(fixture(name)) == file_format
+    arrays = import_weights(fixture(name))
+    reference = expected(model)
+    assert list(arrays) == list(reference)
+    for key, array in arrays.items():
+        assert array.dtype == np.float32 and array.shape == reference[key].shape, key
+        np.testing.assert_array_equal(array, reference[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["caffenet_v1.caffemodel", "caffenet_zoo.onnx", "alexnet_torchvision_legacy.pth"])
+def test_the_content_not_the_extension_decides_the_format(name, tmp_path):
+    renamed = tmp_path / "weights.bin"
+    shutil.copy(fixture(name), renamed)
+    assert detect_format(renamed) == FILES[name][0]
+    np.testing.assert_array_equal(import_weights(renamed)["fc8.weight"], expected(FILES[name][1])["fc8.weight"])
+
+
+@pytest.mark.parametrize("name", ["caffenet_layer.caffemodel", "alexnet_torchvision_zip.pth"])
+def test_hdf5_output_reads_back_with_names_and_attributes(name, tmp_path):
+    from nn.serialization import load_arrays
+
+    out = tmp_path / "weights.h5"
+    file_format, model = FILES[name]
+    import_weights(fixture(name), format=file_format, out=out)
+    arrays, attrs = load_arrays(out)
+    reference = expected(model)
+    assert sorted(arrays) == sorted(reference)
+    for key in reference:
+        np.testing.assert_array_equal(arrays[key], reference[key])
+    assert attrs["model"] == model
+    assert attrs["format"] == "featinv"
+    assert name in attrs["source"] and {"caffe": "Caffe", "torch": "PyTorch"}[file_format] in attrs["source"]
+
+
+def test_prototxt_must_match_the_caffemodel(tmp_path):
+    import_weights(fixture("caffenet_v1.caffemodel"), prototxt=fixture("caffenet.prototxt"))
+    text = open(fixture("caffenet.prototxt")).read()
+    wrong = tmp_path / "wrong.prototxt"
+    wrong_group = re.sub(r'(name: "conv4".*?group: )2', r"\g<1>1", text, count=1, flags=re.S)
+    wrong.write_text(wrong_group.replace("num_output: 32", "num_output: 33", 1))
+    with pytest.raises(WeightImportError) as error:
+        import_weights(fixture("caffenet_layer.caffemodel"), prototxt=wrong)
+    assert "conv4: group 1 in the prototxt, caffenet has 2" in str(error.value)
+    assert "fc6: num_output 33" in str(error.value)
+    broken = tmp_path / "broken.prototxt"
+    broken.write_text(text.replace("}", "", 1) + "\n}\n}")
+    with pytest.raises(WeightImportError, match="broken.prototxt:"):
+        import_weights(fixture("caffenet_layer.caffemodel"), prototxt=broken)
+
+
+def test_explicit_model_that_does_not_fit_names_layer_and_both_shapes():
+    with pytest.raises(WeightImportError) as error:
+        import_weights(fixture("alexnet_torchvision_zip.pth"), model="caffenet")
+    message = str(error.value)
+    assert "conv2.weight shape (16, 8, 5, 5) does not follow conv1.weight shape (8, 3, 11, 11)" in message
+    assert "groups 2" in message
+
+
+def test_shape_mismatch_names_layer_and_both_shapes():
+    tensors = expected("caffenet")
+    tensors["conv3.weight"] = np.zeros((24, 12, 3, 3), np.float32)
+    with pytest.raises(WeightImportError, match=r"conv3\.weight shape \(24, 12, 3, 3\) does not follow "
+                                                r"conv2\.weight shape \(16, 4, 5, 5\)"):
+        check_tensors(tensors, "caffenet", "test")
+    tensors = expected("caffenet")
+    tensors["fc6.weight"] = np.zeros((32, 100), np.float32)
+    with pytest.raises(WeightImportError, match=r"fc6\.weight shape \(32, 100\) does not follow conv5\.weight "
+                                                r"shape \(16, 12, 3, 3\): expected \(out, 576\)"):
+        check_tensors(tensors, "caffenet", "test")
+    tensors = expected("caffenet")
+    tensors["fc7.bias"] = np.zeros(5, np.float32)
+    with pytest.raises(WeightImportError, match=r"fc7\.bias has shape \(5,\), but fc7\.weight shape \(32, 32\)"):
+        check_tensors(tensors, "caffenet", "test")
+
+
+def test_missing_and_unexpected_tensors_are_listed():
+    tensors = expected("alexnet_torchvision")
+    del tensors["fc8.bias"], tensors["conv1.weight"]
+    tensors["fc9.weight"] = np.zeros(3, np.float32)
+    with pytest.raises(WeightImportError) as error:
+        check_tensors(tensors, "alexnet_torchvision", "test")
+    assert "missing tensors conv1.weight, fc8.bias; unexpected tensors fc9.weight" in str(error.value)
+    tensors = expected("alexnet_torchvision")
+    tensors["features.1.num_batches_tracked"] = 3
+    with pytest.warns(UserWarning, match="ignoring unexpected tensors features.1.num_batches_tracked"):
+        arrays = check_tensors(tensors, "alexnet_torchvision", "test")
+    assert "features.1.num_batches_tracked" not in arrays
+
+
+def test_read_caffemodel_layers_keeps_file_order_types_and_deconvolution_layout():
+    with np.load(fixture("expected_decoder.npz")) as reference:
+        layers = read_caffemodel_layers(fixture("decoder.caffemodel"))
+        assert [name for name, _, _ in layers] == list(reference["layer_names"])
+        assert [layer_type for _, layer_type, _ in layers] == list(reference["layer_types"])
+        for name, _, blobs in layers:
+            for index, blob in enumerate(blobs):
+                np.testing.assert_array_equal(blob, reference[f"{name}/{index}"])  # conv1: double_data
+    assert dict((n, [b.shape for b in bl]) for n, _, bl in layers)["deconv1"] == [(4, 3, 4, 4), (3,)]
+    v1_types = {name: layer_type for name, layer_type, _ in read_caffemodel_layers(fixture("caffenet_v1.caffemodel"))}
+    assert v1_types["conv1"] == "Convolution" and v1_types["fc6"] == "InnerProduct" and v1_types["norm1"] == "LRN"
+
+
+class RunsCode:
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def hostile_files(tmp_path):
+    payload = RunsCode()
+    payload.marker = tmp_path / "marker"
+    data = pickle.dumps({"conv1.weight": payload}, protocol=2)
+    plain = tmp_path / "hostile.pth"
+    plain.write_bytes(data)
+    zipped = tmp_path / "hostile_zip.pth"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("hostile_zip/data.pkl", data)
+        archive.writestr("hostile_zip/byteorder", "little")
+    first_pickle = tmp_path / "hostile_magic.pth"
+    first_pickle.write_bytes(pickle.dumps(payload, protocol=2))
+    return [plain, zipped, first_pickle], payload.marker
+
+
+def test_hostile_pickle_is_refused_without_running(tmp_path):
+    files, marker = hostile_files(tmp_path)
+    for path in files:
+        with pytest.raises(WeightImportError, match=r"refusing to load the global (posix|os|nt)\.system"):
+            import_weights(path)
+        assert str(path) in str(pytest.raises(WeightImportError, import_weights, path).value)
+    assert not marker.exists()
+
+
+def test_truncated_or_garbage_protobuf_names_file_and_byte_offset(tmp_path):
+    data = open(fixture("caffenet_layer.caffemodel"), "rb").read()
+    truncated = tmp_path / "truncated.caffemodel"
+    truncated.write_bytes(data[:len(data) // 2])
+    with pytest.raises(WeightImportError, match=r"truncated\.caffemodel: corrupt or truncated protobuf data at "
+                                                r"byte \d+: field 100 runs past the end"):
+        import_weights(truncated)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(bytes([0x0F]) + bytes(range(256)))
+    with pytest.raises(WeightImportError, match=r"garbage\.onnx: corrupt or truncated protobuf data at byte 0: "
+                                                r"field 1 has wire type 7"):
+        import_weights(garbage)
+    unknown = tmp_path / "unknown.bin"
+    unknown.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(WeightImportError, match="cannot tell the format"):
+        import_weights(unknown)
+
+
+def test_wire_reader_varints_signed_and_packed_or_unpacked_repeats():
+    minus_one = bytes([0xFF] * 9 + [0x01])
+    assert read_varint(minus_one, 0, 10, "x") == (2 ** 64 - 1, 10)
+    # field 1 unpacked -1, field 1 packed [300, 2]; field 2 two unpacked floats then a packed one
+    floats = np.array([1.5, -2.0, 4.25], "<f4").tobytes()
+    message = Message(b"\x08" + minus_one + b"\x0a\x03\xac\x02\x02" + b"\x15" + floats[:4] + b"\x15" + floats[4:8]
+                      + b"\x12\x04" + floats[8:])
+    assert message.repeated_ints(1) == [-1, 300, 2]
+    np.testing.assert_array_equal(message.repeated_fixed(2, np.float32), [1.5, -2.0, 4.25])
+    with pytest.raises(WeightImportError, match="at byte 0: varint longer than 10 bytes"):
+        read_varint(b"\xff" * 11, 0, 11, "x")
+
+
+FUZZ_FIXTURES = sorted(FILES) + ["decoder.caffemodel"]
+
+
+@pytest.mark.parametrize("name", FUZZ_FIXTURES)
+def test_fuzzed_files_fail_only_with_weight_import_error(name, tmp_path):
+    rng = np.random.default_rng(sum(map(ord, name)))
+    original = np.fromfile(fixture(name), np.uint8)
+    path = tmp_path / name
+    read = read_caffemodel_layers if name == "decoder.caffemodel" else import_weights
+    # flips land mostly in the structure (the first and last KB), where they do the most damage
+    structure = np.r_[0:min(1024, original.size), max(0, original.size - 1024):original.size]
+    for trial in range(300):
+        data = original.copy()
+        if trial % 5 == 4:
+            data = data[:rng.integers(0, data.size)]
+        else:
+            where = rng.choice(structure, size=rng.integers(1, 4))
+            data[where] ^= rng.integers(1, 256, size=where.size, dtype=np.uint8)
+        data.tofile(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                read(path)
+            except WeightImportError:
+                pass

@@ -1,0 +1,264 @@
+"""PyTorch ``torch.save`` files (``.pth``/``.pt``), read without torch and without running their code.
+
+Two layouts, both holding a pickled object (here a state dict) whose tensors are pickled as
+``torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks)``
+and whose storages are *persistent ids* ``("storage", torch.FloatStorage, key, location, numel)``
+resolved outside the pickle:
+
+- zip (torch >= 1.6): ``<folder>/data.pkl`` is the pickle; ``<folder>/data/<key>`` holds each
+  storage's raw bytes (stored uncompressed, so they are mapped from the file without a copy);
+  ``<folder>/byteorder`` says ``little`` or ``big`` (little when absent).
+- legacy (``_use_new_zipfile_serialization=False``): five things back to back: the pickled magic
+  number 0x1950a86a20f9469cfc6c, the protocol version 1001, a sys_info dict (``little_endian``),
+  the pickled object (persistent ids carry a sixth item, a view description, None here), the
+  pickled list of storage keys, then per key an int64 element count and the raw bytes.
+
+Unpickling is restricted: :class:`RestrictedUnpickler` resolves only the globals in
+:data:`SAFE_GLOBALS`, each mapped to a function of ours that builds plain data, and refuses every
+other global (``os.system``, ``builtins.eval``, ...) before anything is called.
+"""
+import collections
+import io
+import os
+import pickle
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from .common import WeightImportError
+
+LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
+LEGACY_PROTOCOL_VERSION = 1001
+ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # ... file name length, extra field length
+ZIP_LOCAL_SIGNATURE = b"PK\x03\x04"
+STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+                  "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+                  "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+
+
+class StorageType:
+    """What ``torch.FloatStorage`` & co. unpickle to: just the element type."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dtype = np.dtype(STORAGE_DTYPES[name])
+
+
+class StorageRef:
+    """A persistent id: storage ``key`` of ``numel`` elements of ``dtype``, bytes read later."""
+
+    def __init__(self, key, dtype, numel):
+        self.key, self.dtype, self.numel = key, dtype, numel
+
+
+class TensorRef:
+    """A tensor waiting for its storage's bytes: ``storage[offset]`` with ``size`` and ``stride``."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def materialize(self, storages, file_name):
+        """A read-only numpy view of the storage's bytes; every index is checked to lie inside."""
+        data = storages[self.storage.key]
+        ints = (self.offset,) + self.size + self.stride
+        if (len(self.size) != len(self.stride) or not all(isinstance(v, int) and v >= 0 for v in ints)):
+            raise WeightImportError(f"{file_name}: tensor with offset {self.offset}, size {self.size}, "
+                                    f"stride {self.stride} is malformed")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) if all(self.size) else -1
+        if last >= data.size:
+            raise WeightImportError(f"{file_name}: tensor of size {self.size} reaches element {last} of "
+                                    f"storage {self.storage.key!r}, which has {data.size}")
+        return np.lib.stride_tricks.as_strided(data[self.offset:], self.size,
+                                               [s * data.itemsize for s in self.stride], writeable=False)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                    metadata=None):
+    if not isinstance(storage, StorageRef):
+        raise TypeError("tensor without a storage")
+    return TensorRef(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
+    return data
+
+
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    **{("torch", name): StorageType(name) for name in STORAGE_DTYPES},
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only :data:`SAFE_GLOBALS`; persistent ids become :class:`StorageRef`."""
+
+    def __init__(self, file, file_name, refs):
+        super().__init__(file)
+        self.file_name = file_name
+        self.refs = refs
+
+    def find_class(self, module, name):
+        if (module, name) not in SAFE_GLOBALS:
+            raise WeightImportError(f"{self.file_name}: refusing to load the global {module}.{name}: "
+                                    "a weight file needs only tensors and dicts, and this one would run code")
+        return SAFE_GLOBALS[(module, name)]
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and isinstance(pid[1], StorageType) and isinstance(pid[4], int)):
+            raise WeightImportError(f"{self.file_name}: unsupported persistent id {pid!r:.200}")
+        if len(pid) == 6 and pid[5] is not None:
+            raise WeightImportError(f"{self.file_name}: storage views (files of torch < 0.4) are not supported")
+        key = str(pid[2])
+        ref = self.refs.setdefault(key, StorageRef(key, pid[1].dtype, pid[4]))
+        if ref.dtype != pid[1].dtype:
+            raise WeightImportError(f"{self.file_name}: storage {key!r} used with two element types")
+        return ref
+
+
+def _unpickle(file, file_name, refs):
+    """One restricted ``pickle.load``; any failure of the data becomes a WeightImportError."""
+    try:
+        return RestrictedUnpickler(file, file_name, refs).load()
+    except WeightImportError:
+        raise
+    except Exception as exc:  # a malformed pickle can fail in any of pickle's many ways
+        raise WeightImportError(f"{file_name}: corrupt pickle data at byte {file.tell()} "
+                                f"({type(exc).__name__}: {exc})") from None
+
+
+def read_torch(path, buffer):
+    """The tensors of a ``torch.save``d state dict, by key, as read-only numpy arrays."""
+    file_name = os.fspath(path)
+    if bytes(buffer[:4]) == ZIP_LOCAL_SIGNATURE:
+        obj, storages = _read_zip(file_name, buffer)
+    else:
+        obj, storages = _read_legacy(file_name, buffer)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightImportError(f"{file_name}: holds a {type(obj).__name__}, not a state dict")
+    return {str(key): value.materialize(storages, file_name) if isinstance(value, TensorRef) else value
+            for key, value in obj.items()}
+
+
+def _read_zip(file_name, buffer):
+    try:
+        with zipfile.ZipFile(io.BufferedReader(_MemoryviewReader(buffer))) as archive:
+            pickles = [info for info in archive.infolist() if info.filename.endswith("data.pkl")
+                       and info.filename.count("/") == 1]
+            if len(pickles) != 1:
+                raise WeightImportError(f"{file_name}: a zip file without one <folder>/data.pkl "
+                                        "(a TorchScript archive or not a torch.save file)")
+            folder = pickles[0].filename[:-len("data.pkl")]
+            refs = {}
+            obj = _unpickle(io.BytesIO(archive.read(pickles[0])), file_name, refs)
+            byteorder = _zip_text(archive, folder + "byteorder", "little")
+            if byteorder not in ("little", "big"):
+                raise WeightImportError(f"{file_name}: byteorder {byteorder!r} is neither little nor big")
+            storages = {}
+            for key, ref in refs.items():
+                data = _zip_member(archive, folder + "data/" + key, buffer, file_name)
+                storages[key] = _storage_array(data, ref, byteorder, file_name)
+            return obj, storages
+    except WeightImportError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError, zlib.error) as exc:
+        raise WeightImportError(f"{file_name}: corrupt zip archive ({type(exc).__name__}: {exc})") from None
+
+
+def _zip_text(archive, name, default):
+    try:
+        return archive.read(name).decode("ascii", "replace").strip()
+    except KeyError:
+        return default
+
+
+def _zip_member(archive, name, buffer, file_name):
+    """A member's bytes: a view of the mapped file when stored uncompressed, else decompressed."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise WeightImportError(f"{file_name}: the pickle refers to storage {name!r}, which is not in the "
+                                "archive") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        return memoryview(archive.read(info))
+    header = bytes(buffer[info.header_offset:info.header_offset + ZIP_LOCAL_HEADER.size])
+    if len(header) < ZIP_LOCAL_HEADER.size or header[:4] != ZIP_LOCAL_SIGNATURE:
+        raise WeightImportError(f"{file_name}: no local zip header for {name!r} at byte {info.header_offset}")
+    name_length, extra_length = ZIP_LOCAL_HEADER.unpack(header)[-2:]
+    start = info.header_offset + ZIP_LOCAL_HEADER.size + name_length + extra_length
+    if start + info.file_size > len(buffer):
+        raise WeightImportError(f"{file_name}: {name!r} runs past the end of the file")
+    return buffer[start:start + info.file_size]
+
+
+def _storage_array(data, ref, byteorder, file_name):
+    dtype = ref.dtype.newbyteorder("<" if byteorder == "little" else ">")
+    if len(data) != ref.numel * dtype.itemsize:
+        raise WeightImportError(f"{file_name}: storage {ref.key!r} holds {len(data)} bytes, expected "
+                                f"{ref.numel} x {dtype.itemsize}")
+    return np.frombuffer(data, dtype)
+
+
+def _read_legacy(file_name, buffer):
+    stream = io.BufferedReader(_MemoryviewReader(buffer))
+    refs = {}
+    if _unpickle(stream, file_name, refs) != LEGACY_MAGIC_NUMBER:
+        raise WeightImportError(f"{file_name}: not a torch.save file (no zip archive, no legacy magic number)")
+    if _unpickle(stream, file_name, refs) != LEGACY_PROTOCOL_VERSION:
+        raise WeightImportError(f"{file_name}: unsupported legacy torch protocol version")
+    sys_info = _unpickle(stream, file_name, refs)
+    byteorder = "little" if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) else "big"
+    obj = _unpickle(stream, file_name, refs)
+    keys = _unpickle(stream, file_name, {})
+    if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(refs):
+        raise WeightImportError(f"{file_name}: the storage key list does not match the storages the object uses")
+    count_format = struct.Struct("<q" if byteorder == "little" else ">q")
+    pos = stream.tell()
+    storages = {}
+    for key in map(str, keys):
+        ref = refs[key]
+        if pos + count_format.size > len(buffer):
+            raise WeightImportError(f"{file_name}: storage {key!r} at byte {pos} runs past the end of the file")
+        (numel,) = count_format.unpack(buffer[pos:pos + count_format.size])
+        start = pos + count_format.size
+        end = start + max(numel, 0) * ref.dtype.itemsize
+        if numel != ref.numel or end > len(buffer):
+            raise WeightImportError(f"{file_name}: storage {key!r} at byte {pos} has {numel} elements "
+                                    f"(expected {ref.numel}) or runs past the end of the file")
+        storages[key] = _storage_array(buffer[start:end], ref, byteorder, file_name)
+        pos = end
+    return obj, storages
+
+
+class _MemoryviewReader(io.RawIOBase):
+    """A seekable read-only file over a memoryview, without copying it (io.BytesIO would)."""
+
+    def __init__(self, view):
+        self.view, self.pos = view, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def readinto(self, target):
+        chunk = self.view[self.pos:self.pos + len(target)]
+        target[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence] + offset
+        return self.pos
+
+    def tell(self):
+        return self.pos
