@@ -83,7 +83,7 @@ def _cell_positions(num_interior, cell_size, num_cells):
     position = ((pixel + 0.5) / cell_size - 0.5).astype(np.float32)
     cell_before = np.floor(position)
     next_weight = position - cell_before
-    return np.minimum(cell_before.astype(np.intp), num_cells), next_weight
+    return np.minimum(cell_before.astype(np.intp), num_cells), next_weight.astype(np.float64)
 
 
 def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
@@ -106,12 +106,14 @@ def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
     row_cell, row_next_weight = _cell_positions(bins.shape[0], cell_size, cells_down)
     col_cell, col_next_weight = _cell_positions(bins.shape[1], cell_size, cells_across)
     padded_shape = (cells_down + 2, cells_across + 2, num_bins)
-    slot = ((row_cell[:, None] + 1) * padded_shape[1] + (col_cell[None, :] + 1)) * num_bins + bins
-    slot = slot.ravel()
+    cell_slot = np.add.outer((row_cell + 1) * padded_shape[1], col_cell + 1)
+    slot = (cell_slot * num_bins + bins).ravel()
     votes = np.zeros(padded_shape)
+    weight = np.empty(bins.shape)  # one buffer for the four corners: large allocations are slow
     for down, row_weight in ((0, 1 - row_next_weight), (1, row_next_weight)):
         for right, col_weight in ((0, 1 - col_next_weight), (1, col_next_weight)):
-            weight = values * row_weight[:, None] * col_weight[None, :]
+            np.multiply.outer(row_weight, col_weight, out=weight)
+            weight *= values
             corner = np.bincount(slot, weight.ravel(), minlength=votes.size).reshape(padded_shape)
             votes[down:, right:] += corner[:padded_shape[0] - down, :padded_shape[1] - right]
     return votes[1:-1, 1:-1].astype(np.float32)

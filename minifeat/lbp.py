@@ -67,5 +67,5 @@ def local_binary_patterns(grey):
     pattern = np.zeros(centre.shape, dtype=np.uint8)
     for bit, (down, right) in enumerate(NEIGHBOUR_OFFSETS):
         neighbour = grey[1 + down:height - 1 + down, 1 + right:width - 1 + right]
-        pattern |= (neighbour > centre).astype(np.uint8) << bit
+        pattern |= (neighbour > centre).view(np.uint8) << bit
     return UNIFORM_PATTERN_BINS[pattern]

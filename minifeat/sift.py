@@ -194,12 +194,11 @@ class ScaleSpace:
         """Yield (octave index o, float32 levels (S + 3, h_o, w_o)) octave by octave."""
         base = self._first_base(image)
         for octave, (height, width) in enumerate(self.octave_shapes, start=self.first_octave):
-            if octave > self.first_octave:
-                base = levels[self.levels - 1 - FIRST_LEVEL][::2, ::2][:height, :width]
             levels = [base]
             for level in range(FIRST_LEVEL + 1, self.levels + 2):
                 levels.append(gaussian_smooth(levels[-1], self.sigma_increment * self.step ** level))
             yield octave, np.stack(levels)
+            base = levels[self.levels - 1 - FIRST_LEVEL][::2, ::2][:height // 2, :width // 2]
 
     def _first_base(self, image):
         """Level -1 of the first octave: the resampled image smoothed up to sigma(-1)."""
@@ -259,8 +258,11 @@ def _solve_3x3(matrix, rhs):
             pivot_row = j + np.argmax(np.abs(a[:, j:, j]), axis=1)
             pivot = a[items, pivot_row, j]
             singular |= np.abs(pivot) < np.float32(1e-10)
-            a[items, pivot_row, j:], a[:, j, j:] = a[:, j, j:], a[items, pivot_row, j:].copy()
-            b[items, pivot_row], b[:, j] = b[:, j], b[items, pivot_row].copy()
+            # swap row j with the pivot row, then divide it by the pivot
+            row_j, row_p = a[:, j, j:].copy(), a[items, pivot_row, j:]
+            a[:, j, j:], a[items, pivot_row, j:] = row_p, row_j
+            b_j, b_p = b[:, j].copy(), b[items, pivot_row]
+            b[:, j], b[items, pivot_row] = b_p, b_j
             a[:, j, j:] /= pivot[:, None]
             b[:, j] /= pivot
             for row in range(j + 1, 3):
@@ -275,33 +277,24 @@ def _solve_3x3(matrix, rhs):
 
 
 def _quadratic_fit(dog, level, y, x):
-    """Value, gradient (3,) and Hessian (3, 3) of the DoG at integer points by central differences,
-    in float64 from float32 differences as VLFeat computes them."""
-    def at(ds, dy, dx):
+    """Value, gradient (N, 3) and Hessian (N, 3, 3) in (x, y, s) of the DoG at integer points by
+    central differences: float32 sums of samples, scaled and combined in float64 as in VLFeat."""
+    def at(step):
+        dx, dy, ds = step
         return dog[level + ds, y + dy, x + dx]
 
-    def half_difference(plus, minus):
-        return 0.5 * (at(*plus) - at(*minus)).astype(np.float64)
-
-    def second(plus, minus):
-        return (at(*plus) + at(*minus)).astype(np.float64) - 2.0 * centre
-
-    def mixed(first, second_axis):
-        def shifted(a, b):
-            offset = [0, 0, 0]
-            offset[first], offset[second_axis] = a, b
-            return at(*offset)
-        return 0.25 * (shifted(1, 1) + shifted(-1, -1) - shifted(-1, 1) - shifted(1, -1)).astype(np.float64)
-
-    centre = at(0, 0, 0).astype(np.float64)
-    # axes of the (level, y, x) offsets; the fit's unknowns are ordered (x, y, s)
-    gradient = np.stack([half_difference((0, 0, 1), (0, 0, -1)),
-                         half_difference((0, 1, 0), (0, -1, 0)),
-                         half_difference((1, 0, 0), (-1, 0, 0))], axis=1)
-    dxx, dyy, dss = second((0, 0, 1), (0, 0, -1)), second((0, 1, 0), (0, -1, 0)), second((1, 0, 0), (-1, 0, 0))
-    dxy, dxs, dys = mixed(2, 1), mixed(2, 0), mixed(1, 0)
-    hessian = np.stack([np.stack([dxx, dxy, dxs], 1), np.stack([dxy, dyy, dys], 1),
-                        np.stack([dxs, dys, dss], 1)], axis=1)
+    unit = np.eye(3, dtype=int)     # one step along x, y, s
+    centre = at((0, 0, 0)).astype(np.float64)
+    gradient = np.stack([0.5 * (at(e) - at(-e)).astype(np.float64) for e in unit], axis=1)
+    hessian = np.empty((len(x), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            e, f = unit[i], unit[j]
+            if i == j:
+                second = (at(e) + at(-e)).astype(np.float64) - 2.0 * centre
+            else:
+                second = 0.25 * (at(e + f) + at(-e - f) - at(-e + f) - at(e - f)).astype(np.float64)
+            hessian[:, i, j] = hessian[:, j, i] = second
     return centre, gradient, hessian
 
 
@@ -329,7 +322,8 @@ def refine_keypoints(dog, level, y, x, peak_thresh, edge_thresh):
         y[active] += move_y
         active = active[(move_x != 0) | (move_y != 0)]
 
-    value = centre + 0.5 * np.sum(gradient * offset, axis=1)
+    value = centre + 0.5 * (gradient[:, 0] * offset[:, 0] + gradient[:, 1] * offset[:, 1]
+                            + gradient[:, 2] * offset[:, 2])
     dxx, dyy, dxy = hessian[:, 0, 0], hessian[:, 1, 1], hessian[:, 0, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         edge_score = (dxx + dyy) * (dxx + dyy) / (dxx * dyy - dxy * dxy)
@@ -553,15 +547,21 @@ def _octave_features(space, octave, levels, peak_thresh, edge_thresh):
 
 
 def _check_parameters(first_octave, levels_per_octave, num_octaves, peak_thresh, edge_thresh):
+    """Raise ValueError on parameters VLFeat's SIFT cannot use."""
     if isinstance(first_octave, (bool, np.bool_)) or not isinstance(first_octave, (int, np.integer)):
         raise ValueError(f"sift: first_octave must be an integer, got {first_octave!r}")
     check_positive_int(levels_per_octave, "levels_per_octave", "sift")
     if num_octaves is not None:
         check_positive_int(num_octaves, "num_octaves", "sift")
-    if not np.isfinite(peak_thresh) or peak_thresh < 0:
+    if not (_is_finite_number(peak_thresh) and peak_thresh >= 0):
         raise ValueError(f"sift: peak_thresh must be a finite number >= 0, got {peak_thresh!r}")
-    if not np.isfinite(edge_thresh) or edge_thresh <= 0:
+    if not (_is_finite_number(edge_thresh) and edge_thresh > 0):
         raise ValueError(f"sift: edge_thresh must be a finite number > 0, got {edge_thresh!r}")
+
+
+def _is_finite_number(value):
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value)))
 
 
 def sift_map(image, cell_size=4):

@@ -209,7 +209,8 @@ class _AlexNetBase(nn.Module):
             ``{tap: Tensor}`` (N, *tap_shape) for each requested tap. Under ``nn.no_grad()`` (frozen
             encoder) no graph is recorded and the tensors are plain values (``.data``); with gradients
             on (the autoencoder variant) they are part of the graph back to the weights and input.
-            Only the steps up to the deepest requested tap are run.
+            Only the steps up to the deepest requested tap are run. Convolutional taps also work
+            at other input sizes (other map sizes); fc6..fc8 need pool5 at ``pool5_size`` (6x6).
         """
         layers = self._check_taps(layers)
         steps = {tap: self.TAP_STEPS[tap] for tap in layers}
@@ -468,20 +469,27 @@ def _images_256(images):
 
 
 def crop_box(image_size=IMAGE_SIZE, crop_size=CAFFENET_CROP):
-    """(top, left, bottom, right), bottom/right exclusive: the region of an image of ``image_size``
-    (an int or (H, W)) that the centre ``crop_size`` crop of its 256x256 version covers.
+    """(top, left, size): the square region of a square image of side ``image_size`` that the centre
+    ``crop_size`` crop of its 256x256 version covers; ``image[top:top + size, left:left + size]``.
 
-    For the 256x256 images of the data pipeline: (14, 14, 241, 241) for CaffeNet's 227 crop (Caffe's
-    offset (256 - 227) // 2), (16, 16, 240, 240) for torchvision's 224. That region is the decoder's
-    training target. For another size the box is scaled back through the resize (floats).
+    For the 256x256 images of the data pipeline: (14, 14, 227) for CaffeNet's 227 crop (Caffe's
+    offset (256 - 227) // 2), (16, 16, 224) for torchvision's 224. That region is the decoder's
+    training target. For another side the box is scaled back through the resize and rounded to whole
+    pixels (an approximation: prepare() warps the whole image to 256x256 first).
     """
-    h, w = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+    if not np.isscalar(image_size):
+        h, w = tuple(image_size)
+        if h != w:
+            raise ValueError(f"crop_box: image of size {(h, w)} is not square; the pipeline feeds "
+                             f"{IMAGE_SIZE}x{IMAGE_SIZE} images")
+        image_size = h
+    image_size = int(image_size)
     offset = (IMAGE_SIZE - crop_size) // 2
-    box = (offset, offset, offset + crop_size, offset + crop_size)
-    if (h, w) == (IMAGE_SIZE, IMAGE_SIZE):
-        return box
-    sy, sx = h / IMAGE_SIZE, w / IMAGE_SIZE
-    return (box[0] * sy, box[1] * sx, box[2] * sy, box[3] * sx)
+    if image_size == IMAGE_SIZE:
+        return offset, offset, crop_size
+    scale = image_size / IMAGE_SIZE
+    top, size = int(round(offset * scale)), int(round(crop_size * scale))
+    return top, top, min(size, image_size - top)
 
 
 def _centre_crop(batch, crop_size):

@@ -49,7 +49,8 @@ class Optimizer:
                 if index >= len(self.params):
                     raise ValueError(f"optimiser state has an entry for parameter {index}, "
                                      f"but only {len(self.params)} parameters are optimised")
-                self.state[index][name] = to_device(value, device_of(self.params[index].data))
+                # a copy: the update works in place and must not write into the caller's dict
+                self.state[index][name] = to_device(value, device_of(self.params[index].data)).copy()
 
 
 class Adam(Optimizer):

@@ -18,6 +18,7 @@ import pytest
 
 import minifeat
 from minifeat.image import to_grey
+from minifeat.lbp import UNIFORM_PATTERN_BINS
 from tests.vlfeat_ref import (LIBVL, SKIP_REASON, vl_hog_reference, vl_hog_render_reference,
                               vl_lbp_reference)
 
@@ -134,7 +135,7 @@ def test_lbp_matches_vlfeat(name):
 
 
 def test_lbp_uniform_table():
-    table = minifeat.lbp.__globals__["UNIFORM_PATTERN_BINS"]
+    table = UNIFORM_PATTERN_BINS
     assert sorted(np.bincount(table, minlength=58)) == [1] * 56 + [2] + [256 - 58]
     assert table[0b00000001] == 0 and table[0b00000011] == 1 and table[0b11111110] == 7 * 1 + 6
     assert table[0x00] == table[0xFF] == 56 and table[0b00000101] == 57

@@ -149,7 +149,7 @@ def read_torch(path, buffer):
 
 def _read_zip(file_name, buffer):
     try:
-        with zipfile.ZipFile(io.BufferedReader(_MemoryviewReader(buffer))) as archive:
+        with zipfile.ZipFile(_ViewFile(buffer)) as archive:
             pickles = [info for info in archive.infolist() if info.filename.endswith("data.pkl")
                        and info.filename.count("/") == 1]
             if len(pickles) != 1:
@@ -157,7 +157,7 @@ def _read_zip(file_name, buffer):
                                         "(a TorchScript archive or not a torch.save file)")
             folder = pickles[0].filename[:-len("data.pkl")]
             refs = {}
-            obj = _unpickle(io.BytesIO(archive.read(pickles[0])), file_name, refs)
+            obj = _unpickle(_ViewFile(archive.read(pickles[0])), file_name, refs)
             byteorder = _zip_text(archive, folder + "byteorder", "little")
             if byteorder not in ("little", "big"):
                 raise WeightImportError(f"{file_name}: byteorder {byteorder!r} is neither little nor big")
@@ -208,7 +208,7 @@ def _storage_array(data, ref, byteorder, file_name):
 
 
 def _read_legacy(file_name, buffer):
-    stream = io.BufferedReader(_MemoryviewReader(buffer))
+    stream = _ViewFile(buffer)
     refs = {}
     if _unpickle(stream, file_name, refs) != LEGACY_MAGIC_NUMBER:
         raise WeightImportError(f"{file_name}: not a torch.save file (no zip archive, no legacy magic number)")
@@ -238,26 +238,43 @@ def _read_legacy(file_name, buffer):
     return obj, storages
 
 
-class _MemoryviewReader(io.RawIOBase):
-    """A seekable read-only file over a memoryview, without copying it (io.BytesIO would)."""
+class _ViewFile:
+    """A read-only file over bytes or a memoryview, with no copy of them.
+
+    It has ``read``, ``readline``, ``seek``, ``seekable`` and ``tell`` (what pickle and zipfile use) but no
+    ``readinto``: pickle then reads a declared length with ``read``, which returns only the bytes
+    that exist, instead of first allocating whatever length a corrupt file declares.
+    """
+
+    LINE_SEARCH_CHUNK = 4096
 
     def __init__(self, view):
         self.view, self.pos = view, 0
 
-    def readable(self):
-        return True
+    def read(self, size=-1):
+        end = len(self.view) if size is None or size < 0 else min(self.pos + size, len(self.view))
+        data = bytes(self.view[self.pos:end])
+        self.pos = max(self.pos, end)
+        return data
+
+    def readline(self):
+        start = end = self.pos
+        while end < len(self.view):
+            found = bytes(self.view[end:end + self.LINE_SEARCH_CHUNK]).find(b"\n")
+            if found >= 0:
+                end += found + 1
+                break
+            end += self.LINE_SEARCH_CHUNK
+        self.pos = min(end, len(self.view))
+        return bytes(self.view[start:self.pos])
 
     def seekable(self):
         return True
 
-    def readinto(self, target):
-        chunk = self.view[self.pos:self.pos + len(target)]
-        target[:len(chunk)] = chunk
-        self.pos += len(chunk)
-        return len(chunk)
-
     def seek(self, offset, whence=io.SEEK_SET):
         self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence] + offset
+        if self.pos < 0:
+            raise ValueError("negative seek position")
         return self.pos
 
     def tell(self):

@@ -1,0 +1,358 @@
+"""Modules, state dicts, HDF5 weight files, optimiser/scheduler state, modes, devices, and the
+argument checks of the ops (each bad input raises a ValueError naming the op and both shapes)."""
+import os
+
+import numpy as np
+import pytest
+
+import nn
+import nn.functional as F
+
+
+def small_model(seed=0, device="cpu"):
+    nn.random.seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(2 * 8 * 8, 5),
+    ).to(device)
+
+
+def params_np(model):
+    return {name: nn.to_numpy(p.data).copy() for name, p in model.named_parameters()}
+
+
+def assert_same_params(a, b, equal=True):
+    pa, pb = params_np(a) if isinstance(a, nn.Module) else a, params_np(b) if isinstance(b, nn.Module) else b
+    assert list(pa) == list(pb)
+    same = all(np.array_equal(pa[k], pb[k]) for k in pa)
+    assert same == equal
+
+
+# --- state dicts -------------------------------------------------------------------------------
+def test_state_dict_keys_and_round_trip(xp, device):
+    a, b = small_model(0, device), small_model(1, device)
+    sd = a.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "2.weight", "2.bias", "5.weight", "5.bias"]
+    assert sd["2.weight"].shape == (4, 2, 4, 4)  # ConvTranspose2d: (C_in, C_out/groups, kH, kW)
+    assert_same_params(a, b, equal=False)
+    missing, unexpected = b.load_state_dict(sd)
+    assert missing == [] and unexpected == []
+    assert_same_params(a, b)
+    # loading copies: changing the source afterwards does not change the model
+    a.parameters()[0].data += 1
+    assert not np.array_equal(nn.to_numpy(a.parameters()[0].data), nn.to_numpy(b.parameters()[0].data))
+    # the dtype and device of the target are kept
+    b.load_state_dict({k: nn.to_numpy(v).astype(np.float64) for k, v in a.state_dict().items()})
+    assert all(p.dtype == np.float32 and p.device == device for p in b.parameters())
+    assert_same_params(a, b)
+
+
+def test_named_sequential_and_no_bias():
+    from collections import OrderedDict
+    model = nn.Sequential(OrderedDict(convJ1=nn.Conv2d(2, 3, 3, bias=False), act=nn.LeakyReLU(),
+                                      upconvJ5=nn.ConvTranspose2d(3, 2, 4, 2, 1)))
+    assert list(model.state_dict()) == ["convJ1.weight", "upconvJ5.weight", "upconvJ5.bias"]
+    assert model["convJ1"] is model[0] and len(model) == 3
+
+
+def test_load_state_dict_errors():
+    model = small_model()
+    sd = {k: v.copy() for k, v in model.state_dict().items()}
+    bad = dict(sd, **{"0.weight": np.zeros((4, 3, 5, 5), np.float32)})
+    with pytest.raises(ValueError) as err:
+        model.load_state_dict(bad)
+    message = str(err.value)
+    assert "0.weight" in message and "(4, 3, 5, 5)" in message and "(4, 3, 3, 3)" in message
+
+    missing = {k: v for k, v in sd.items() if k != "5.bias"}
+    with pytest.raises(ValueError, match=r"missing \['5.bias'\]"):
+        model.load_state_dict(missing)
+    extra = dict(sd, **{"9.weight": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match=r"unexpected \['9.weight'\]"):
+        model.load_state_dict(extra)
+    assert model.load_state_dict(missing, strict=False) == (["5.bias"], [])
+    assert model.load_state_dict(extra, strict=False) == ([], ["9.weight"])
+
+
+# --- HDF5 weight files -------------------------------------------------------------------------
+def test_save_and_load_module(tmp_path, xp, device):
+    a, b = small_model(0, device), small_model(1, device)
+    path = tmp_path / "weights" / "model.h5"
+    nn.save_module(path, a, model="small", config={"layers": 6})
+    assert sorted(os.listdir(path.parent)) == ["model.h5"]  # no temporary file left behind
+    attrs = nn.load_module(path, b)
+    assert_same_params(a, b)
+    assert attrs["format"] == "featinv" and attrs["model"] == "small" and "layers" in attrs["config"]
+    arrays, _ = nn.load_arrays(path)
+    assert set(arrays) == set(a.state_dict()) and arrays["0.weight"].dtype == np.float32
+
+    import h5py
+    with h5py.File(path, "r") as f:
+        assert "0/weight" in f  # dots open groups
+
+
+def test_load_module_shape_mismatch_names_file(tmp_path):
+    path = tmp_path / "m.h5"
+    nn.save_module(path, small_model())
+    other = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
+    with pytest.raises(ValueError, match="m.h5"):
+        nn.load_module(path, other)
+    wrong = nn.Sequential(nn.Conv2d(3, 4, 5, padding=1), nn.LeakyReLU(0.2),
+                          nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 8 * 8, 5))
+    with pytest.raises(ValueError, match=r"0.weight.*\(4, 3, 3, 3\).*\(4, 3, 5, 5\)"):
+        nn.load_module(path, wrong)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "model.h5"
+    model = small_model()
+    nn.save_module(path, model)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        # h5py cannot store an object array: the write fails half-way through the file
+        nn.save_arrays(path, {"a.ok": np.ones(3, np.float32), "b.bad": np.array([object()], dtype=object)})
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.h5"]
+    fresh = small_model(5)
+    nn.load_module(path, fresh)
+    assert_same_params(model, fresh)
+
+
+def test_unreadable_files_raise_weight_file_error(tmp_path):
+    with pytest.raises(nn.WeightFileError, match="no such file"):
+        nn.load_arrays(tmp_path / "absent.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not an hdf5 file at all")
+    with pytest.raises(nn.WeightFileError, match="junk.h5"):
+        nn.load_module(junk, small_model())
+
+
+# --- optimisers and schedules ------------------------------------------------------------------
+def train_steps(model, opt, steps, seed):
+    rng = np.random.default_rng(seed)
+    xp = nn.get_array_module(model.parameters()[0].data)
+    for _ in range(steps):
+        x = nn.Tensor(xp.asarray(rng.standard_normal((2, 3, 4, 4)).astype(np.float32)))
+        t = nn.Tensor(xp.asarray(rng.standard_normal((2, 5)).astype(np.float32)))
+        opt.zero_grad()
+        F.mse_loss(model(x), t).backward()
+        opt.step()
+
+
+def snapshot(state):
+    """A deep host copy, as a checkpoint file would hold."""
+    return {k: nn.to_numpy(v).copy() if hasattr(v, "shape") else v for k, v in state.items()}
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: nn.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
+    lambda ps: nn.optim.SGD(ps, lr=1e-2, momentum=0.9, nesterov=True),
+], ids=["adam", "sgd-nesterov"])
+def test_optimiser_state_round_trip_resumes_identically(xp, device, make, tmp_path):
+    model = small_model(0, device)
+    opt = make(model.parameters())
+    train_steps(model, opt, 3, seed=1)
+    saved_model, saved_opt = snapshot(model.state_dict()), snapshot(opt.state_dict())
+    assert saved_opt["step"] == 3 and any(k.startswith("state.") for k in saved_opt)
+    train_steps(model, opt, 4, seed=2)
+    reference = params_np(model)
+
+    # resume from the in-memory snapshot, twice from the same dict (loading must not alias it)
+    for _ in range(2):
+        resumed = small_model(9, device)
+        resumed.load_state_dict(saved_model)
+        opt2 = make(resumed.parameters())
+        opt2.load_state_dict(saved_opt)
+        train_steps(resumed, opt2, 4, seed=2)
+        assert_same_params(reference, resumed)
+
+    # and through an HDF5 checkpoint
+    nn.save_arrays(tmp_path / "opt.h5", {k: np.asarray(v) for k, v in saved_opt.items()})
+    loaded, _ = nn.load_arrays(tmp_path / "opt.h5")
+    resumed = small_model(9, device)
+    resumed.load_state_dict(saved_model)
+    opt3 = make(resumed.parameters())
+    opt3.load_state_dict(loaded)
+    train_steps(resumed, opt3, 4, seed=2)
+    assert_same_params(reference, resumed)
+
+
+def test_optimiser_state_errors():
+    model = small_model()
+    opt = nn.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="parameter 99"):
+        opt.load_state_dict({"step": 1, "lr": 1e-3, "state.99.m": np.zeros(3)})
+    with pytest.raises(ValueError, match="empty"):
+        nn.optim.SGD([], lr=0.1)
+
+
+def test_step_lr():
+    opt = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
+    sched = nn.optim.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for _ in range(6):
+        sched.step()
+        lrs.append(opt.lr)
+    assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25, 0.125]
+    state = sched.state_dict()
+    opt2 = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=123.0)
+    sched2 = nn.optim.StepLR(opt2, step_size=2, gamma=0.5)
+    sched2.load_state_dict(state)
+    sched.step(), sched2.step()
+    assert opt.lr == opt2.lr == 0.125  # count 7: 0.5 ** (7 // 2)
+
+
+def test_reduce_lr_on_plateau():
+    opt = nn.optim.Adam([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
+    sched = nn.optim.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.01, min_lr=0.2)
+    lrs = []
+    for value in [10, 9, 8.95, 8.95, 8.95, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]:
+        sched.step(value)
+        lrs.append(opt.lr)
+    # 8.95 is not a 1% improvement on 9: the third such call reduces; then 5 improves;
+    # later reductions are clamped at min_lr
+    assert lrs[:5] == [1.0, 1.0, 1.0, 1.0, 0.5]
+    assert lrs[5:8] == [0.5, 0.5, 0.5] and lrs[8] == 0.25
+    assert lrs[-1] == 0.2 and min(lrs) == 0.2
+    state = sched.state_dict()
+    sched2 = nn.optim.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.01, min_lr=0.2)
+    sched2.load_state_dict(state)
+    assert sched2.best == 5 and sched2.bad_steps == sched.bad_steps
+
+
+# --- modes, devices ----------------------------------------------------------------------------
+def test_train_eval_switches_dropout(xp, device):
+    model = nn.Sequential(nn.Linear(20, 30), nn.Sequential(nn.Dropout(0.5))).to(device)
+    x = nn.Tensor(xp.asarray(np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)))
+    assert model.training and model[1][0].training
+    nn.random.seed(0)
+    train_out = nn.to_numpy(model(x).data)
+    lin_out = nn.to_numpy(model[0](x).data)
+    assert 0.3 < (train_out == 0).mean() < 0.7
+    kept = train_out != 0
+    np.testing.assert_allclose(train_out[kept], 2 * lin_out[kept], rtol=1e-6)
+    assert model.eval() is model and not model[1][0].training
+    np.testing.assert_array_equal(nn.to_numpy(model(x).data), lin_out)
+    model.train()
+    assert model[1][0].training
+
+
+def test_dropout_masks_follow_the_seed():
+    x = nn.Tensor(np.ones((4, 50), np.float32))
+    nn.random.seed(3)
+    a = F.dropout(x, 0.5).numpy()
+    nn.random.seed(3)
+    b = F.dropout(x, 0.5).numpy()
+    c = F.dropout(x, 0.5).numpy()
+    assert np.array_equal(a, b) and not np.array_equal(b, c)
+    with pytest.raises(ValueError, match="dropout"):
+        F.dropout(x, 1.0)
+
+
+def test_module_to_cpu():
+    model = small_model()
+    x = nn.Tensor(np.ones((1, 3, 4, 4), np.float32))
+    before = model(x).numpy()
+    assert model.to("cpu") is model and model.device == "cpu"
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+    np.testing.assert_array_equal(model(x).numpy(), before)
+    with pytest.raises(ValueError, match="unknown device"):
+        model.to("tpu")
+    t = nn.Tensor(np.ones(2, np.float32), requires_grad=True).to("cpu")
+    assert t.requires_grad and t.device == "cpu"
+
+
+def test_module_to_gpu_and_back(xp, device):
+    if device != "gpu":
+        pytest.skip("exercised by the cupy variant")
+    model = small_model()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    cpu_out = model(nn.Tensor(x)).numpy()
+    model.to("gpu")
+    assert model.device == "gpu"
+    gpu_out = model(nn.Tensor(xp.asarray(x))).numpy()
+    np.testing.assert_allclose(gpu_out, cpu_out, rtol=1e-4, atol=1e-5)
+    model.to("cpu")
+    assert model.device == "cpu"
+
+
+# --- argument checks ---------------------------------------------------------------------------
+def t32(*shape):
+    return nn.Tensor(np.zeros(shape, np.float32))
+
+
+def t64(*shape):
+    return nn.Tensor(np.zeros(shape, np.float64))
+
+
+BAD_INPUTS = [
+    # (call, fragments the message must contain)
+    ("conv2d wrong rank", lambda: F.conv2d(t32(3, 8, 8), t32(4, 3, 3, 3)),
+     ["conv2d", "rank 4", "(N, C, H, W)", "(3, 8, 8)"]),
+    ("conv2d weight rank", lambda: F.conv2d(t32(1, 3, 8, 8), t32(4, 3, 3)),
+     ["conv2d", "weight", "(C_out, C_in/groups, kH, kW)", "(4, 3, 3)"]),
+    ("conv2d channels", lambda: F.conv2d(t32(2, 3, 8, 8), t32(4, 2, 3, 3)),
+     ["conv2d", "(2, 3, 8, 8)", "(4, 2, 3, 3)", "expected 2 input channels"]),
+    ("conv2d groups", lambda: F.conv2d(t32(2, 4, 8, 8), t32(3, 2, 3, 3), groups=2),
+     ["conv2d", "(2, 4, 8, 8)", "(3, 2, 3, 3)", "groups=2"]),
+    ("conv2d groups vs channels", lambda: F.conv2d(t32(2, 4, 8, 8), t32(4, 4, 3, 3), groups=2),
+     ["conv2d", "(2, 4, 8, 8)", "(4, 4, 3, 3)", "expected 8 input channels"]),
+    ("conv2d mixed dtypes", lambda: F.conv2d(t64(1, 3, 8, 8), t32(4, 3, 3, 3)),
+     ["conv2d", "float32", "float64"]),
+    ("conv2d bias dtype", lambda: F.conv2d(t32(1, 3, 8, 8), t32(4, 3, 3, 3), t64(4)),
+     ["conv2d", "float32", "float64"]),
+    ("conv2d bias shape", lambda: F.conv2d(t32(1, 3, 8, 8), t32(4, 3, 3, 3), t32(5)),
+     ["conv2d", "bias shape (5,)", "(4,)"]),
+    ("conv2d kernel too large", lambda: F.conv2d(t32(1, 3, 4, 4), t32(4, 3, 7, 7), padding=1),
+     ["conv2d", "kernel (7, 7)", "padded input (6, 6)", "(1, 3, 4, 4)"]),
+    ("conv2d int input", lambda: F.conv2d(nn.Tensor(np.zeros((1, 3, 4, 4), np.int64)), t32(4, 3, 3, 3)),
+     ["conv2d", "int64"]),
+    ("conv_transpose2d rank", lambda: F.conv_transpose2d(t32(8, 8), t32(4, 3, 3, 3)),
+     ["conv_transpose2d", "rank 4", "(8, 8)"]),
+    ("conv_transpose2d channels", lambda: F.conv_transpose2d(t32(2, 3, 8, 8), t32(4, 2, 4, 4), stride=2),
+     ["conv_transpose2d", "(2, 3, 8, 8)", "(4, 2, 4, 4)", "expected 4 input channels"]),
+    ("conv_transpose2d mixed dtypes", lambda: F.conv_transpose2d(t32(1, 4, 8, 8), t64(4, 2, 4, 4)),
+     ["conv_transpose2d", "float32", "float64"]),
+    ("conv_transpose2d output_padding", lambda: F.conv_transpose2d(t32(1, 4, 8, 8), t32(4, 2, 4, 4), stride=2,
+                                                                   output_padding=2),
+     ["conv_transpose2d", "(1, 4, 8, 8)", "(4, 2, 4, 4)", "output_padding"]),
+    ("conv_transpose2d empty output", lambda: F.conv_transpose2d(t32(1, 4, 1, 1), t32(4, 2, 2, 2), padding=1),
+     ["conv_transpose2d", "(1, 4, 1, 1)", "(4, 2, 2, 2)", "output size (0, 0)"]),
+    ("linear rank", lambda: F.linear(t32(2, 3, 4), t32(5, 12)),
+     ["linear", "rank 2", "(2, 3, 4)"]),
+    ("linear features", lambda: F.linear(t32(2, 12), t32(5, 10)),
+     ["linear", "(2, 12)", "(5, 10)"]),
+    ("linear mixed dtypes", lambda: F.linear(t32(2, 12), t64(5, 12)),
+     ["linear", "float32", "float64"]),
+    ("max_pool2d rank", lambda: F.max_pool2d(t32(3, 8, 8), 2),
+     ["max_pool2d", "rank 4", "(3, 8, 8)"]),
+    ("max_pool2d kernel too large", lambda: F.max_pool2d(t32(1, 3, 2, 2), 3),
+     ["max_pool2d", "kernel (3, 3)", "(1, 3, 2, 2)"]),
+    ("max_pool2d padding", lambda: F.max_pool2d(t32(1, 3, 8, 8), 2, padding=2),
+     ["max_pool2d", "padding (2, 2)", "kernel (2, 2)"]),
+    ("local_response_norm rank", lambda: F.local_response_norm(t32(3, 8), 5),
+     ["local_response_norm", "rank 4", "(3, 8)"]),
+    ("mse_loss shapes", lambda: F.mse_loss(t32(2, 3, 4, 4), t32(2, 3, 4, 5)),
+     ["mse_loss", "(2, 3, 4, 4)", "(2, 3, 4, 5)"]),
+    ("mse_loss mixed dtypes", lambda: F.mse_loss(t32(2, 3), t64(2, 3)),
+     ["mse_loss", "float32", "float64"]),
+    ("mse_loss reduction", lambda: F.mse_loss(t32(2, 3), t32(2, 3), "avg"),
+     ["mse_loss", "avg"]),
+    ("Conv2d module channels", lambda: nn.Conv2d(3, 4, 3)(t32(1, 5, 8, 8)),
+     ["conv2d", "(1, 5, 8, 8)", "(4, 3, 3, 3)"]),
+    ("Conv2d module groups", lambda: nn.Conv2d(3, 4, 3, groups=2),
+     ["Conv2d", "groups=2"]),
+    ("Linear module float64 input", lambda: nn.Linear(4, 2)(t64(3, 4)),
+     ["linear", "float32", "float64"]),
+]
+
+
+@pytest.mark.parametrize("call,fragments", [(c, f) for _, c, f in BAD_INPUTS], ids=[n for n, _, _ in BAD_INPUTS])
+def test_bad_inputs_raise_clear_value_errors(call, fragments):
+    with pytest.raises(ValueError) as err:
+        call()
+    message = str(err.value)
+    missing = [f for f in fragments if f not in message]
+    assert not missing, f"message {message!r} lacks {missing}"
