@@ -73,7 +73,6 @@ class Backend:
             pool = self.xp.get_default_memory_pool()
             pool.free_all_blocks()
             base = pool.used_bytes()
-            peak = [base]
             # CuPy has no peak counter: the pool's total after the run bounds what was in use at once
             fn()
             self.sync()
@@ -227,7 +226,8 @@ def profile_layer(backend, op, x, wt, gy, s, p, repeat):
         gcol = (wt_t @ gcf).reshape(x.shape[1], *kernel, x.shape[0], *out_size)
         t["bwd: col2im (zero canvas + kH*kW strided adds)"] = backend.timeit(
             lambda: C.col2im(gcol, x.shape[2:], stride, padding), repeat)
-        t["bwd: GEMM gy @ col^T (weight grad)"] = backend.timeit(lambda: gcf @ col.transpose(0, 2, 1), repeat)
+        t["bwd: weight grad GEMM (col @ gy^T)^T"] = backend.timeit(
+            lambda: C.conv_backward_weight(col, gy, wt.shape, groups), repeat)
         t["bwd: bias grad (sum)"] = backend.timeit(lambda: C._bias_grad(gy), repeat)
     else:
         kernel = wt.shape[2:]
@@ -246,7 +246,8 @@ def profile_layer(backend, op, x, wt, gy, s, p, repeat):
         yg = wg @ col
         t["bwd: to batch-first (transpose copy)"] = backend.timeit(lambda: C._batch_first(yg, x.shape[0], x.shape[2:]),
                                                                     repeat)
-        t["bwd: GEMM x @ col^T (weight grad)"] = backend.timeit(lambda: xcf @ col.transpose(0, 2, 1), repeat)
+        t["bwd: weight grad GEMM (col(gy) @ x^T)^T"] = backend.timeit(
+            lambda: C.conv_backward_weight(col, x, wt.shape, groups), repeat)
         t["bwd: bias grad (sum)"] = backend.timeit(lambda: C._bias_grad(gy), repeat)
     return t
 

@@ -21,8 +21,11 @@ A pixel votes for the cell centres ``floor(u)`` and ``floor(u) + 1`` with weight
 and ``frac(u)``; in 2-D the vote is the product of the row and column weights (bilinear), and
 votes for cells outside the grid are dropped.
 """
+import functools
+
 import numpy as np
 
+CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (down, right): a pixel's four nearest cell centres
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -86,12 +89,32 @@ def _cell_positions(num_interior, cell_size, num_cells):
     return np.minimum(cell_before.astype(np.intp), num_cells), next_weight.astype(np.float64)
 
 
+@functools.lru_cache(maxsize=16)
+def cell_geometry(interior_shape, cell_size, grid_shape):
+    """Where each interior pixel votes: depends on sizes only, so it is computed once per size.
+
+    Returns read-only arrays over the (H - 2, W - 2) interior pixels: the slot of the cell
+    centre above-left of each pixel in the grid (cells_down + 2, cells_across + 2) padded by one
+    cell on each side, and for each of the four ``CORNERS`` the bilinear weight of that corner.
+    """
+    row_cell, row_next_weight = _cell_positions(interior_shape[0], cell_size, grid_shape[0])
+    col_cell, col_next_weight = _cell_positions(interior_shape[1], cell_size, grid_shape[1])
+    cell_slot = np.add.outer((row_cell + 1) * (grid_shape[1] + 2), col_cell + 1)
+    row_weights = (1 - row_next_weight, row_next_weight)
+    col_weights = (1 - col_next_weight, col_next_weight)
+    corner_weights = [np.multiply.outer(row_weights[down], col_weights[right])
+                      for down, right in CORNERS]
+    for array in (cell_slot, *corner_weights):
+        array.flags.writeable = False
+    return cell_slot, corner_weights
+
+
 def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
     """Histograms of the interior pixels' ``bins``, bilinearly spread over a grid of cells.
 
     ``bins`` (integer) has shape (H - 2, W - 2): the pixels (y, x) with 1 <= y <= H - 2 and
     1 <= x <= W - 2 of an (H, W) image, the ones HOG and LBP look at; ``values`` (the vote of
-    each pixel) is an array of that shape or a scalar. Returns float32
+    each pixel) is an array of that shape, or None for votes of 1. Returns float32
     (cells_down, cells_across, num_bins) with
 
         h[cy, cx, b] = sum over pixels with bins == b of values * w_row(y, cy) * w_col(x, cx)
@@ -99,21 +122,17 @@ def bilinear_cell_histograms(bins, values, num_bins, cell_size, grid_shape):
     where w_row and w_col are the 1-D cell weights described in the module docstring.
     Computation: every pixel votes into the cell centre above-left of it, once per corner of its
     cell square with that corner's weight; the four histograms are then added shifted by the
-    corner's offset. The grid is padded by one cell on each side to catch the votes that fall
-    off it, and cropped at the end.
+    corner's offset. The padding cells catch the votes that fall off the grid and are cropped.
     """
-    cells_down, cells_across = grid_shape
-    row_cell, row_next_weight = _cell_positions(bins.shape[0], cell_size, cells_down)
-    col_cell, col_next_weight = _cell_positions(bins.shape[1], cell_size, cells_across)
-    padded_shape = (cells_down + 2, cells_across + 2, num_bins)
-    cell_slot = np.add.outer((row_cell + 1) * padded_shape[1], col_cell + 1)
+    cell_slot, corner_weights = cell_geometry(bins.shape, cell_size, grid_shape)
+    padded_shape = (grid_shape[0] + 2, grid_shape[1] + 2, num_bins)
     slot = (cell_slot * num_bins + bins).ravel()
     votes = np.zeros(padded_shape)
-    weight = np.empty(bins.shape)  # one buffer for the four corners: large allocations are slow
-    for down, row_weight in ((0, 1 - row_next_weight), (1, row_next_weight)):
-        for right, col_weight in ((0, 1 - col_next_weight), (1, col_next_weight)):
-            np.multiply.outer(row_weight, col_weight, out=weight)
-            weight *= values
-            corner = np.bincount(slot, weight.ravel(), minlength=votes.size).reshape(padded_shape)
-            votes[down:, right:] += corner[:padded_shape[0] - down, :padded_shape[1] - right]
+    weight = None if values is None else np.empty(bins.shape)
+    for (down, right), corner_weight in zip(CORNERS, corner_weights):
+        if values is not None:
+            corner_weight = np.multiply(corner_weight, values, out=weight)
+        corner = np.bincount(slot, corner_weight.ravel(), minlength=votes.size)
+        corner = corner.reshape(padded_shape)
+        votes[down:, right:] += corner[:padded_shape[0] - down, :padded_shape[1] - right]
     return votes[1:-1, 1:-1].astype(np.float32)

@@ -54,7 +54,7 @@ def lbp(image, cell_size=16):
     check_positive_int(cell_size, "cell_size", caller)
     # A 3x3 neighbourhood and at least one whole cell.
     grey = as_grey_float(image, caller, min_side=max(3, cell_size))
-    histograms = bilinear_cell_histograms(local_binary_patterns(grey), 1.0, NUM_BINS, cell_size,
+    histograms = bilinear_cell_histograms(local_binary_patterns(grey), None, NUM_BINS, cell_size,
                                           lbp_grid_shape(grey.shape, cell_size))
     roots = np.sqrt(histograms)
     return roots / (np.sqrt(histograms.sum(axis=2, keepdims=True)) + NORM_EPSILON)

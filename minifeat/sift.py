@@ -453,7 +453,7 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
     slots = PADDED_BINS * PADDED_BINS * ANGLE_BINS
     # slot offsets of the 8 votes of a pixel, in VLFeat's order (x step, y step, angle step)
     step_x, step_y, step_t = (steps.ravel() for steps in np.indices((2, 2, 2)))
-    vote_offsets = (step_y * PADDED_BINS + step_x) * ANGLE_BINS
+    spatial_steps = (step_y * PADDED_BINS + step_x) * ANGLE_BINS
     histograms = np.zeros((len(x), slots), dtype=np.float32)
     for members, offsets in _window_groups(radius):
         px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
@@ -483,15 +483,15 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
         share_y = (ny.astype(np.float64) - (first_y + 0.5)).astype(np.float32)
         share_t = nt - first_t
         weights = [(np.abs(1 - share), np.abs(share)) for share in (share_x, share_y, share_t)]
+        angle_bin = first_t.astype(np.intp) % ANGLE_BINS
+        upper_angle_step = np.where(angle_bin == ANGLE_BINS - 1, 1 - ANGLE_BINS, 1)   # bin 7 -> bin 0
         first_slot = ((member * PADDED_BINS + first_y.astype(np.intp) + PADDED_OFFSET) * PADDED_BINS
-                      + first_x.astype(np.intp) + PADDED_OFFSET) * ANGLE_BINS
-        angle_bins = (first_t.astype(np.intp) % ANGLE_BINS, (first_t.astype(np.intp) + 1) % ANGLE_BINS)
+                      + first_x.astype(np.intp) + PADDED_OFFSET) * ANGLE_BINS + angle_bin
+        slot = first_slot[:, None] + spatial_steps + step_t * upper_angle_step[:, None]
         votes = np.empty((len(sample), 8), dtype=np.float32)
-        slot = np.empty((len(sample), 8), dtype=np.intp)
         for vote in range(8):
             votes[:, vote] = (base * weights[0][step_x[vote]] * weights[1][step_y[vote]]
                               * weights[2][step_t[vote]])
-            slot[:, vote] = first_slot + vote_offsets[vote] + angle_bins[step_t[vote]]
         batch = np.zeros(len(members) * slots, dtype=np.float32)
         np.add.at(batch, slot.ravel(), votes.ravel())
         histograms[members] = batch.reshape(len(members), slots)

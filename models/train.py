@@ -33,7 +33,7 @@ import nn.functional as F
 
 from . import decoders
 from .cache import FeatureCache, build_cache
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, read_config, save_checkpoint
 from .encoders import Encoder, float_to_images, targets_to_float
 from .images import find_images, write_grid
 from .metrics import normalized_error
@@ -207,7 +207,8 @@ def train(cfg, log=print, on_step=None):
     ckpt_path = os.path.join(cfg.out, "checkpoint.h5")
     resuming = cfg.resume and os.path.exists(ckpt_path)
     nn.random.seed(cfg.seed)
-    scale = feature_scale(train_cache)
+    # The feature scale is fixed at the start of a run; a resumed run reuses it.
+    scale = read_config(ckpt_path)["feature_scale"] if resuming else feature_scale(train_cache)
     model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
     optimizer = nn.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)

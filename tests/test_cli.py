@@ -1,0 +1,99 @@
+"""The command line through click's test runner: every command runs and writes what it says."""
+import glob
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny HOG decoder trained for 3 steps through the CLI."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "photos"
+    data.mkdir()
+    for path in SAMPLES[:7]:
+        shutil.copy(path, data)
+    out = root / "run"
+    result = CliRunner().invoke(main, ["train", "hog", "--data", str(data), "--out", str(out), "--iters", "3",
+                                       "--batch-size", "2", "--width", "0.0625", "--image-size", "64",
+                                       "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "validation error" in result.output
+    return root, data, out
+
+
+def test_train_writes_a_checkpoint(trained_run):
+    _, _, out = trained_run
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 3
+
+
+def test_reconstruct_writes_a_grid(trained_run):
+    root, _, out = trained_run
+    grid = root / "grid.png"
+    result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLES[0], SAMPLES[1], "--checkpoint",
+                                       str(out / "checkpoint.h5"), "--out", str(grid)])
+    assert result.exit_code == 0, result.output
+    import imageio.v3 as iio
+    image = iio.imread(grid)
+    side, pad = 64, 2
+    assert image.shape == (2 * (side + pad) + pad, 2 * (side + pad) + pad, 3)  # 2 rows of (input | recon)
+
+
+def test_eval_prints_a_table(trained_run):
+    _, data, out = trained_run
+    result = CliRunner().invoke(main, ["eval", "hog", "--checkpoint", str(out / "checkpoint.h5"),
+                                       "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    row = result.output.strip().splitlines()[-1].split("|")
+    assert row[1].strip() == "hog" and int(row[2]) == 7 and 0 < float(row[4]) < 3
+
+
+def test_eval_refuses_another_feature(trained_run):
+    _, data, out = trained_run
+    result = CliRunner().invoke(main, ["eval", "sift", "--checkpoint", str(out / "checkpoint.h5"),
+                                       "--data", str(data)])
+    assert result.exit_code == 1 and "trained on 'hog'" in result.output
+
+
+def test_features_command_writes_hdf5(tmp_path):
+    out = tmp_path / "f.h5"
+    result = CliRunner().invoke(main, ["features", "lbp", SAMPLES[0], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f:
+        assert f["features"].shape == (58, 16, 16)
+        assert f.attrs["representation"] == "lbp"
+
+
+def test_bad_checkpoint_is_one_clear_line(tmp_path):
+    bogus = tmp_path / "bogus.h5"
+    bogus.write_bytes(b"\x00" * 100)
+    result = CliRunner().invoke(main, ["eval", "hog", "--checkpoint", str(bogus), "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "bogus.h5" in result.output and "Traceback" not in result.output
+
+
+def test_train_on_an_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["train", "hog", "--data", str(tmp_path / "empty"), "--out",
+                                       str(tmp_path / "run")])
+    assert result.exit_code == 1 and "no JPEG or PNG images" in result.output
+
+
+def test_import_weights_command(tmp_path):
+    source = sorted(glob.glob(os.path.join(HERE, "fixtures", "weights", "*.pth")))
+    assert source, "weight fixtures missing"
+    out = tmp_path / "w.h5"
+    result = CliRunner().invoke(main, ["import-weights", source[0], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f:
+        assert "conv1" in f and f.attrs["model"] == "alexnet_torchvision"

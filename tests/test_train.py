@@ -1,0 +1,246 @@
+"""Decoders, data pipeline and training (issue: `python cli.py train sift`, end to end)."""
+import glob
+import os
+import shutil
+import signal
+
+import h5py
+import numpy as np
+import pytest
+
+import nn
+import nn.functional as F
+from models import decoders
+from models.cache import FeatureCache, build_cache
+from models.encoders import Encoder, targets_to_float
+from models.metrics import normalized_error
+from models.train import TrainConfig, TrainingError, batch_indices, split_files, train
+
+SAMPLES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "data", "sample", "*.jpg")))
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "train_reference.npz")
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    """Eight bundled photos in a nested folder (the loader searches recursively)."""
+    folder = tmp_path / "photos" / "class_a"
+    folder.mkdir(parents=True)
+    for path in SAMPLES[:8]:
+        shutil.copy(path, folder)
+    return str(tmp_path / "photos")
+
+
+def tiny_config(data, out, **overrides):
+    options = dict(feature="hog", data=data, out=str(out), preset="cpu", iters=4, batch_size=2,
+                   width=1 / 16, image_size=64, val_every=2, checkpoint_every=2, workers=1)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+@pytest.mark.parametrize("name", list(decoders.REPRESENTATIONS))
+def test_every_decoder_maps_its_feature_shape_to_its_output_size(name):
+    nn.random.seed(0)
+    image_size = 64 if decoders.representation(name).encoder == "minifeat" else None
+    model = decoders.build(name, width=1 / 16, image_size=image_size)
+    shape = decoders.feature_shape(name, image_size)
+    with nn.no_grad():
+        y = model(nn.Tensor(np.zeros((2,) + shape, np.float32)))
+    size = decoders.output_size(name, image_size)
+    assert y.shape == (2, 3, size, size)
+
+
+def test_full_size_shapes_follow_the_supplementary_tables():
+    assert decoders.feature_shape("hog") == (31, 32, 32)
+    assert decoders.feature_shape("sift") == (133, 64, 64)
+    assert decoders.feature_shape("lbp") == (58, 16, 16)
+    assert decoders.feature_shape("conv5") == (256, 6, 6)
+    assert decoders.feature_shape("fc8") == (1000,)
+    assert [decoders.output_size(n) for n in ("hog", "conv5", "fc8", "conv1", "conv2")] == [256, 192, 128, 216, 208]
+    hog = decoders.build("hog", width=1 / 32)
+    assert hog.convJ1.weight.shape[1] == hog.upconvA3.weight.shape[1] + hog.convB2.weight.shape[0]
+    assert hog.upconvJ6.weight.shape[1] == 3  # the last layer always outputs RGB
+
+
+def test_shallow_image_size_must_be_a_multiple_of_64():
+    with pytest.raises(ValueError, match="multiple of 64"):
+        decoders.build("hog", image_size=100)
+
+
+def test_one_training_step_lowers_the_loss_on_a_fixed_batch():
+    nn.random.seed(1)
+    model = decoders.build("lbp", width=1 / 16, image_size=64)
+    rng = np.random.default_rng(0)
+    x = nn.Tensor(rng.random((4, 58, 4, 4), dtype=np.float32))
+    target = nn.Tensor(rng.random((4, 3, 64, 64), dtype=np.float32) - 0.5)
+    optimizer = nn.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(2):
+        loss = F.mse_loss(model(x), target)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses[1] < losses[0]
+
+
+def test_twenty_adam_steps_match_pytorch():
+    """Identical initial weights and batches: our loss curve equals PyTorch's (stored fixture)."""
+    ref = np.load(FIXTURE)
+    nn.random.seed(0)
+    model = decoders.build("hog", 0.125, 64)
+    checksum = np.array([float(np.asarray(p.data, np.float64).sum()) for p in model.parameters()])
+    np.testing.assert_allclose(checksum, ref["checksum"], rtol=1e-6,
+                               err_msg="initial weights differ from the fixture's: rerun make_train_fixture")
+    optimizer = nn.optim.Adam(model.parameters(), lr=float(ref["lr"]))
+    losses = []
+    for idx in ref["order"]:
+        loss = F.mse_loss(model(nn.Tensor(ref["features"][idx])), nn.Tensor(ref["targets"][idx]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(losses, ref["losses"], rtol=1e-3)
+
+
+def test_batches_are_a_function_of_the_step():
+    a = [batch_indices(s, 3, 10, seed=5) for s in range(8)]
+    b = [batch_indices(s, 3, 10, seed=5) for s in range(8)]
+    assert all((x == y).all() for x, y in zip(a, b))
+    first_epoch = np.concatenate(a)[:9]
+    assert len(set(first_epoch.tolist())) == 9  # no repeats inside an epoch
+
+
+def test_split_is_by_file_and_reproducible():
+    files = [f"f{i}.jpg" for i in range(20)]
+    train_files, val_files = split_files(files, 0.1, seed=0)
+    assert len(val_files) == 5 and not set(train_files) & set(val_files)
+    assert split_files(files, 0.1, seed=0) == (train_files, val_files)
+
+
+def test_resume_continues_exactly(photo_dir, tmp_path):
+    """2 steps, stop, --resume, 2 more == 4 uninterrupted steps, bit for bit."""
+    train(tiny_config(photo_dir, tmp_path / "full"), log=lambda *_: None)
+    train(tiny_config(photo_dir, tmp_path / "split"), log=lambda *_: None, on_step=lambda step: step == 2)
+    with h5py.File(tmp_path / "split" / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 2
+    train(tiny_config(photo_dir, tmp_path / "split", resume=True), log=lambda *_: None)
+    with h5py.File(tmp_path / "full" / "checkpoint.h5", "r") as a, \
+            h5py.File(tmp_path / "split" / "checkpoint.h5", "r") as b:
+        assert a.attrs["step"] == b.attrs["step"] == 4
+        names = []
+        a["model"].visit(lambda n: names.append(n) if isinstance(a["model"][n], h5py.Dataset) else None)
+        assert names
+        for name in names:
+            assert np.array_equal(a["model"][name][()], b["model"][name][()]), name
+    log_rows = open(tmp_path / "split" / "log.csv").read().splitlines()
+    assert [r.split(",")[0] for r in log_rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_training_writes_its_outputs(photo_dir, tmp_path):
+    summary = train(tiny_config(photo_dir, tmp_path / "run"), log=lambda *_: None)
+    out = tmp_path / "run"
+    for name in ("checkpoint.h5", "log.csv", "loss.png", "recon_0000002.png", "summary.json", "cache_train.h5"):
+        assert (out / name).exists(), name
+    assert summary["steps"] == 4 and len(summary["val_history"]) == 2
+    assert np.isfinite(summary["final_loss"])
+
+
+def test_stale_cache_is_rebuilt(tmp_path):
+    encoder = Encoder("lbp", 64, workers=1)
+    path = str(tmp_path / "cache.h5")
+    build_cache(path, SAMPLES[:3], encoder)
+    with pytest.warns(UserWarning, match="stale"):
+        info = build_cache(path, SAMPLES[:4], encoder)
+    assert info["samples"] == 4
+    cache = FeatureCache(path)
+    assert cache.files == SAMPLES[:4] and cache.feature_shape == (58, 4, 4)
+    cache.close()
+
+
+def test_cache_resumes_an_interrupted_build(tmp_path, monkeypatch):
+    import models.cache as cache_module
+    monkeypatch.setattr(cache_module, "CHUNK", 2)
+    encoder = Encoder("hog", 64, workers=1)
+    path = str(tmp_path / "cache.h5")
+    calls = []
+
+    def stop_after_first_chunk(done, total):
+        calls.append(done)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(path, SAMPLES[:5], encoder, progress=stop_after_first_chunk)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["files_done"] == 2
+    computed = []
+    original = encoder.features
+    encoder.features = lambda photos: computed.append(len(photos)) or original(photos)
+    build_cache(path, SAMPLES[:5], encoder)
+    assert computed == [2, 1]  # only the remaining files were computed
+    fresh = str(tmp_path / "fresh.h5")
+    build_cache(fresh, SAMPLES[:5], Encoder("hog", 64, workers=1))
+    a, b = FeatureCache(path), FeatureCache(fresh)
+    assert np.array_equal(a.features[()], b.features[()])
+    a.close(), b.close()
+
+
+def test_bad_images_are_skipped_and_counted(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in SAMPLES[:6]:
+        shutil.copy(path, folder)
+    (folder / "garbage.jpg").write_bytes(b"not an image at all")
+    data = open(SAMPLES[0], "rb").read()
+    (folder / "truncated.jpg").write_bytes(data[:200])
+    import imageio.v3 as iio
+    iio.imwrite(folder / "grey.png", np.zeros((64, 64), np.uint8))
+    iio.imwrite(folder / "tiny.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.warns(UserWarning, match="skipped"):
+        summary = train(tiny_config(str(folder), tmp_path / "run", iters=2), log=lambda *_: None)
+    assert sum(summary["skipped"].values()) == 4
+    assert sum(summary["samples"].values()) == 6
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingError, match="no JPEG or PNG"):
+        train(tiny_config(str(tmp_path / "empty"), tmp_path / "run"), log=lambda *_: None)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photo_dir, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(photo_dir, out, iters=2), log=lambda *_: None)
+    before = open(out / "checkpoint.h5", "rb").read()
+    with h5py.File(out / "cache_train.h5", "a") as f:
+        f["features"][0] = np.nan  # one poisoned sample
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train(tiny_config(photo_dir, out, iters=50, resume=True), log=lambda *_: None)
+    assert open(out / "checkpoint.h5", "rb").read() == before
+
+
+def test_ctrl_c_saves_a_checkpoint(photo_dir, tmp_path):
+    out = tmp_path / "run"
+
+    def interrupt(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(photo_dir, out, iters=10, checkpoint_every=100), log=lambda *_: None, on_step=interrupt)
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 3
+
+
+def test_normalized_error_is_one_for_a_random_other_image():
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 8, 8, 3))
+    assert normalized_error(images, images) == 0
+    shifted = np.roll(images, 1, axis=0)
+    assert 0.5 < normalized_error(images, shifted) < 1.5
+
+
+def test_targets_round_trip_to_images():
+    photos = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    from models.encoders import float_to_images
+    assert np.allclose(float_to_images(targets_to_float(photos)), photos, atol=1e-3)
