@@ -92,7 +92,7 @@ EXPN_TABLE = np.exp(-np.arange(EXPN_TABLE_SIZE + 2) * (EXPN_MAX / EXPN_TABLE_SIZ
 def fast_expn(x):
     """exp(-x) for float64 x >= 0: linear interpolation in a table of step 25/256; 0 beyond 25."""
     position = x * (EXPN_TABLE_SIZE / EXPN_MAX)
-    index = np.minimum(np.floor(position), EXPN_TABLE_SIZE).astype(np.intp)
+    index = np.minimum(position, EXPN_TABLE_SIZE).astype(np.intp)      # floor, as x >= 0
     fraction = position - index
     below, above = EXPN_TABLE[index], EXPN_TABLE[index + 1]
     return np.where(x > EXPN_MAX, 0.0, below + fraction * (above - below))
@@ -432,6 +432,11 @@ def keypoint_orientations(x, y, sigma, level, modulus, angle):
 # drops) is cropped at the end; the slots of bin b are b + PADDED_OFFSET.
 PADDED_BINS = SPATIAL_BINS + 2
 PADDED_OFFSET = SPATIAL_BINS // 2 + 1
+# slot steps from a pixel's first slot to its 8 votes (x step, y step, angle step); row 1 for a
+# first angle bin of 7, whose upper neighbour is bin 0
+_STEP_X, _STEP_Y, _STEP_T = (steps.ravel() for steps in np.indices((2, 2, 2)))
+VOTE_SLOT_STEPS = np.stack([(_STEP_Y * PADDED_BINS + _STEP_X) * ANGLE_BINS + _STEP_T * angle_step
+                            for angle_step in (1, 1 - ANGLE_BINS)])
 
 
 def keypoint_descriptors(x, y, sigma, level, theta, modulus, angle):
@@ -451,9 +456,6 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
     radius[centre_y >= height - 1] = -1          # empty window: VLFeat skips these frames
     cos_theta, sin_theta = np.cos(theta), np.sin(theta)
     slots = PADDED_BINS * PADDED_BINS * ANGLE_BINS
-    # slot offsets of the 8 votes of a pixel, in VLFeat's order (x step, y step, angle step)
-    step_x, step_y, step_t = (steps.ravel() for steps in np.indices((2, 2, 2)))
-    spatial_steps = (step_y * PADDED_BINS + step_x) * ANGLE_BINS
     histograms = np.zeros((len(x), slots), dtype=np.float32)
     for members, offsets in _window_groups(radius):
         px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
@@ -478,20 +480,22 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
                            / (2.0 * DESCRIPTOR_WINDOW * DESCRIPTOR_WINDOW)).astype(np.float32)
         base = window * modulus.ravel()[pixel]
         first_x, first_y, first_t = np.floor(nx - np.float32(0.5)), np.floor(ny - np.float32(0.5)), np.floor(nt)
-        # linear weights of the lower and upper bin along each axis: |1 - share| and |share|
+        # the 8 votes (x step, y step, angle step) of each pixel, in VLFeat's order of summation:
+        # weight base * w_x * w_y * w_t, where the lower and upper bin along an axis get
+        # |1 - share| and |share|
         share_x = (nx.astype(np.float64) - (first_x + 0.5)).astype(np.float32)
         share_y = (ny.astype(np.float64) - (first_y + 0.5)).astype(np.float32)
         share_t = nt - first_t
-        weights = [(np.abs(1 - share), np.abs(share)) for share in (share_x, share_y, share_t)]
+        votes = [base]
+        for share in (share_x, share_y, share_t):
+            lower_and_upper = (np.abs(1 - share), np.abs(share))
+            votes = [vote * weight for vote in votes for weight in lower_and_upper]
+        votes = np.stack(votes, axis=1)
         angle_bin = first_t.astype(np.intp) % ANGLE_BINS
-        upper_angle_step = np.where(angle_bin == ANGLE_BINS - 1, 1 - ANGLE_BINS, 1)   # bin 7 -> bin 0
         first_slot = ((member * PADDED_BINS + first_y.astype(np.intp) + PADDED_OFFSET) * PADDED_BINS
                       + first_x.astype(np.intp) + PADDED_OFFSET) * ANGLE_BINS + angle_bin
-        slot = first_slot[:, None] + spatial_steps + step_t * upper_angle_step[:, None]
-        votes = np.empty((len(sample), 8), dtype=np.float32)
-        for vote in range(8):
-            votes[:, vote] = (base * weights[0][step_x[vote]] * weights[1][step_y[vote]]
-                              * weights[2][step_t[vote]])
+        slot = np.take(VOTE_SLOT_STEPS, (angle_bin == ANGLE_BINS - 1).astype(np.intp), axis=0)
+        slot += first_slot[:, None]
         batch = np.zeros(len(members) * slots, dtype=np.float32)
         np.add.at(batch, slot.ravel(), votes.ravel())
         histograms[members] = batch.reshape(len(members), slots)

@@ -235,6 +235,8 @@ def train(cfg, log=print, on_step=None):
     def checkpoint(step):
         save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history)
 
+    if start == 0:  # the error before training: the baseline the validation curve falls from
+        history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images)[0]])
     prefetch = Prefetcher(make_batch, range(start, total))
     bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
     step, loss_value, t0 = start, float("nan"), time.time()

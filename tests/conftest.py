@@ -7,6 +7,7 @@ header), where CuPy is not importable or no CUDA GPU is usable.
     def test_something(xp):
         x = xp.asarray(...)          # numpy or cupy
 
+A test that only makes sense on the GPU takes ``@pytest.mark.gpu``.
 ``device`` gives the matching device name (``"cpu"``/``"gpu"``) for code that takes one, and
 ``to_numpy(a)`` brings any array back to the host for comparisons.
 """
@@ -50,7 +51,18 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: the test needs CuPy and a CUDA GPU")
+    config.addinivalue_line("markers", "gpu: the test needs CuPy and a CUDA GPU (skipped, with the reason, "
+                                       "where there is none)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``@pytest.mark.gpu`` are skipped with the printed reason where no GPU is usable."""
+    if HAS_GPU:
+        return
+    skip = pytest.mark.skip(reason=GPU_STATUS)
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 ARRAY_MODULES = [

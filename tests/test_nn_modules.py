@@ -264,9 +264,9 @@ def test_module_to_cpu():
     assert t.requires_grad and t.device == "cpu"
 
 
-def test_module_to_gpu_and_back(xp, device):
-    if device != "gpu":
-        pytest.skip("exercised by the cupy variant")
+@pytest.mark.gpu
+def test_module_to_gpu_and_back():
+    import cupy as xp
     model = small_model()
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
     cpu_out = model(nn.Tensor(x)).numpy()
