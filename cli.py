@@ -54,6 +54,8 @@ def main():
 @DEVICE
 @click.option("--out", type=click.Path(), help="Run folder (default: runs/FEATURE).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.")
+@click.option("--train-encoder", is_flag=True,
+              help="Autoencoder variant: fine-tune CaffeNet up to FEATURE together with the decoder.")
 def train(feature, **options):
     """Train the decoder for FEATURE (hog, sift, lbp, conv1..conv5, fc6..fc8)."""
     from models.train import TrainConfig, train as run_training

@@ -88,7 +88,8 @@ def directed_gradient_histograms(pixels, cell_size, num_orientations):
         np.maximum(best_strength, strength, out=best_strength)
 
     grid_shape = hog_grid_shape(pixels.shape, cell_size)
-    return bilinear_cell_histograms(best_bin, magnitude, 2 * num_orientations, cell_size, grid_shape)
+    return bilinear_cell_histograms(best_bin, magnitude, 2 * num_orientations, cell_size,
+                                    grid_shape)
 
 
 def _central_differences(plane):
@@ -174,8 +175,8 @@ def hog_render(features, glyph_size=21, variant="uoctti"):
     low = np.minimum(weights.min(axis=2), 0)[:, :, None, None]
     high = np.maximum(weights.max(axis=2), 0)[:, :, None, None]
     cells = np.clip(cells, low, high)
-    picture = cells.transpose(0, 2, 1, 3).reshape(cells_down * glyph_size, cells_across * glyph_size)
-    return picture.astype(np.float32)
+    picture = cells.transpose(0, 2, 1, 3)  # (H', glyph row, W', glyph column)
+    return picture.reshape(cells_down * glyph_size, cells_across * glyph_size).astype(np.float32)
 
 
 def _round_half_away(values):

@@ -10,10 +10,10 @@ This is the paper's setting: VLFeat called on float images holding 0..255 values
 are 0..255). The scale matters: HOG's block normalisation adds a constant 1e-4 to the block
 energies, so HOG of ``image / 255`` is not HOG of ``image``.
 
-Greyscale is the ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (the weights of MATLAB's
-``rgb2gray`` and of PIL's "L" mode) kept in float32 without rounding to integers; the paper
-computes all shallow features on the greyscale image. (Which rounding the authors' MATLAB
-pipeline applied is not recorded; this is a decision of the project.)
+Greyscale is the ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (PIL's "L" mode; MATLAB's
+``rgb2gray`` uses these weights to 4 digits), kept in float32 without rounding to integers; the
+paper computes all shallow features on the greyscale image. (Which conversion and rounding the
+authors applied is not recorded: this is a decision of the project.)
 
 Cell geometry (VLFeat's ``vl/hog.c`` and ``vl/lbp.c``): pixel ``x`` lies at position
 ``u = (x + 0.5) / cell_size - 0.5`` in cell units, so that a cell's centre has an integer position.
@@ -61,10 +61,14 @@ def as_float_image(image, caller, min_side):
 
 
 def to_grey(pixels):
-    """Luma of a float (H, W, 3) image as float32 (H, W); a grey (H, W) image is returned as is."""
+    """Luma of a float32 (H, W, 3) image as float32 (H, W); a grey (H, W) image is returned as is.
+
+    Computed channel by channel in float32 (no BLAS), so that it is bit-identical on every CPU.
+    """
     if pixels.ndim == 2:
         return pixels
-    return pixels @ LUMA_WEIGHTS
+    red, green, blue = (pixels[:, :, channel] for channel in range(3))
+    return red * LUMA_WEIGHTS[0] + green * LUMA_WEIGHTS[1] + blue * LUMA_WEIGHTS[2]
 
 
 def as_grey_float(image, caller, min_side):

@@ -1,10 +1,10 @@
-"""SIFT keypoints and descriptors as VLFeat 0.9.21 computes them (``vl/sift.c``), and the paper's SIFT map.
+"""SIFT keypoints and descriptors as VLFeat 0.9.21 computes them (``vl/sift.c``); the SIFT map.
 
-The functions reproduce VLFeat's C API (``vl_sift_new`` ... ``vl_sift_calc_keypoint_descriptor``) called
-on a row-major (H, W) float image with ``width = W``, ``height = H``, down to its float32 arithmetic
-and its fast approximations of exp, atan2 and sqrt, so that the frames come out identical and in
-the same order. Coordinates are 0-based pixels, x = column, y = row; angles are radians from +x
-towards +y.
+The functions reproduce VLFeat's C API (``vl_sift_new`` ... ``vl_sift_calc_keypoint_descriptor``)
+called on a row-major (H, W) float image with ``width = W``, ``height = H``, down to its float32
+arithmetic, its order of summation and its fast approximations of exp, atan2 and sqrt, so that the
+frames come out identical and in the same order. Coordinates are 0-based pixels, x = column,
+y = row; angles are radians from +x towards +y.
 
 Pipeline (S levels per octave, first octave o_min, O octaves)
 -------------------------------------------------------------
@@ -16,21 +16,21 @@ Pipeline (S levels per octave, first octave o_min, O octaves)
 
    The input is assumed pre-smoothed by a nominal 0.5 pixels (0.5 * 2^-o_min octave pixels), so
    level -1 is the image smoothed by sqrt(sigma(-1)^2 - (0.5 * 2^-o_min)^2); each next level is
-   the previous one smoothed by the incremental sqrt(sigma(s)^2 - sigma(s-1)^2)
+   the previous one smoothed by the increment sqrt(sigma(s)^2 - sigma(s-1)^2)
    = sigma0 * sqrt(1 - 2^(-2/S)) * 2^(s/S). Octave o + 1 starts from level S - 1 of octave o,
    subsampled by 2: its smoothing, sigma(S - 1) / 2 = sigma(-1), is already right.
-   Smoothing is separable (columns, then rows) with a Gaussian of radius ceil(4 sigma) normalised
-   to sum 1, and the image edge replicated.
+   Smoothing is separable (along columns, then rows) with a Gaussian of radius ceil(4 sigma)
+   normalised to sum 1, the image edge replicated.
 2. Difference of Gaussians D(s) = G(s + 1) - G(s), s = -1 ... S. A candidate is a point of levels
-   0 ... S - 1 strictly greater than its 26 neighbours in (x, y, s) with D >= 0.8 * peak_thresh,
-   or strictly smaller with D <= -0.8 * peak_thresh; candidates are listed level by level, row by
+   0 ... S - 1 strictly greater than its 26 neighbours in (x, y, s) with D >= 0.8 peak_thresh,
+   or strictly smaller with D <= -0.8 peak_thresh; candidates are listed level by level, row by
    row.
-3. Refinement: fit the quadratic D + g.t + t'Ht/2 (central differences) and solve H t = -g by Gauss
-   elimination with partial pivoting; if |t_x| or |t_y| exceeds 0.6 move one pixel that way and
-   refit (at most 5 fits). A keypoint is kept where |D + g.t/2| > peak_thresh,
-   0 <= tr(H_xy)^2 / det(H_xy) < (edge_thresh + 1)^2 / edge_thresh, |t| < 1.5 in every coordinate
-   and the refined point lies inside the octave. Its frame is x = (x + t_x) 2^o, y = (y + t_y) 2^o,
-   sigma = sigma0 2^((s + t_s)/S) 2^o.
+3. Refinement: fit the quadratic D + g.t + t'Ht/2 (central differences) and solve H t = -g by
+   Gauss elimination with partial pivoting; if |t_x| or |t_y| exceeds 0.6, move one pixel that
+   way and refit (at most 5 fits). A keypoint is kept where |D + g.t/2| > peak_thresh,
+   0 <= tr(H_xy)^2 / det(H_xy) < (edge_thresh + 1)^2 / edge_thresh, |t| < 1.5 in every
+   coordinate and the refined point lies inside the octave. Its frame is x = (x + t_x) 2^o,
+   y = (y + t_y) 2^o, sigma = sigma0 2^((s + t_s)/S) 2^o.
 4. Gradients of levels 0 ... S - 1 by central differences (one-sided on the border), stored as
    modulus and angle in [0, 2 pi], with VLFeat's fast sqrt and atan2.
 5. Orientations: at the keypoint's integer level, a 36-bin histogram of gradient angles in the
@@ -38,22 +38,22 @@ Pipeline (S levels per octave, first octave o_min, O octaves)
    modulus times a Gaussian window exp(-r^2 / (2 (1.5 sigma)^2)), split linearly between the two
    nearest bins. The histogram is smoothed 6 times by a circular [1 1 1]/3 filter; each bin above
    80% of the maximum and above its two neighbours is a peak, refined by a parabola; at most 4.
-6. Descriptor, per orientation theta: pixels of the gradient level in a square of half-side
+6. Descriptor, per orientation theta: the pixels of the gradient level in a square of half-side
    W = floor(sqrt(2) * 3 sigma * 5 / 2 + 0.5) around the rounded centre (image border excluded)
-   are rotated by -theta, scaled by the bin width 3 sigma and weighted by a Gaussian of standard
-   deviation 2 bins; each votes its weighted modulus trilinearly into a 4 x 4 spatial x 8 angle
-   histogram (index 32 * row bin + 8 * column bin + angle bin). The 128 values are L2-normalised,
-   clipped at 0.2 and normalised again.
+   are rotated by -theta, measured in bins of width 3 sigma and weighted by a Gaussian of
+   standard deviation 2 bins; each votes its weighted modulus trilinearly into a 4 x 4 spatial
+   x 8 angle histogram (index 32 * row bin + 8 * column bin + angle bin). The 128 values are
+   L2-normalised, clipped at 0.2 and normalised again.
 
-VLFeat's fast approximations, reproduced exactly: exp(-x) by linear interpolation in a 257-entry
-table on [0, 25]; atan2 by a cubic in r = (x - |y|) / (x + |y|); sqrt(x) = x / sqrt(x) with the
-bit-level inverse-square-root guess 0x5f3759df and two Newton steps.
+VLFeat's fast approximations, reproduced exactly: exp(-x) by linear interpolation in a table of
+exp(-k 25/256), k = 0 ... 256; atan2 by a cubic in r = (x - |y|) / (x + |y|); sqrt(x) as
+x * (1/sqrt(x)) from the bit-level guess 0x5f3759df refined by two Newton steps.
 
 The SIFT map of Dosovitskiy & Brox
 ----------------------------------
 A grid of (H // 4, W // 4) cells of 4 x 4 pixels; a cell holding a keypoint (first orientation
-only) gets [128-d descriptor, sin theta, cos theta, x - 4 floor(x/4), y - 4 floor(y/4), log sigma],
-the last keypoint detected winning; other cells are 0.
+only) gets [128-d descriptor, sin theta, cos theta, x - 4 floor(x/4), y - 4 floor(y/4),
+log sigma], the last keypoint detected winning; other cells are 0.
 """
 import numpy as np
 
@@ -61,7 +61,7 @@ from minifeat.image import as_grey_float, check_positive_int
 
 NOMINAL_SIGMA = 0.5        # smoothing the input image is assumed to have, in image pixels
 BASE_SIGMA = 1.6           # sigma0 = BASE_SIGMA * 2^(1/S)
-FIRST_LEVEL = -1           # levels of an octave: FIRST_LEVEL ... S + 1
+FIRST_LEVEL = -1           # the levels of an octave are FIRST_LEVEL ... S + 1
 MAX_REFINE_FITS = 5
 ORIENTATION_BINS = 36
 ORIENTATION_WINDOW = 1.5   # Gaussian window of the orientation histogram, in units of sigma
@@ -83,6 +83,7 @@ EXPN_TABLE_SIZE = 256
 EXPN_MAX = 25.0
 # exp(-k * 25/256), k = 0 ... 257 (the last entry only guards the interpolation at x = 25)
 EXPN_TABLE = np.exp(-np.arange(EXPN_TABLE_SIZE + 2) * (EXPN_MAX / EXPN_TABLE_SIZE))
+WINDOW_BATCH_PIXELS = 1 << 20   # bounds the memory of the per-pixel arrays
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,7 +100,9 @@ def fast_expn(x):
 
 
 def fast_atan2(y, x):
-    """atan2(y, x) for float32 arrays, to about 0.006 rad: pi/4 + c1 r + c3 r^3 per half-plane."""
+    """atan2(y, x) of float32 arrays to about 0.006 rad: pi/4 - 0.9675 r + 0.1821 r^3 with
+    r = (x - |y|) / (x + |y|) where x >= 0, 3 pi/4 - ... with r = (x + |y|) / (|y| - x) where
+    x < 0, and the sign of y."""
     abs_y = np.abs(y) + FLOAT_EPSILON
     right = x >= 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -110,7 +113,7 @@ def fast_atan2(y, x):
 
 
 def fast_sqrt(x):
-    """sqrt(x) for float32 x >= 0 as x * (1/sqrt(x)): Carmack's initial guess, two Newton steps."""
+    """sqrt(x) of float32 x >= 0 as x * (1/sqrt(x)): Carmack's initial guess, two Newton steps."""
     half = np.float32(0.5) * x
     guess = (np.int32(0x5F3759DF) - (x.view(np.int32) >> 1)).view(np.float32)
     for _ in range(2):
@@ -119,7 +122,7 @@ def fast_sqrt(x):
 
 
 def mod_2pi(x):
-    """float32 x brought into [0, 2 pi] by repeated subtraction, then addition, of 2 pi in float32."""
+    """float32 x brought into [0, 2 pi] by subtracting, then adding, 2 pi in float32."""
     while (too_big := x > TWO_PI_FLOAT).any():
         x = np.where(too_big, x - TWO_PI_FLOAT, x)
     while (negative := x < 0).any():
@@ -132,7 +135,7 @@ def mod_2pi(x):
 # --------------------------------------------------------------------------------------------
 
 def gaussian_kernel(sigma):
-    """VLFeat's float32 Gaussian of radius max(ceil(4 sigma), 1), normalised by its float32 sum."""
+    """VLFeat's float32 Gaussian of radius max(ceil(4 sigma), 1), divided by its float32 sum."""
     radius = max(int(np.ceil(4.0 * sigma)), 1)
     distance = np.arange(-radius, radius + 1).astype(np.float32) / np.float32(sigma)
     taps = np.exp(-0.5 * (distance * distance).astype(np.float64)).astype(np.float32)
@@ -171,6 +174,13 @@ def _double_size(image):
     return np.ascontiguousarray(image)
 
 
+def _octave_shape(height, width, octave):
+    """The image size times 2^-octave, rounded down (VLFeat's VL_SHIFT_LEFT)."""
+    if octave >= 0:
+        return height >> octave, width >> octave
+    return height << -octave, width << -octave
+
+
 class ScaleSpace:
     """The geometry of VLFeat's scale space (``vl_sift_new``) for an image of a given size."""
 
@@ -178,17 +188,18 @@ class ScaleSpace:
         self.first_octave = first_octave
         self.levels = levels_per_octave
         if num_octaves is None:
-            num_octaves = max(int(np.floor(np.log(min(width, height)) / LOG_OF_2)) - first_octave - 3, 1)
+            log2_size = int(np.floor(np.log(min(width, height)) / LOG_OF_2))
+            num_octaves = max(log2_size - first_octave - 3, 1)
         self.num_octaves = num_octaves
         self.step = 2.0 ** (1.0 / levels_per_octave)
         self.sigma0 = BASE_SIGMA * self.step
         self.sigma_increment = self.sigma0 * np.sqrt(1.0 - 1.0 / (self.step * self.step))
-        self.octave_shapes = [_shift(height, width, octave)
-                              for octave in range(first_octave, first_octave + num_octaves)]
+        last_octave = first_octave + num_octaves - 1
+        self.octave_shapes = [_octave_shape(height, width, octave)
+                              for octave in range(first_octave, last_octave + 1)]
         if min(min(shape) for shape in self.octave_shapes) < 2:
             raise ValueError(f"sift: an image of {height}x{width} pixels is too small for octaves "
-                             f"{first_octave} ... {first_octave + num_octaves - 1}: every octave "
-                             f"needs at least 2x2 pixels")
+                             f"{first_octave} ... {last_octave}: every octave needs 2x2 pixels")
 
     def octaves(self, image):
         """Yield (octave index o, float32 levels (S + 3, h_o, w_o)) octave by octave."""
@@ -196,7 +207,8 @@ class ScaleSpace:
         for octave, (height, width) in enumerate(self.octave_shapes, start=self.first_octave):
             levels = [base]
             for level in range(FIRST_LEVEL + 1, self.levels + 2):
-                levels.append(gaussian_smooth(levels[-1], self.sigma_increment * self.step ** level))
+                increment = self.sigma_increment * self.step ** level
+                levels.append(gaussian_smooth(levels[-1], increment))
             yield octave, np.stack(levels)
             base = levels[self.levels - 1 - FIRST_LEVEL][::2, ::2][:height // 2, :width // 2]
 
@@ -208,19 +220,12 @@ class ScaleSpace:
         else:
             stride = 2 ** self.first_octave
             height, width = self.octave_shapes[0]
-            image = image[::stride, ::stride][:height, :width]
+            image = np.ascontiguousarray(image[::stride, ::stride][:height, :width])
         target = self.sigma0 * self.step ** FIRST_LEVEL
         present = NOMINAL_SIGMA * 2.0 ** (-self.first_octave)
         if target > present:
-            image = gaussian_smooth(np.ascontiguousarray(image), np.sqrt(target * target - present * present))
+            image = gaussian_smooth(image, np.sqrt(target * target - present * present))
         return image
-
-
-def _shift(height, width, octave):
-    """Octave size: the image size times 2^-octave, rounded down (VL_SHIFT_LEFT)."""
-    if octave >= 0:
-        return height >> octave, width >> octave
-    return height << -octave, width << -octave
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +233,7 @@ def _shift(height, width, octave):
 # --------------------------------------------------------------------------------------------
 
 def _local_extrema(dog, peak_thresh):
-    """(level, y, x) of the DoG points of levels 1 ... S (array index) that are strict 3x3x3
+    """(level, y, x) array indices of the DoG points of levels 1 ... S that are strict 3x3x3
     maxima with value >= 0.8 peak_thresh or strict minima with value <= -0.8 peak_thresh, in
     scan order (level, row, column)."""
     levels, height, width = dog.shape
@@ -240,7 +245,8 @@ def _local_extrema(dog, peak_thresh):
             for dx in (-1, 0, 1):
                 if ds == dy == dx == 0:
                     continue
-                neighbour = dog[1 + ds:levels - 1 + ds, 1 + dy:height - 1 + dy, 1 + dx:width - 1 + dx]
+                neighbour = dog[1 + ds:levels - 1 + ds, 1 + dy:height - 1 + dy,
+                                1 + dx:width - 1 + dx]
                 is_max &= centre > neighbour
                 is_min &= centre < neighbour
     level, y, x = np.nonzero(is_max | is_min)
@@ -293,7 +299,8 @@ def _quadratic_fit(dog, level, y, x):
             if i == j:
                 second = (at(e) + at(-e)).astype(np.float64) - 2.0 * centre
             else:
-                second = 0.25 * (at(e + f) + at(-e - f) - at(-e + f) - at(e - f)).astype(np.float64)
+                corners = at(e + f) + at(-e - f) - at(-e + f) - at(e - f)
+                second = 0.25 * corners.astype(np.float64)
             hessian[:, i, j] = hessian[:, j, i] = second
     return centre, gradient, hessian
 
@@ -301,8 +308,8 @@ def _quadratic_fit(dog, level, y, x):
 def refine_keypoints(dog, level, y, x, peak_thresh, edge_thresh):
     """Refine candidate extrema of one octave's DoG (array index level, row, column).
 
-    Returns, for the kept candidates in candidate order, their integer VLFeat level s (0 ... S - 1)
-    and their refined (x, y, s) in octave pixels and level units (float64).
+    Returns, for the kept candidates in candidate order, their integer VLFeat level s
+    (0 ... S - 1) and their refined (x, y, s) in octave pixels and level units (float64).
     """
     count, (_, height, width) = len(x), dog.shape
     y, x = y.copy(), x.copy()
@@ -340,7 +347,7 @@ def refine_keypoints(dog, level, y, x, peak_thresh, edge_thresh):
 
 
 # --------------------------------------------------------------------------------------------
-# 4. Gradients
+# 4. Gradients, and the windows of pixels around keypoints
 # --------------------------------------------------------------------------------------------
 
 def polar_gradients(levels):
@@ -360,11 +367,8 @@ def polar_gradients(levels):
     return modulus, angle
 
 
-WINDOW_BATCH_PIXELS = 1 << 20   # bounds the memory of the per-pixel arrays
-
-
 def _window_groups(radius):
-    """Split items by the half-side of their square window, in batches of at most about
+    """Split items by the half-side r of their square window, in batches of at most about
     WINDOW_BATCH_PIXELS window pixels: yields (item indices, offsets -r ... r). Items with a
     negative half-side have no window."""
     for half_side in np.unique(radius[radius >= 0]):
@@ -373,6 +377,15 @@ def _window_groups(radius):
         batch = max(1, WINDOW_BATCH_PIXELS // len(offsets) ** 2)
         for start in range(0, len(members), batch):
             yield members[start:start + batch], offsets
+
+
+def _window_pixels(centre_x, centre_y, level, offsets, shape):
+    """Columns px (n, 1, K) and rows py (n, K, 1) of n square windows, and the flat index
+    (n, K, K) of each window pixel in a gradient stack of the given shape (levels, h, w)."""
+    _, height, width = shape
+    px = (centre_x[:, None] + offsets)[:, None, :]
+    py = (centre_y[:, None] + offsets)[:, :, None]
+    return px, py, (level[:, None, None] * height + py) * width + px
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,32 +402,39 @@ def keypoint_orientations(x, y, sigma, level, modulus, angle):
     radius = np.maximum(np.floor(3.0 * window_sigma), 1).astype(np.intp)
     histogram = np.zeros((len(x), ORIENTATION_BINS))
     for members, offsets in _window_groups(radius):
-        px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
-        dx, dy = (px - x[members, None])[:, None, :], (py - y[members, None])[:, :, None]
+        px, py, pixel = _window_pixels(centre_x[members], centre_y[members], level[members],
+                                       offsets, modulus.shape)
+        dx, dy = px - x[members, None, None], py - y[members, None, None]
         squared_distance = dx * dx + dy * dy
-        half_side = offsets[-1]
         # the disc of radius W around the rounded centre, inside the image
-        inside = ((squared_distance < half_side * half_side + 0.6)
-                  & ((px >= 0) & (px < width))[:, None, :] & ((py >= 0) & (py < height))[:, :, None])
-        member, row, column = np.nonzero(inside)
-        sample = (level[members][member], py[member, row], px[member, column])
+        inside = ((squared_distance < offsets[-1] * offsets[-1] + 0.6)
+                  & (px >= 0) & (px < width) & (py >= 0) & (py < height))
+        sample = np.flatnonzero(inside)
+        member = sample // len(offsets) ** 2
+        pixel, squared_distance = pixel.ravel()[sample], squared_distance.ravel()[sample]
         sample_sigma = window_sigma[members][member]
-        weight = fast_expn(squared_distance[member, row, column] / (2 * sample_sigma * sample_sigma))
-        vote = modulus[sample].astype(np.float64)
-        position = ORIENTATION_BINS * angle[sample].astype(np.float64) / TWO_PI
+        weight = fast_expn(squared_distance / (2 * sample_sigma * sample_sigma))
+        vote = modulus.ravel()[pixel].astype(np.float64)
+        position = ORIENTATION_BINS * angle.ravel()[pixel].astype(np.float64) / TWO_PI
         lower_bin = np.floor(position - 0.5)
         upper_share = position - lower_bin - 0.5
         lower_bin = lower_bin.astype(np.intp)
         # each pixel votes into its two nearest bins, lower first (VLFeat's order of summation)
         bins = np.stack([(lower_bin + ORIENTATION_BINS) % ORIENTATION_BINS,
-                         (lower_bin + 1) % ORIENTATION_BINS], axis=1) + ORIENTATION_BINS * member[:, None]
+                         (lower_bin + 1) % ORIENTATION_BINS], axis=1)
+        bins += ORIENTATION_BINS * member[:, None]
         votes = np.stack([(1 - upper_share) * vote * weight, upper_share * vote * weight], axis=1)
-        histogram[members] = np.bincount(bins.ravel(), weights=votes.ravel(),
-                                         minlength=len(members) * ORIENTATION_BINS).reshape(-1, ORIENTATION_BINS)
+        counts = np.bincount(bins.ravel(), weights=votes.ravel(),
+                             minlength=len(members) * ORIENTATION_BINS)
+        histogram[members] = counts.reshape(len(members), ORIENTATION_BINS)
+
+    def neighbours(values):
+        return np.roll(values, 1, axis=1), np.roll(values, -1, axis=1)
 
     for _ in range(6):
-        histogram = (np.roll(histogram, 1, axis=1) + histogram + np.roll(histogram, -1, axis=1)) / 3.0
-    previous, following = np.roll(histogram, 1, axis=1), np.roll(histogram, -1, axis=1)
+        previous, following = neighbours(histogram)
+        histogram = (previous + histogram + following) / 3.0
+    previous, following = neighbours(histogram)
     maximum = histogram.max(axis=1, initial=0.0)[:, None]
     is_peak = (histogram > 0.8 * maximum) & (histogram > previous) & (histogram > following)
     is_peak &= np.cumsum(is_peak, axis=1) <= MAX_ORIENTATIONS
@@ -432,8 +452,8 @@ def keypoint_orientations(x, y, sigma, level, modulus, angle):
 # drops) is cropped at the end; the slots of bin b are b + PADDED_OFFSET.
 PADDED_BINS = SPATIAL_BINS + 2
 PADDED_OFFSET = SPATIAL_BINS // 2 + 1
-# slot steps from a pixel's first slot to its 8 votes (x step, y step, angle step); row 1 for a
-# first angle bin of 7, whose upper neighbour is bin 0
+# Steps from a pixel's first slot to its 8 votes (x step, y step, angle step), in VLFeat's order;
+# row 1 serves a first angle bin of 7, whose upper neighbour is bin 0.
 _STEP_X, _STEP_Y, _STEP_T = (steps.ravel() for steps in np.indices((2, 2, 2)))
 VOTE_SLOT_STEPS = np.stack([(_STEP_Y * PADDED_BINS + _STEP_X) * ANGLE_BINS + _STEP_T * angle_step
                             for angle_step in (1, 1 - ANGLE_BINS)])
@@ -443,8 +463,7 @@ def keypoint_descriptors(x, y, sigma, level, theta, modulus, angle):
     """SIFT descriptors (N, 128) float32 of frames (octave pixels, float64; ``theta`` in radians).
     A frame whose rounded centre lies on the last row gets zeros (VLFeat computes nothing)."""
     normalised = _normalise(_descriptor_histograms(x, y, sigma, level, theta, modulus, angle))
-    clipped = np.minimum(normalised, np.float32(DESCRIPTOR_CLIP))
-    return _normalise(clipped)
+    return _normalise(np.minimum(normalised, np.float32(DESCRIPTOR_CLIP)))
 
 
 def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
@@ -453,36 +472,37 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
     centre_x, centre_y = (x + 0.5).astype(np.intp), (y + 0.5).astype(np.intp)
     bin_width = BIN_MAGNIFICATION * sigma + DOUBLE_EPSILON
     radius = np.floor(np.sqrt(2.0) * bin_width * (SPATIAL_BINS + 1) / 2.0 + 0.5).astype(np.intp)
-    radius[centre_y >= height - 1] = -1          # empty window: VLFeat skips these frames
+    radius[centre_y >= height - 1] = -1          # no window: VLFeat skips these frames
     cos_theta, sin_theta = np.cos(theta), np.sin(theta)
     slots = PADDED_BINS * PADDED_BINS * ANGLE_BINS
+    reach = SPATIAL_BINS / 2 + 0.5               # |n| >= reach: all 4 spatial votes miss the grid
     histograms = np.zeros((len(x), slots), dtype=np.float32)
     for members, offsets in _window_groups(radius):
-        px, py = centre_x[members, None] + offsets, centre_y[members, None] + offsets
-        dx = (px - x[members, None]).astype(np.float32).astype(np.float64)[:, None, :]
-        dy = (py - y[members, None]).astype(np.float32).astype(np.float64)[:, :, None]
+        px, py, pixel = _window_pixels(centre_x[members], centre_y[members], level[members],
+                                       offsets, modulus.shape)
+        dx = (px - x[members, None, None]).astype(np.float32).astype(np.float64)
+        dy = (py - y[members, None, None]).astype(np.float32).astype(np.float64)
         c, s, w = (v[members, None, None] for v in (cos_theta, sin_theta, bin_width))
         # position in the keypoint's rotated frame, in spatial bins (float32)
         nx = ((c * dx + s * dy) / w).astype(np.float32)
         ny = ((-s * dx + c * dy) / w).astype(np.float32)
-        # pixels off the image border, or whose votes all miss the 4 x 4 grid (|n| >= 2.5), add nothing
-        reach = SPATIAL_BINS / 2 + 0.5
         useful = ((nx >= -reach) & (nx < reach) & (ny >= -reach) & (ny < reach)
-                  & ((px >= 1) & (px <= width - 2))[:, None, :] & ((py >= 1) & (py <= height - 2))[:, :, None])
-        pixel = (level[members, None, None] * height + py[:, :, None]) * width + px[:, None, :]
+                  & (px >= 1) & (px <= width - 2) & (py >= 1) & (py <= height - 2))
         sample = np.flatnonzero(useful)
         member = sample // len(offsets) ** 2
         nx, ny, pixel = nx.ravel()[sample], ny.ravel()[sample], pixel.ravel()[sample]
 
-        relative_angle = mod_2pi((angle.ravel()[pixel].astype(np.float64) - theta[members][member]).astype(np.float32))
+        relative_angle = angle.ravel()[pixel].astype(np.float64) - theta[members][member]
+        relative_angle = mod_2pi(relative_angle.astype(np.float32))
         nt = ((ANGLE_BINS * relative_angle).astype(np.float64) / TWO_PI).astype(np.float32)
-        window = fast_expn((nx * nx + ny * ny).astype(np.float64)
-                           / (2.0 * DESCRIPTOR_WINDOW * DESCRIPTOR_WINDOW)).astype(np.float32)
-        base = window * modulus.ravel()[pixel]
-        first_x, first_y, first_t = np.floor(nx - np.float32(0.5)), np.floor(ny - np.float32(0.5)), np.floor(nt)
-        # the 8 votes (x step, y step, angle step) of each pixel, in VLFeat's order of summation:
-        # weight base * w_x * w_y * w_t, where the lower and upper bin along an axis get
-        # |1 - share| and |share|
+        squared_norm = (nx * nx + ny * ny).astype(np.float64)
+        window = fast_expn(squared_norm / (2.0 * DESCRIPTOR_WINDOW * DESCRIPTOR_WINDOW))
+        base = window.astype(np.float32) * modulus.ravel()[pixel]
+        first_x, first_y = np.floor(nx - np.float32(0.5)), np.floor(ny - np.float32(0.5))
+        first_t = np.floor(nt)
+        # the 8 votes of each pixel, in VLFeat's order (x step, y step, angle step), weigh
+        # base * w_x * w_y * w_t, where the lower and upper bin along an axis get |1 - share|
+        # and |share|
         share_x = (nx.astype(np.float64) - (first_x + 0.5)).astype(np.float32)
         share_y = (ny.astype(np.float64) - (first_y + 0.5)).astype(np.float32)
         share_t = nt - first_t
@@ -490,14 +510,13 @@ def _descriptor_histograms(x, y, sigma, level, theta, modulus, angle):
         for share in (share_x, share_y, share_t):
             lower_and_upper = (np.abs(1 - share), np.abs(share))
             votes = [vote * weight for vote in votes for weight in lower_and_upper]
-        votes = np.stack(votes, axis=1)
         angle_bin = first_t.astype(np.intp) % ANGLE_BINS
         first_slot = ((member * PADDED_BINS + first_y.astype(np.intp) + PADDED_OFFSET) * PADDED_BINS
                       + first_x.astype(np.intp) + PADDED_OFFSET) * ANGLE_BINS + angle_bin
         slot = np.take(VOTE_SLOT_STEPS, (angle_bin == ANGLE_BINS - 1).astype(np.intp), axis=0)
         slot += first_slot[:, None]
         batch = np.zeros(len(members) * slots, dtype=np.float32)
-        np.add.at(batch, slot.ravel(), votes.ravel())
+        np.add.at(batch, slot.ravel(), np.stack(votes, axis=1).ravel())
         histograms[members] = batch.reshape(len(members), slots)
     histograms = histograms.reshape(len(x), PADDED_BINS, PADDED_BINS, ANGLE_BINS)
     return np.ascontiguousarray(histograms[:, 1:-1, 1:-1]).reshape(len(x), DESCRIPTOR_SIZE)
@@ -513,19 +532,22 @@ def _normalise(descriptors):
 # Public API
 # --------------------------------------------------------------------------------------------
 
-def sift(image, first_octave=0, levels_per_octave=3, num_octaves=None, peak_thresh=0.0, edge_thresh=10.0):
+def sift(image, first_octave=0, levels_per_octave=3, num_octaves=None, peak_thresh=0.0,
+         edge_thresh=10.0):
     """VLFeat SIFT frames and descriptors of a greyscale (or colour, converted) 0..255 image.
 
     Returns ``frames`` (N, 4) float32 [x, y, sigma, angle] and ``descriptors`` (N, 128) float32,
     one row per keypoint orientation, in VLFeat's order (octave, detection, orientation).
     ``num_octaves=None`` takes VLFeat's default max(floor(log2(min(H, W))) - first_octave - 3, 1).
+    Raises ValueError on a bad image (see :mod:`minifeat.image`) or parameter.
     """
     pixels = as_grey_float(image, "sift", min_side=2)
     _check_parameters(first_octave, levels_per_octave, num_octaves, peak_thresh, edge_thresh)
     space = ScaleSpace(*pixels.shape, first_octave, levels_per_octave, num_octaves)
     frames, descriptors = [], []
     for octave, levels in space.octaves(pixels):
-        octave_frames, octave_descriptors = _octave_features(space, octave, levels, peak_thresh, edge_thresh)
+        octave_frames, octave_descriptors = _octave_features(space, octave, levels, peak_thresh,
+                                                             edge_thresh)
         frames.append(octave_frames)
         descriptors.append(octave_descriptors)
     return np.concatenate(frames), np.concatenate(descriptors)
@@ -535,7 +557,8 @@ def _octave_features(space, octave, levels, peak_thresh, edge_thresh):
     """Frames and descriptors of one octave of the Gaussian scale space."""
     scale = 2.0 ** octave
     dog = levels[1:] - levels[:-1]
-    level, refined = refine_keypoints(dog, *_local_extrema(dog, peak_thresh), peak_thresh, edge_thresh)
+    candidates = _local_extrema(dog, peak_thresh)
+    level, refined = refine_keypoints(dog, *candidates, peak_thresh, edge_thresh)
     # the keypoint as VLFeat stores it: float32, in image pixels
     x = (refined[:, 0] * scale).astype(np.float32)
     y = (refined[:, 1] * scale).astype(np.float32)
@@ -544,15 +567,18 @@ def _octave_features(space, octave, levels, peak_thresh, edge_thresh):
     octave_x, octave_y, octave_sigma = (v.astype(np.float64) / scale for v in (x, y, sigma))
     modulus, angle = polar_gradients(levels[-FIRST_LEVEL:space.levels - FIRST_LEVEL])
     keypoint, theta = keypoint_orientations(octave_x, octave_y, octave_sigma, level, modulus, angle)
-    descriptors = keypoint_descriptors(octave_x[keypoint], octave_y[keypoint], octave_sigma[keypoint],
-                                       level[keypoint], theta, modulus, angle)
-    frames = np.stack([x[keypoint], y[keypoint], sigma[keypoint], theta.astype(np.float32)], axis=1)
+    descriptors = keypoint_descriptors(octave_x[keypoint], octave_y[keypoint],
+                                       octave_sigma[keypoint], level[keypoint], theta,
+                                       modulus, angle)
+    frames = np.stack([x[keypoint], y[keypoint], sigma[keypoint], theta.astype(np.float32)],
+                      axis=1)
     return frames, descriptors
 
 
 def _check_parameters(first_octave, levels_per_octave, num_octaves, peak_thresh, edge_thresh):
     """Raise ValueError on parameters VLFeat's SIFT cannot use."""
-    if isinstance(first_octave, (bool, np.bool_)) or not isinstance(first_octave, (int, np.integer)):
+    if (isinstance(first_octave, (bool, np.bool_))
+            or not isinstance(first_octave, (int, np.integer))):
         raise ValueError(f"sift: first_octave must be an integer, got {first_octave!r}")
     check_positive_int(levels_per_octave, "levels_per_octave", "sift")
     if num_octaves is not None:
@@ -580,22 +606,22 @@ def sift_map_from_frames(frames, descriptors, image_shape, cell_size=4):
     """Build the SIFT map from frames and descriptors in VLFeat's order.
 
     A keypoint's orientations are consecutive frames sharing x, y and sigma; only the first is
-    used. Cell (x // cell_size, y // cell_size) gets [descriptor, sin angle, cos angle,
-    x mod cell_size, y mod cell_size, log sigma]; the last keypoint wins a shared cell.
+    used. (Two distinct keypoints with identical x, y and sigma, which refinement can produce,
+    have identical orientations, so merging them changes nothing.) Cell
+    (y // cell_size, x // cell_size) gets [descriptor, sin angle, cos angle, x mod cell_size,
+    y mod cell_size, log sigma]; the last keypoint wins a shared cell; other cells are 0.
     """
     rows, columns = image_shape[0] // cell_size, image_shape[1] // cell_size
     starts_keypoint = np.ones(len(frames), dtype=bool)
     starts_keypoint[1:] = np.any(frames[1:, :3] != frames[:-1, :3], axis=1)
-    frames = frames[starts_keypoint].astype(np.float64)
-    descriptors = descriptors[starts_keypoint]
-    x, y, sigma, theta = frames.T
+    x, y, sigma, theta = frames[starts_keypoint].astype(np.float64).T
     cell_x, cell_y = np.floor(x / cell_size), np.floor(y / cell_size)
-    cell = (cell_y * columns + cell_x).astype(np.intp)
+    geometry = np.stack([np.sin(theta), np.cos(theta), x - cell_size * cell_x,
+                         y - cell_size * cell_y, np.log(sigma)], axis=1)
+    values = np.concatenate([descriptors[starts_keypoint], geometry], axis=1)
     on_grid = (cell_x < columns) & (cell_y < rows)
-    values = np.concatenate([descriptors, np.stack([np.sin(theta), np.cos(theta),
-                                                    x - cell_size * cell_x, y - cell_size * cell_y,
-                                                    np.log(sigma)], axis=1)], axis=1)[on_grid]
-    cell = cell[on_grid]
+    cell = (cell_y * columns + cell_x).astype(np.intp)[on_grid]
+    values = values[on_grid]
     # the last keypoint in a cell wins: keep each cell's last occurrence
     _, last_from_end = np.unique(cell[::-1], return_index=True)
     winners = len(cell) - 1 - last_from_end

@@ -1,12 +1,13 @@
 """The HDF5 feature cache: features and targets computed once per data set, resumable.
 
 Layout (DESIGN.md): ``features`` (N, ...) float32 and ``targets`` (N, T, T, 3) uint8, both chunked
-by sample; ``files`` (N,) the source path of each sample (a flipped copy has ``#flip`` appended);
-root attributes ``representation``, ``image_size``, ``settings`` (JSON) and ``settings_hash``,
-``files_done`` (how many source files have been processed) and ``skipped`` (JSON list of
-``[path, reason]``). Building appends chunk by chunk and records progress after each, so an
-interrupted build continues where it stopped; a cache whose settings or file list differ from the
-request is stale and is rebuilt.
+by sample; optionally ``photos`` (N, S, S, 3) uint8, the encoder's input photos (the autoencoder
+variant runs the encoder on them at every step); ``files`` (N,) the source path of each sample (a
+flipped copy has ``#flip`` appended); root attributes ``representation``, ``image_size``,
+``settings`` (JSON) and ``settings_hash``, ``files_done`` (how many source files have been
+processed) and ``skipped`` (JSON list of ``[path, reason]``). Building appends chunk by chunk and
+records progress after each, so an interrupted build continues where it stopped; a cache whose
+settings or file list differ from the request is stale and is rebuilt.
 """
 import hashlib
 import json
@@ -36,8 +37,9 @@ def _is_current(path, digest):
         return False
 
 
-def build_cache(path, files, encoder, flip=False, progress=None):
-    """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``.
+def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False):
+    """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``
+    (and keep the photos themselves with ``keep_photos``).
 
     Returns the cache's summary dict (``samples``, ``skipped``). Unusable photos are skipped with a
     warning and listed. Safe to call again: a complete, current cache is reused as it is.
@@ -46,6 +48,8 @@ def build_cache(path, files, encoder, flip=False, progress=None):
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
+    if keep_photos:
+        settings["photos"] = True
     digest = settings_hash(settings, [os.path.abspath(f) for f in files])
     if os.path.exists(path) and not _is_current(path, digest):
         warnings.warn(f"{path}: feature cache is stale (other settings or files); rebuilding it")
@@ -74,7 +78,10 @@ def build_cache(path, files, encoder, flip=False, progress=None):
                     photos.append(photo[:, ::-1])
             if photos:
                 photos = np.stack(photos)
-                _append(f, encoder.features(photos), encoder.targets(photos), names)
+                columns = {"features": encoder.features(photos), "targets": encoder.targets(photos)}
+                if keep_photos:
+                    columns["photos"] = photos
+                _append(f, columns, names)
             f.attrs["files_done"] = min(start + CHUNK, len(files))
             f.attrs["skipped"] = json.dumps(skipped)
             f.flush()
@@ -87,18 +94,16 @@ def build_cache(path, files, encoder, flip=False, progress=None):
     return {"samples": samples, "skipped": skipped}
 
 
-def _append(f, features, targets, names):
-    if "features" not in f:
-        f.create_dataset("features", data=features, maxshape=(None,) + features.shape[1:],
-                         chunks=(1,) + features.shape[1:])
-        f.create_dataset("targets", data=targets, maxshape=(None,) + targets.shape[1:],
-                         chunks=(1,) + targets.shape[1:])
-        f.create_dataset("files", data=np.array(names, dtype=object), maxshape=(None,),
-                         dtype=_string_dtype())
+def _append(f, columns, names):
+    """Append the rows ``columns`` (``{dataset name: (B, ...) array}``) and their ``names``."""
+    columns = dict(columns, files=np.array(names, dtype=object))
+    if "files" not in f:
+        for name, values in columns.items():
+            extra = {"dtype": _string_dtype()} if name == "files" else {"chunks": (1,) + values.shape[1:]}
+            f.create_dataset(name, data=values, maxshape=(None,) + values.shape[1:], **extra)
         return
     n = len(f["files"])
-    for name, values in (("features", features), ("targets", targets),
-                         ("files", np.array(names, dtype=object))):
+    for name, values in columns.items():
         f[name].resize(n + len(values), axis=0)
         f[name][n:] = values
 
@@ -125,17 +130,19 @@ class FeatureCache:
     def feature_shape(self):
         return self.features.shape[1:]
 
+    @property
+    def has_photos(self):
+        return "photos" in self.h5
+
     def batch(self, indices):
         """(features (B, ...) float32, targets (B, T, T, 3) uint8) for ``indices``, in that order."""
+        return self.rows("features", indices), self.rows("targets", indices)
+
+    def rows(self, name, indices):
+        """The rows ``indices`` (any order, repeats allowed) of the dataset ``name``."""
         indices = np.asarray(indices)
-        order = np.argsort(indices)
-        sorted_idx = indices[order]
-        unique, inverse = np.unique(sorted_idx, return_inverse=True)
-        feats = self.features[unique][inverse]
-        targs = self.targets[unique][inverse]
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return feats[back], targs[back]
+        unique, inverse = np.unique(indices, return_inverse=True)  # h5py reads increasing indices
+        return self.h5[name][unique][inverse.reshape(-1)]
 
     def close(self):
         self.h5.close()

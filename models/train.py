@@ -13,6 +13,14 @@
    ``log.csv``, ``loss.png`` and a grid ``recon_<step>.png`` (input | reconstruction);
 5. checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C; a NaN or infinite loss
    stops the run with a message and leaves the last good checkpoint in place.
+
+The autoencoder variant (``train_encoder``, AlexNet features only): CaffeNet up to the inverted
+layer is trained together with the decoder, one Adam over both. The loss is the same Euclidean
+loss, of decoder(s * phi_theta(x)) against the target, and its gradient flows through the decoder
+into the encoder's weights theta (LRN, pooling and grouped convolutions all backpropagate). The cache
+keeps the photos, since phi_theta changes at every step; the fine-tuned CaffeNet is written to
+``encoder.h5`` beside the checkpoint (an ordinary CaffeNet weight file) and the checkpoint's
+``weights`` names it, so that :class:`models.inference.TrainedDecoder` encodes with it.
 """
 import contextlib
 import csv
@@ -31,7 +39,7 @@ import numpy as np
 import nn
 import nn.functional as F
 
-from . import decoders
+from . import alexnet, decoders
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
 from .encoders import Encoder, float_to_images, targets_to_float
@@ -80,6 +88,7 @@ class TrainConfig:
     workers: int = None
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     max_val_images: int = 64
+    train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
 
     def resolved(self):
         """A copy with the preset's values filled in where an option was not given."""
@@ -91,6 +100,9 @@ class TrainConfig:
                 values[key] = value
         values["data"] = values["data"] or SAMPLE_DATA
         values["out"] = values["out"] or os.path.join("runs", self.feature)
+        if self.train_encoder and decoders.representation(self.feature).encoder != "caffenet":
+            raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
+                             "computed by minifeat, which is not differentiable")
         return TrainConfig(**values)
 
 
@@ -161,7 +173,8 @@ def prepare_data(cfg, log=print):
     for split, split_files_, flip in (("train", train_files, cfg.flip), ("val", val_files, False)):
         path = os.path.join(cfg.out, f"cache_{split}.h5")
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
-        info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i))
+        info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
+                           keep_photos=cfg.train_encoder)
         bar.close()
         summary[split] = info
         if info["skipped"]:
@@ -183,9 +196,41 @@ def reconstruct_batches(model, features, scale, device, batch_size=16):
     return np.concatenate(out)
 
 
-def validate(model, cache, scale, device, limit):
+class FineTunedEncoder:
+    """The trainable encoder of the autoencoder variant: CaffeNet's layers up to the tap ``feature``.
+
+    Dropout stays off (evaluation mode), so the features trained on are those inverted later [D].
+    """
+
+    def __init__(self, feature, weights, device):
+        self.feature = feature
+        self.encoder = Encoder(feature, weights=weights, device=device)
+        layers = alexnet.PARAM_LAYERS[:alexnet.TAPS.index(feature) + 1]
+        self.parameters = [p for name, p in self.encoder.network.named_parameters()
+                           if name.split(".")[0] in layers]
+
+    def inputs(self, cache, indices):
+        """The network inputs (B, 3, 227, 227) of the cached photos ``indices`` (host array)."""
+        return alexnet.prepare(cache.rows("photos", indices))
+
+    def __call__(self, x):
+        """Prepared photos (Tensor) -> features (Tensor), recorded for backward."""
+        return self.encoder.network.features(x, (self.feature,))[self.feature]
+
+    def features(self, cache, indices):
+        """The current features of the cached photos ``indices`` (host array, no graph)."""
+        return self.encoder.features(cache.rows("photos", indices))
+
+    def save(self, path):
+        nn.save_module(path, self.encoder.network, model="caffenet", source="train --train-encoder")
+
+
+def validate(model, cache, scale, device, limit, encoder=None):
+    """(normalised error, targets, reconstructions) on the first ``limit`` samples of ``cache``;
+    with ``encoder`` (a :class:`FineTunedEncoder`) the features are its current ones."""
     n = min(len(cache), limit)
-    feats, targs = cache.batch(np.arange(n))
+    feats = cache.rows("features", np.arange(n)) if encoder is None else encoder.features(cache, np.arange(n))
+    targs = cache.rows("targets", np.arange(n))
     recon = reconstruct_batches(model, feats, scale, device)
     error = normalized_error(targs.astype(np.float32), recon) if n >= 2 else float("nan")
     return error, targs, recon
@@ -210,10 +255,14 @@ def train(cfg, log=print, on_step=None):
     # The feature scale is fixed at the start of a run; a resumed run reuses it.
     scale = read_config(ckpt_path)["feature_scale"] if resuming else feature_scale(train_cache)
     model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
-    optimizer = nn.optim.Adam(model.parameters(), lr=cfg.lr)
-    schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)
     config = dataclasses.asdict(cfg)
     config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape))
+    encoder, encoder_path = None, os.path.abspath(os.path.join(cfg.out, "encoder.h5"))
+    if cfg.train_encoder:
+        encoder = FineTunedEncoder(cfg.feature, encoder_path if resuming else cfg.weights, cfg.device)
+        config.update(weights=encoder_path, initial_weights=cfg.weights)
+    optimizer = nn.optim.Adam(model.parameters() + (encoder.parameters if encoder else []), lr=cfg.lr)
+    schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)
     start, history = 0, []
     if resuming:
         start, history = load_checkpoint(ckpt_path, model, optimizer, schedule)
@@ -228,15 +277,22 @@ def train(cfg, log=print, on_step=None):
     losses = _truncate_log(log_path, start)
 
     def make_batch(step):
-        feats, targs = train_cache.batch(batch_indices(step, cfg.batch_size, len(train_cache), cfg.seed))
-        x = nn.to_device(feats * np.float32(scale), cfg.device)
-        return x, nn.to_device(targets_to_float(targs), cfg.device)
+        indices = batch_indices(step, cfg.batch_size, len(train_cache), cfg.seed)
+        x = encoder.inputs(train_cache, indices) if encoder else \
+            train_cache.rows("features", indices) * np.float32(scale)
+        targs = train_cache.rows("targets", indices)
+        return nn.to_device(x, cfg.device), nn.to_device(targets_to_float(targs), cfg.device)
+
+    def decoder_input(x):
+        return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
 
     def checkpoint(step):
         save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history)
+        if encoder:
+            encoder.save(encoder_path)
 
     if start == 0:  # the error before training: the baseline the validation curve falls from
-        history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images)[0]])
+        history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images, encoder)[0]])
     prefetch = Prefetcher(make_batch, range(start, total))
     bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
     step, loss_value, t0 = start, float("nan"), time.time()
@@ -244,7 +300,7 @@ def train(cfg, log=print, on_step=None):
         with _deferred_interrupt() as interrupted:
             while step < total and not interrupted():
                 _, (x, target) = prefetch.next()
-                loss = F.mse_loss(model(nn.Tensor(x)), nn.Tensor(target), reduction="paper")
+                loss = F.mse_loss(model(decoder_input(x)), nn.Tensor(target), reduction="paper")
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(f"loss became {loss_value} at step {step + 1}; stopped. The last good "
@@ -257,7 +313,8 @@ def train(cfg, log=print, on_step=None):
                 rate = cfg.batch_size * (step - start) / max(time.time() - t0, 1e-9)
                 val_error = ""
                 if step % cfg.val_every == 0 or step == total:
-                    val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images)
+                    val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images,
+                                                       encoder)
                     history.append([step, val_error])
                     rows = [[t, r] for t, r in zip(targs[:8], recon[:8])]
                     write_grid(os.path.join(cfg.out, f"recon_{step:07d}.png"), rows)

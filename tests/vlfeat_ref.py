@@ -76,7 +76,7 @@ def _require_libvl():
 
 
 def vl_hog_reference(image, cell_size=8, variant="uoctti", num_orientations=9):
-    """``vl_hog_put_image`` + ``vl_hog_extract`` on a float image (H, W) or (H, W, C): (H', W', D)."""
+    """``vl_hog_put_image`` and ``vl_hog_extract`` of a float (H, W[, C]) image: (H', W', D)."""
     _require_libvl()
     image = np.asarray(image, dtype=np.float32)
     planes = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
@@ -110,7 +110,7 @@ def vl_hog_render_reference(features, variant="uoctti", num_orientations=9):
 
 
 def vl_lbp_reference(image, cell_size=16):
-    """``vl_lbp_process`` with ``VlLbpUniform`` on a grey float image (H, W): (H // c, W // c, 58)."""
+    """``vl_lbp_process`` with ``VlLbpUniform`` of a grey float image (H, W): (H//c, W//c, 58)."""
     _require_libvl()
     image = np.ascontiguousarray(image, dtype=np.float32)
     height, width = image.shape

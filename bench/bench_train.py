@@ -1,0 +1,104 @@
+"""Time and peak memory of one training step (forward, loss, backward, Adam) of every decoder.
+
+    python bench/bench_train.py [--batch-size 8] [--width 1.0] [--image-size 256] [--only hog,sift]
+
+Each (decoder, framework) pair runs in a fresh subprocess that reports the median step time of a
+few steps after a warm-up and its peak resident memory above the baseline taken once the model, the data and the framework
+are in memory (so: activations, gradients, optimiser state and work buffers). The
+reference is the same network in PyTorch CPU (built from the same layer table, same weights,
+same threads) when torch is installed. Target: our step within 2x of PyTorch's.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+WORKER = r"""
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+name, framework, batch, width, image_size, steps = {args!r}
+import nn, nn.functional as F
+from models import decoders
+nn.random.seed(0)
+ours = decoders.build(name, width, image_size)
+shape = decoders.feature_shape(name, image_size)
+size = decoders.output_size(name, image_size)
+rng = np.random.default_rng(0)
+x = rng.random((batch,) + shape, dtype=np.float32)
+t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
+if framework == "ours":
+    opt = nn.optim.Adam(ours.parameters(), lr=1e-4)
+    def step():
+        loss = F.mse_loss(ours(nn.Tensor(x)), nn.Tensor(t))
+        opt.zero_grad(); loss.backward(); opt.step()
+else:
+    import torch
+    sys.path.insert(0, {tests!r})
+    from torch_decoders import torch_decoder
+    model = torch_decoder(name, width, image_size, ours)
+    del ours
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+    def step():
+        loss = ((model(xt) - tt) ** 2).sum() / len(xt)
+        opt.zero_grad(); loss.backward(); opt.step()
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # model, data and imports in place
+step()
+times = []
+for _ in range(steps):
+    start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 1024}}))
+"""
+
+
+def measure(name, framework, args):
+    code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests"),
+                         args=(name, framework, args.batch_size, args.width, args.image_size, args.steps))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode:
+        return {"error": result.stderr.strip().splitlines()[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--image-size", type=int, default=None, help="shallow features' photo size (default 256)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", default=None, help="comma-separated decoder names")
+    args = parser.parse_args()
+    from models import decoders
+    names = args.only.split(",") if args.only else list(decoders.REPRESENTATIONS)
+    try:
+        import torch  # noqa: F401
+        frameworks = ("ours", "torch")
+    except ImportError:
+        frameworks = ("ours",)
+        print("torch not installed: no PyTorch reference column")
+    print(f"one training step, batch {args.batch_size}, width {args.width}, image size {args.image_size or 256}, "
+          f"{os.cpu_count()} cores")
+    print("| decoder | ours s/step | ours peak MB | torch s/step | torch peak MB | time ratio ours/torch |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        rows = {fw: measure(name, fw, args) for fw in frameworks}
+        ours, ref = rows["ours"], rows.get("torch")
+        if "error" in ours:
+            print(f"| {name} | error: {ours['error']} | | | | |")
+            continue
+        line = f"| {name} | {ours['time']:.3f} | {ours['peak_mb']:.0f} |"
+        if ref and "error" not in ref:
+            line += f" {ref['time']:.3f} | {ref['peak_mb']:.0f} | {ours['time'] / ref['time']:.2f} |"
+        else:
+            line += " | | |"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
