@@ -6,16 +6,15 @@ library's generator), ``history`` (JSON: the validation errors so far).
 """
 import json
 
-import numpy as np
-
 from nn import random
+from nn.backend import to_numpy
 from nn.serialization import WeightFileError, atomic_write, open_h5, read_groups, write_groups
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None):
     import h5py
     opt_state = optimizer.state_dict()
-    arrays = {k: _host(v) for k, v in opt_state.items() if k.startswith("state.")}
+    arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
@@ -25,7 +24,7 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
                            scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
                            random_state=json.dumps(random.get_state()),
                            history=json.dumps(history or []))
-            write_groups(f.create_group("model"), {k: _host(v) for k, v in model.state_dict().items()})
+            write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
             write_groups(f.create_group("optimizer"), arrays)
 
     atomic_write(path, write)
@@ -53,7 +52,3 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
             scheduler.load_state_dict(json.loads(f.attrs["scheduler"]))
         random.set_state(json.loads(f.attrs["random_state"]))
         return int(f.attrs["step"]), json.loads(f.attrs["history"])
-
-
-def _host(a):
-    return a if isinstance(a, np.ndarray) else a.get()

@@ -12,6 +12,8 @@ import tempfile
 
 import numpy as np
 
+from .backend import to_numpy
+
 FORMAT = "featinv"
 VERSION = 1
 
@@ -107,7 +109,7 @@ def load_arrays(path):
 
 def save_module(path, module, **attrs):
     """Write a module's parameters (host copies) to an HDF5 weight file."""
-    save_arrays(path, {name: _host(a) for name, a in module.state_dict().items()}, **attrs)
+    save_arrays(path, {name: to_numpy(a) for name, a in module.state_dict().items()}, **attrs)
 
 
 def load_module(path, module, strict=True):
@@ -115,7 +117,3 @@ def load_module(path, module, strict=True):
     arrays, attrs = load_arrays(path)
     module.load_state_dict(arrays, strict=strict, source=os.fspath(path))
     return attrs
-
-
-def _host(array):
-    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)

@@ -21,9 +21,9 @@ import collections
 import io
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
-import zlib
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from .common import WeightImportError
 
 LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL_VERSION = 1001
+MAX_PICKLE_PROTOCOL = 4
+MEMO_STORE_OPCODES = ("PUT", "BINPUT", "LONG_BINPUT")
 ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # ... file name length, extra field length
 ZIP_LOCAL_SIGNATURE = b"PK\x03\x04"
 STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -123,13 +125,30 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def _unpickle(file, file_name, refs):
     """One restricted ``pickle.load``; any failure of the data becomes a WeightImportError."""
+    start = file.tell()
     try:
+        _check_opcodes(file, file_name)
+        file.seek(start)
         return RestrictedUnpickler(file, file_name, refs).load()
     except WeightImportError:
         raise
     except Exception as exc:  # a malformed pickle can fail in any of pickle's many ways
         raise WeightImportError(f"{file_name}: corrupt pickle data at byte {file.tell()} "
                                 f"({type(exc).__name__}: {exc})") from None
+
+
+def _check_opcodes(file, file_name):
+    """Refuse, before unpickling, what would make the unpickler allocate memory the file does not
+    justify: a memo index beyond the file's length (the memo table grows to the index) and
+    protocol 5's out-of-band buffers (a bytearray of a declared length), which torch.save never writes.
+    """
+    for opcode, argument, position in pickletools.genops(file):
+        if opcode.proto > MAX_PICKLE_PROTOCOL:
+            raise WeightImportError(f"{file_name}: pickle opcode {opcode.name} at byte {position} "
+                                    f"(protocol {opcode.proto}) is not used by torch.save")
+        if opcode.name in MEMO_STORE_OPCODES and argument > len(file.view):
+            raise WeightImportError(f"{file_name}: pickle memo index {argument} at byte {position} is "
+                                    "larger than the file")
 
 
 def read_torch(path, buffer):
@@ -168,8 +187,7 @@ def _read_zip(file_name, buffer):
             return obj, storages
     except WeightImportError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
-            NotImplementedError, zlib.error) as exc:
+    except Exception as exc:  # zipfile reports a corrupt archive with many exception types
         raise WeightImportError(f"{file_name}: corrupt zip archive ({type(exc).__name__}: {exc})") from None
 
 

@@ -1,0 +1,128 @@
+"""Study tools: a layer-by-layer table of a network, and gradient checks of ops and models.
+
+:func:`layer_table` runs one input through a model with a forward hook on every leaf module and
+records, per layer, the output shape, the parameter count, the FLOPs for one image (a multiply-add
+counts 2) and the activation statistics (mean, std, fraction of zeros, max):
+
+    conv2d            2 * H_out W_out C_out * (C_in / groups) k_h k_w
+    conv_transpose2d  2 * H_in W_in C_in * (C_out / groups) k_h k_w
+    linear            2 * D_in D_out
+
+Other layers (activations, pooling, LRN, reshaping) are counted as 0 FLOPs.
+
+:func:`check_gradients` runs :func:`nn.gradcheck` in float64 on an op with small random inputs
+(:data:`OPS`) or on a tiny model (a decoder at width 1/32 and image size 64, or a reduced CaffeNet)
+and returns the worst relative error per input and parameter.
+"""
+import numpy as np
+
+import nn
+import nn.functional as F
+
+from . import alexnet, decoders
+from .encoders import Encoder
+
+NETWORKS = ("caffenet", "alexnet_torchvision")
+TINY_CAFFENET_WIDTHS = (4, 8, 8, 8, 8, 8, 8, 5)
+
+
+def flops(module, inputs, output):
+    """Multiply-adds x 2 of one application of a leaf ``module`` per image (0 for non-linear layers)."""
+    if isinstance(module, nn.Conv2d):
+        c_out, c_in_per_group, kh, kw = module.weight.shape
+        return 2 * int(np.prod(output.shape[1:])) * c_in_per_group * kh * kw
+    if isinstance(module, nn.ConvTranspose2d):
+        c_in, c_out_per_group, kh, kw = module.weight.shape
+        return 2 * int(np.prod(inputs[0].shape[1:])) * c_out_per_group * kh * kw
+    if isinstance(module, nn.Linear):
+        return 2 * module.weight.shape[0] * module.weight.shape[1]
+    return 0
+
+
+def layer_table(model, x):
+    """One row per leaf module, in the order they run: ``{"layer", "kind", "output", "params",
+    "flops", "mean", "std", "zeros", "max"}`` for the input batch ``x`` (statistics over the batch)."""
+    rows, handles = [], []
+
+    def record(name):
+        def hook(module, inputs, output):
+            values = nn.to_numpy(output.data).astype(np.float64)
+            rows.append({"layer": name, "kind": type(module).__name__, "output": tuple(output.shape[1:]),
+                         "params": sum(p.size for p in module._parameters.values() if p is not None),
+                         "flops": flops(module, inputs, output), "mean": values.mean(), "std": values.std(),
+                         "zeros": float((values == 0).mean()), "max": values.max()})
+        return hook
+
+    for name, module in model.named_modules():
+        if name and not module._modules:
+            handles.append(module.register_forward_hook(record(name)))
+    try:
+        with nn.no_grad():
+            model(nn.Tensor(x))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows
+
+
+def model_and_input(name, photo=None, weights=None, width=1.0, image_size=None):
+    """(model, input batch of one) for ``name``: ``caffenet``/``alexnet_torchvision`` (input: the
+    prepared photo, or zeros) or a representation (its decoder; input: the photo's features, or zeros)."""
+    if name in NETWORKS:
+        network = alexnet.build(name, weights)
+        size = alexnet.input_size(name)
+        x = network.prepare(photo[None]) if photo is not None else np.zeros((1, 3, size, size), np.float32)
+        return network, x
+    encoder = Encoder(name, image_size, weights, workers=1) if photo is not None else None
+    shape = decoders.feature_shape(name, image_size)
+    x = encoder.features(photo[None]) if encoder else np.zeros((1,) + shape, np.float32)
+    return decoders.build(name, width, image_size, in_channels=x.shape[1]), x
+
+
+def tiny_model(name):
+    """A model small enough for float64 gradient checks, with its input batch of one (random)."""
+    rng = np.random.default_rng(0)
+    if name == "caffenet":
+        network = alexnet.CaffeNet(TINY_CAFFENET_WIDTHS)
+        return network, rng.standard_normal((1, 3, alexnet.CAFFENET_CROP, alexnet.CAFFENET_CROP)) * 50
+    image_size = 64 if decoders.representation(name).encoder == "minifeat" else None
+    shape = decoders.feature_shape(name, image_size)
+    return decoders.build(name, 1 / 32, image_size), rng.random((1,) + shape)
+
+
+# name: (function of tensors, shapes of its inputs); weights and biases are inputs too.
+OPS = {
+    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [(2, 4, 7, 7), (6, 4, 3, 3), (6,)]),
+    "conv2d_groups": (lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2), [(2, 4, 5, 5), (6, 2, 3, 3), (6,)]),
+    "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=2, output_padding=1),
+                         [(2, 3, 4, 4), (3, 5, 5, 5), (5,)]),
+    "linear": (F.linear, [(3, 6), (4, 6), (4,)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 0, True), [(2, 3, 8, 8)]),
+    "local_response_norm": (lambda x: F.local_response_norm(x, 5, 1e-2, 0.75, 1.0), [(2, 7, 4, 4)]),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), [(3, 5)]),
+    "relu": (F.relu, [(3, 5)]),
+    "mse_loss": (F.mse_loss, [(3, 5), (3, 5)]),
+    "concat": (lambda x, y: F.concat([x, y], axis=1), [(2, 3, 2), (2, 4, 2)]),
+    "reshape": (lambda x: F.reshape(x, (2, 12)), [(2, 3, 4)]),
+    "abs": (F.abs, [(3, 5)]),
+    "pow": (lambda x: F.abs(x) ** 3.0, [(3, 5)]),
+}
+
+
+def gradcheck_targets():
+    """Everything :func:`check_gradients` accepts: the ops, ``caffenet`` and the representations."""
+    return list(OPS) + ["caffenet"] + list(decoders.REPRESENTATIONS)
+
+
+def check_gradients(target, seed=0):
+    """``{input or parameter name: worst relative error}`` of ``target`` (an op or a model name)."""
+    if target in OPS:
+        fn, shapes = OPS[target]
+        rng = np.random.default_rng(seed)
+        # away from 0, so that ReLU-like kinks are not straddled by the finite differences
+        inputs = [rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s) for s in shapes]
+        return nn.gradcheck(fn, inputs, seed=seed, raise_on_failure=False)
+    if target in gradcheck_targets():
+        model, x = tiny_model(target)
+        return nn.gradcheck(model, [x], params=model, seed=seed, raise_on_failure=False)
+    raise ValueError(f"unknown op or model {target!r}; expected one of {', '.join(gradcheck_targets())}")
