@@ -161,21 +161,31 @@ class Decoder(nn.Module):
             previous = row.name
 
     def forward(self, features):
-        outputs = {"input": features}
-        previous = "input"
-        for i, row in enumerate(self.table):
-            if row.input is None:
-                x = outputs[previous]
-            elif isinstance(row.input, str):
-                x = outputs[row.input]
-            else:
-                x = F.concat([outputs[name] for name in row.input], axis=1)
-            x = getattr(self, row.name)(x)
-            if row.kind != "reshape" and i < len(self.table) - 1:
-                x = F.leaky_relu(x, 0.2)
-            outputs[row.name] = x
-            previous = row.name
-        return x
+        return run_table(self.table, features, lambda name: getattr(self, name),
+                         lambda xs: F.concat(xs, axis=1), lambda x: F.leaky_relu(x, 0.2))
+
+
+def run_table(table, features, layer, concat, leaky_relu):
+    """Apply a layer table to ``features``: the one walk shared by every framework's decoder.
+
+    ``layer(name)`` returns the callable layer, ``concat(list)`` joins along channels, and
+    ``leaky_relu`` follows every layer but the reshape and the last.
+    """
+    outputs = {"input": features}
+    previous = "input"
+    for i, row in enumerate(table):
+        if row.input is None:
+            x = outputs[previous]
+        elif isinstance(row.input, str):
+            x = outputs[row.input]
+        else:
+            x = concat([outputs[name] for name in row.input])
+        x = layer(row.name)(x)
+        if row.kind != "reshape" and i < len(table) - 1:
+            x = leaky_relu(x)
+        outputs[row.name] = x
+        previous = row.name
+    return outputs[previous]
 
 
 Representation = namedtuple("Representation", "name encoder table output_size")

@@ -31,20 +31,9 @@ class TorchDecoder(torch.nn.Module):
                 self.layers[row.name] = torch.nn.Unflatten(1, layer.shape)
 
     def forward(self, features):
-        outputs, previous = {"input": features}, "input"
-        for i, row in enumerate(self.table):
-            if row.input is None:
-                x = outputs[previous]
-            elif isinstance(row.input, str):
-                x = outputs[row.input]
-            else:
-                x = torch.cat([outputs[n] for n in row.input], dim=1)
-            x = self.layers[row.name](x)
-            if row.kind != "reshape" and i < len(self.table) - 1:
-                x = torch.nn.functional.leaky_relu(x, 0.2)
-            outputs[row.name] = previous_output = x
-            previous = row.name
-        return previous_output
+        return decoders.run_table(self.table, features, lambda name: self.layers[name],
+                                  lambda xs: torch.cat(xs, dim=1),
+                                  lambda x: torch.nn.functional.leaky_relu(x, 0.2))
 
 
 def copy_weights(ours, theirs):
