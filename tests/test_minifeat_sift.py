@@ -1,11 +1,12 @@
-"""minifeat's SIFT against the real VLFeat 0.9.21 (libvl through ctypes), the SIFT map, input checks.
+"""minifeat's SIFT against the real VLFeat 0.9.21 (libvl via ctypes); the SIFT map; input checks.
 
 A VLFeat frame is *matched* when one of ours, not matched before, lies within 0.01 px in x and y,
 1e-3 relative in sigma and 1e-3 rad in angle; its descriptor must then agree within 1e-3 (max
 absolute difference). Every comparison requires at least 99% of VLFeat's frames matched, at most
 1% extra frames of ours, and the matched frames in VLFeat's order. (On the images here the
 re-implementation is in fact bit-identical; the tolerances leave room for other builds of libvl.)
-The differential tests skip, with the reason printed by ``pytest -rs``, where libvl is not installed.
+The differential tests skip, with the reason printed by ``pytest -rs``, where libvl is not
+installed.
 """
 import functools
 import glob
@@ -50,7 +51,8 @@ def synthetic(kind, height, width, seed=0):
         for _ in range(12):
             cy, cx = rng.uniform(0, height), rng.uniform(0, width)
             radius, contrast = rng.uniform(2, 12), rng.uniform(-100, 100)
-            image += contrast * np.exp(-((rows - cy) ** 2 + (columns - cx) ** 2) / (2 * radius ** 2))
+            squared_distance = (rows - cy) ** 2 + (columns - cx) ** 2
+            image += contrast * np.exp(-squared_distance / (2 * radius ** 2))
         return image.astype(np.float32)
     raise KeyError(kind)
 
@@ -218,7 +220,8 @@ def test_fast_approximations_are_close_to_the_functions():
     squares = rng.uniform(0, 1e4, 10000).astype(np.float32)
     np.testing.assert_allclose(fast_sqrt(squares), np.sqrt(squares), rtol=1e-5)
     arguments = np.linspace(0, 30, 1000)
-    assert np.abs(fast_expn(arguments) - np.where(arguments > 25, 0, np.exp(-arguments))).max() < 2e-3
+    exact = np.where(arguments > 25, 0, np.exp(-arguments))
+    assert np.abs(fast_expn(arguments) - exact).max() < 2e-3
 
 
 @pytest.mark.parametrize("image", [

@@ -27,7 +27,8 @@ _float_p = ctypes.POINTER(ctypes.c_float)
 _size = ctypes.c_size_t
 
 
-def _load_libvl():
+def load_libvl(declare_signatures):
+    """The real libvl through ctypes with ``declare_signatures(lib)`` applied; None where missing."""
     for path in (ctypes.util.find_library("vl"),) + LIBVL_FALLBACKS:
         if not path:
             continue
@@ -35,7 +36,7 @@ def _load_libvl():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        _declare_signatures(lib)
+        declare_signatures(lib)
         return lib
     return None
 
@@ -63,7 +64,7 @@ def _declare_signatures(lib):
     lib.vl_lbp_process.argtypes = [ctypes.c_void_p, _float_p, _float_p, _size, _size, _size]
 
 
-LIBVL = _load_libvl()
+LIBVL = load_libvl(_declare_signatures)
 
 
 def _pointer(array):

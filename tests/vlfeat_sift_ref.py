@@ -1,7 +1,7 @@
 """Test-only ctypes driver of the real VLFeat 0.9.21 SIFT (libvl, Debian package ``libvlfeat1``).
 
-It runs VLFeat's C pipeline exactly as a C program (or the authors' Caffe layer) does on a row-major
-(H, W) float image passed with ``width = W``, ``height = H``:
+It runs VLFeat's C pipeline exactly as a C program (or the authors' Caffe layer) does on a
+row-major (H, W) float image passed with ``width = W``, ``height = H``:
 
     f = vl_sift_new(W, H, num_octaves, levels_per_octave, first_octave)
     f->peak_thresh, f->edge_thresh = ...
@@ -10,27 +10,28 @@ It runs VLFeat's C pipeline exactly as a C program (or the authors' Caffe layer)
         for every keypoint:   n = vl_sift_calc_keypoint_orientations(f, angles, key)
             for every angle:  vl_sift_calc_keypoint_descriptor(f, descriptor, key, angle)
 
-and returns ``(frames, descriptors)`` in minifeat's layout: frames (N, 4) float32 [x, y, sigma, angle],
-descriptors (N, 128) float32. The ``vl_sift_set_*`` / ``vl_sift_get_*`` accessors are inline functions
-of ``sift.h`` that the shared library does not export, so the driver reads and writes the
-``VlSiftFilt`` structure directly (layout copied from ``/usr/include/vl/sift.h``).
+and returns ``(frames, descriptors)`` in minifeat's layout: frames (N, 4) float32
+[x, y, sigma, angle], descriptors (N, 128) float32. The ``vl_sift_set_*`` / ``vl_sift_get_*``
+accessors are inline functions of ``sift.h`` that the shared library does not export, so the
+driver reads and writes the ``VlSiftFilt`` structure directly (layout of
+``/usr/include/vl/sift.h``).
 
 ``LIBVL`` is None where the library is not installed; the tests then skip with ``SKIP_REASON``.
 """
 import ctypes
-import ctypes.util
 
 import numpy as np
 
-LIBVL_FALLBACKS = ("libvl.so.1", "/usr/lib/x86_64-linux-gnu/libvl.so.1")
-SKIP_REASON = "libvl (Debian libvlfeat1) not installed: apt-get install libvlfeat1"
+from tests.vlfeat_ref import SKIP_REASON, load_libvl
+
 VL_ERR_OK = 0
 
 _float_p = ctypes.POINTER(ctypes.c_float)
 
 
 class VlSiftKeypoint(ctypes.Structure):
-    _fields_ = [("o", ctypes.c_int), ("ix", ctypes.c_int), ("iy", ctypes.c_int), ("is_", ctypes.c_int),
+    _fields_ = [("o", ctypes.c_int), ("ix", ctypes.c_int), ("iy", ctypes.c_int),
+                ("is_", ctypes.c_int),
                 ("x", ctypes.c_float), ("y", ctypes.c_float), ("s", ctypes.c_float),
                 ("sigma", ctypes.c_float)]
 
@@ -53,19 +54,6 @@ class VlSiftFilt(ctypes.Structure):
                 ("grad", _float_p), ("grad_o", ctypes.c_int)]
 
 
-def _load_libvl():
-    for path in (ctypes.util.find_library("vl"),) + LIBVL_FALLBACKS:
-        if not path:
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        _declare_signatures(lib)
-        return lib
-    return None
-
-
 def _declare_signatures(lib):
     filt_p = ctypes.POINTER(VlSiftFilt)
     key_p = ctypes.POINTER(VlSiftKeypoint)
@@ -78,11 +66,12 @@ def _declare_signatures(lib):
     lib.vl_sift_process_next_octave.argtypes = [filt_p]
     lib.vl_sift_detect.argtypes = [filt_p]
     lib.vl_sift_calc_keypoint_orientations.restype = ctypes.c_int
-    lib.vl_sift_calc_keypoint_orientations.argtypes = [filt_p, ctypes.POINTER(ctypes.c_double), key_p]
+    lib.vl_sift_calc_keypoint_orientations.argtypes = [filt_p, ctypes.POINTER(ctypes.c_double),
+                                                       key_p]
     lib.vl_sift_calc_keypoint_descriptor.argtypes = [filt_p, _float_p, key_p, ctypes.c_double]
 
 
-LIBVL = _load_libvl()
+LIBVL = load_libvl(_declare_signatures)
 
 
 def _require_libvl():
@@ -118,7 +107,8 @@ def vl_sift_reference(image, first_octave=0, levels_per_octave=3, num_octaves=No
     frames, descriptors = [], []
     angles = (ctypes.c_double * 4)()
     descriptor = (ctypes.c_float * 128)()
-    for filt in _octaves(image, num_octaves, levels_per_octave, first_octave, peak_thresh, edge_thresh):
+    for filt in _octaves(image, num_octaves, levels_per_octave, first_octave, peak_thresh,
+                         edge_thresh):
         LIBVL.vl_sift_detect(filt)
         keys = filt.contents.keys
         for index in range(filt.contents.nkeys):
@@ -134,11 +124,12 @@ def vl_sift_reference(image, first_octave=0, levels_per_octave=3, num_octaves=No
 
 
 def vl_sift_gaussian_scale_space(image, first_octave=0, levels_per_octave=3, num_octaves=None):
-    """VLFeat's Gaussian scale space: one float32 array (levels_per_octave + 3, h_o, w_o) per octave,
-    levels s_min = -1 ... s_max = levels_per_octave + 1."""
+    """VLFeat's Gaussian scale space: one float32 array (levels_per_octave + 3, h_o, w_o) per
+    octave, levels s_min = -1 ... s_max = levels_per_octave + 1."""
     octaves = []
     for filt in _octaves(image, num_octaves, levels_per_octave, first_octave, 0.0, 10.0):
         f = filt.contents
         shape = (f.s_max - f.s_min + 1, f.octave_height, f.octave_width)
-        octaves.append(np.ctypeslib.as_array(f.octave, shape=(int(np.prod(shape)),)).reshape(shape).copy())
+        size = int(np.prod(shape))
+        octaves.append(np.ctypeslib.as_array(f.octave, shape=(size,)).reshape(shape).copy())
     return octaves
