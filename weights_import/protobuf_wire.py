@@ -155,8 +155,8 @@ class Message:
         found = self.messages(number)
         return found[-1] if found else None
 
-    def repeated_ints(self, number, signed=True):
-        """A repeated integer field (int32/int64/uint*), packed or not, as a list of ints."""
+    def repeated_ints(self, number):
+        """A repeated int64/int32 field, packed or not, as a list of (signed) ints."""
         values = []
         for wire_type, start, value in self._fields.get(number, []):
             if wire_type == VARINT:
@@ -168,7 +168,7 @@ class Message:
                     values.append(item)
             else:
                 raise self._error(start, f"field {number} is {WIRE_TYPE_NAMES[wire_type]}, expected integers")
-        return [as_int64(v) for v in values] if signed else values
+        return [as_int64(v) for v in values]
 
     def repeated_fixed(self, number, dtype):
         """A repeated float/double field, packed or not, as a little-endian numpy array.
