@@ -132,13 +132,244 @@ def features(feature, image, out, image_size, weights):
 @click.option("--model", type=click.Choice(["caffenet", "alexnet_torchvision"]),
               help="Which network the file holds (default: inferred).")
 @click.option("--prototxt", type=click.Path(), help="Caffe net definition to validate against.")
+@click.option("--decoder", type=_features_choice(),
+              help="FILE is one of the authors' released invert_alexnet_* caffemodels for this representation.")
 @click.option("--out", required=True, type=click.Path(), help="HDF5 weight file to write.")
-def import_weights(file, format_, model, prototxt, out):
+def import_weights(file, format_, model, prototxt, decoder, out):
     """Convert a Caffe, PyTorch or ONNX weight FILE to featinv's HDF5 weight file."""
-    import weights_import
-    arrays = _run(weights_import.import_weights, file, format=format_, out=out, model=model, prototxt=prototxt)
+    if decoder:
+        from models.released import import_released_decoder
+        arrays = _run(import_released_decoder, file, decoder, out)
+    else:
+        import weights_import
+        arrays = _run(weights_import.import_weights, file, format=format_, out=out, model=model,
+                      prototxt=prototxt)
     total = sum(a.size for a in arrays.values())
     click.echo(f"wrote {out}: {len(arrays)} tensors, {total:,} parameters")
+
+
+# --- the paper's analyses and the study tools ------------------------------------------------------
+
+def _alexnet_layers():
+    from models.alexnet import TAPS
+    return click.Choice(list(TAPS))
+
+
+CHECKPOINT = click.option("--checkpoint", required=True, type=click.Path(), help="A decoder's checkpoint.h5.")
+SEED = click.option("--seed", type=int, default=0, show_default=True)
+
+
+def _markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
+
+
+def _write_figure(out, grid, header, rows):
+    """Write the PNG grid ``out`` and, beside it, its table as Markdown (``out`` with ``.md``); echo both."""
+    from models.images import write_grid
+    table = _markdown(header, rows)
+    table_path = os.path.splitext(out)[0] + ".md"
+    write_grid(out, grid)
+    with open(table_path, "w") as f:
+        f.write(table)
+    click.echo(table + f"wrote {out} and {table_path}")
+
+
+def _trained_photos(checkpoint, images, device):
+    """(the trained decoder, its photos of ``images``, the kept paths); skipped images are reported."""
+    from models.inference import TrainedDecoder
+    trained = _run(TrainedDecoder, checkpoint, device)
+    photos, kept, skipped = trained.photos(images)
+    for reason in skipped:
+        click.echo(f"skipped: {reason}", err=True)
+    if photos is None:
+        raise click.ClickException("no usable image given")
+    return trained, photos, kept
+
+
+@main.command()
+@click.option("--runs", required=True, type=click.Path(), help="Folder holding training runs (any depth).")
+@click.option("--data", required=True, type=click.Path(), help="Folder of test photos.")
+@click.option("--out", default="report", show_default=True, type=click.Path(), help="Folder to write into.")
+@click.option("--with-optimization", "optimization_photos", type=int, default=0, show_default=True,
+              help="Also run the optimisation baseline on the first N photos of --data (N >= 2).")
+@click.option("--optimization-iters", type=int, default=200, show_default=True)
+@click.option("--figure-images", type=int, default=4, show_default=True)
+@SEED
+@DEVICE
+def report(runs, data, out, optimization_photos, optimization_iters, figure_images, seed, device):
+    """Evaluate every run under --runs on --data: report.md, report.csv and report.png."""
+    from models.report import make_report
+    _run(make_report, runs, data, out, seed, optimization_photos, optimization_iters, figure_images, device,
+         log=lambda line: click.echo(line, err=True))
+    with open(os.path.join(out, "report.md")) as f:
+        click.echo(f.read())
+    click.echo(f"wrote {out}/report.md, report.csv, report.png")
+
+
+@main.command(name="invert-optimize")
+@click.argument("feature", type=_alexnet_layers())
+@click.argument("image", type=click.Path())
+@click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (default: random weights).")
+@click.option("--iters", type=int, default=200, show_default=True)
+@click.option("--lambda-alpha", type=float, default=1e-5, show_default=True)
+@click.option("--lambda-tv", type=float, default=0.5, show_default=True)
+@click.option("--out", default="inversion.png", show_default=True, type=click.Path())
+@SEED
+@DEVICE
+def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out, seed, device):
+    """Invert FEATURE of IMAGE by gradient descent on the image (Mahendran & Vedaldi 2015)."""
+    import nn
+    from models import alexnet
+    from models.images import center_square, read_image, write_grid
+    from models.optimize_inversion import InversionConfig, invert
+    nn.set_default_device(device)
+    network = _run(alexnet.caffenet, weights).to(device)
+    photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
+    cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
+    result = _run(invert, network, feature, photo, cfg, log=lambda line: click.echo(line, err=True))
+    write_grid(out, [[result["image"]]], pad=0)
+    click.echo(f"feature distance ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2: {result['distance_before']:.4g} "
+               f"before, {result['distance_after']:.4g} after")
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("feature", type=_features_choice())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@CHECKPOINT
+@click.option("--out", default="perturbations.png", show_default=True, type=click.Path())
+@SEED
+@DEVICE
+def perturb(feature, images, checkpoint, out, seed, device):
+    """Decode binarised and 50%-dropped FEATURE of IMAGES: rows (input | clean | binarized | dropped)."""
+    from models.analysis import perturbation_images
+    trained, photos, _ = _trained_photos(checkpoint, images, device)
+    _check_feature(feature, trained)
+    grid, errors = _run(perturbation_images, trained, photos, seed)
+    _write_figure(out, grid, ["features", "normalised error"], [(k, f"{v:.4f}") for k, v in errors.items()])
+
+
+@main.command(name="dark-knowledge")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@CHECKPOINT
+@click.option("--top", type=int, default=5, show_default=True, help="How many of the largest values.")
+@click.option("--out", default="dark_knowledge.png", show_default=True, type=click.Path())
+@DEVICE
+def dark_knowledge(images, checkpoint, top, out, device):
+    """Decode fc8 in full, only its TOP largest values, and all but those: rows (input | 3 decodings)."""
+    from models.analysis import dark_knowledge_images
+    trained, photos, kept = _trained_photos(checkpoint, images, device)
+    grid, sets = _run(dark_knowledge_images, trained, photos, top)
+    rows = [(os.path.basename(path), *(int((f[i] != 0).sum()) for f in sets.values())) for i, path in enumerate(kept)]
+    _write_figure(out, grid, ["image", *(f"non-zeros: {name}" for name in sets)], rows)
+
+
+@main.command(name="single-neuron")
+@CHECKPOINT
+@click.option("--index", "indices", type=int, multiple=True, help="A unit to activate (repeatable).")
+@click.option("--class", "classes", multiple=True, help="An ImageNet class name or WordNet id (fc8; repeatable).")
+@click.option("--value", type=float, help="The unit's value (default: the norm of an average feature vector).")
+@click.option("--out", default="single_neurons.png", show_default=True, type=click.Path())
+@DEVICE
+def single_neuron(checkpoint, indices, classes, value, out, device):
+    """Decode vectors with one unit of fc6, fc7 or fc8 active and the rest 0: one image per unit."""
+    from models.analysis import single_neuron_images
+    from models.imagenet_classes import CLASS_NAMES, class_index
+    from models.inference import TrainedDecoder
+    if not indices and not classes:
+        raise click.UsageError("give at least one --index or --class")
+    try:
+        units = list(indices) + [class_index(name) for name in classes]
+    except KeyError as exc:
+        raise click.ClickException(exc.args[0]) from None
+    trained = _run(TrainedDecoder, checkpoint, device)
+    images, vectors = _run(single_neuron_images, trained, units, value)
+    names = [CLASS_NAMES[u] if trained.feature == "fc8" and u < len(CLASS_NAMES) else "" for u in units]
+    _write_figure(out, [list(images)], ["unit", "class", "value"],
+                  [(u, n, f"{vectors[i].max():.4g}") for i, (u, n) in enumerate(zip(units, names))])
+
+
+@main.command()
+@click.argument("image_a", type=click.Path())
+@click.argument("image_b", type=click.Path())
+@CHECKPOINT
+@click.option("--steps", type=int, default=8, show_default=True)
+@click.option("--out", default="interpolation.png", show_default=True, type=click.Path())
+@DEVICE
+def interpolate(image_a, image_b, checkpoint, steps, out, device):
+    """Decode features interpolated linearly between IMAGE_A's and IMAGE_B's: one row of STEPS images."""
+    from models.analysis import interpolation_images
+    trained, photos, kept = _trained_photos(checkpoint, [image_a, image_b], device)
+    if len(kept) != 2:
+        raise click.ClickException("both images must be usable")
+    images, _ = _run(interpolation_images, trained, photos[0], photos[1], steps)
+    _write_figure(out, [list(images)], ["step", "t"], [(i, f"{i / (steps - 1):.3f}") for i in range(steps)])
+
+
+@main.command(name="random-features")
+@CHECKPOINT
+@click.option("--data", required=True, type=click.Path(), help="Photos whose features give the statistics.")
+@click.option("--method", type=click.Choice(["histogram", "gaussian"]), default="gaussian", show_default=True)
+@click.option("--count", type=int, default=8, show_default=True)
+@click.option("--bins", type=int, default=32, show_default=True, help="Histogram bins (histogram method).")
+@click.option("--out", default="random_features.png", show_default=True, type=click.Path())
+@SEED
+@DEVICE
+def random_features(checkpoint, data, method, count, bins, out, seed, device):
+    """Decode random feature vectors drawn from statistics of --data's features."""
+    from models.analysis import random_feature_images
+    from models.inference import TrainedDecoder
+    trained = _run(TrainedDecoder, checkpoint, device)
+    images, samples, _ = _run(random_feature_images, trained, data, method, count, seed, bins)
+    rows = [(i, f"{s.mean():.4g}", f"{(s == 0).mean():.3f}", f"{s.max():.4g}") for i, s in enumerate(samples)]
+    _write_figure(out, [list(images[i:i + 8]) for i in range(0, count, 8)],
+                  ["sample", "mean", "fraction of zeros", "max"], rows)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--image", type=click.Path(), help="A photo to run (adds activation statistics).")
+@click.option("--weights", type=click.Path(), help="CaffeNet / AlexNet HDF5 weights.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Decoder width multiplier.")
+@click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
+@click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
+def inspect(model, image, weights, width, image_size, csv_path):
+    """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
+    parameters, FLOPs per image, and with --image activation statistics."""
+    import csv
+    from models.images import center_square, read_image
+    from models.inspect_model import layer_table, model_and_input
+    photo = center_square(_run(read_image, image), image_size or 256) if image else None
+    network, x = _run(model_and_input, model, photo, weights, width, image_size)
+    rows = layer_table(network, x)
+    columns = ["layer", "kind", "output", "params", "flops"] + (["mean", "std", "zeros", "max"] if image else [])
+    cells = [[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    cells.append(["total", "", "", str(sum(r["params"] for r in rows)), str(sum(r["flops"] for r in rows))]
+                 + [""] * (len(columns) - 5))
+    click.echo(_markdown(columns, cells), nl=False)
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            csv.writer(f).writerows([columns] + cells)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--rtol", type=float, default=1e-5, show_default=True)
+@SEED
+def gradcheck(target, rtol, seed):
+    """Check backward against finite differences in float64 for an op or a tiny model (default: every op)."""
+    from models.inspect_model import OPS, check_gradients
+    rows, failed = [], False
+    for name in [target] if target else list(OPS):
+        for part, error in _run(check_gradients, name, seed).items():
+            failed |= error > rtol
+            rows.append((name, part, f"{error:.2e}", "ok" if error <= rtol else "FAIL"))
+    click.echo(_markdown(["op or model", "input / parameter", "worst relative error", f"rtol {rtol:g}"], rows),
+               nl=False)
+    if failed:
+        raise click.ClickException("gradient check failed")
 
 
 def _check_feature(feature, trained):

@@ -130,10 +130,6 @@ class FeatureCache:
     def feature_shape(self):
         return self.features.shape[1:]
 
-    @property
-    def has_photos(self):
-        return "photos" in self.h5
-
     def batch(self, indices):
         """(features (B, ...) float32, targets (B, T, T, 3) uint8) for ``indices``, in that order."""
         return self.rows("features", indices), self.rows("targets", indices)

@@ -131,9 +131,12 @@ class Decoder(nn.Module):
     forward: features (N, C, H, W) or (N, D) -> image (N, 3, S, S).
     """
 
-    def __init__(self, table, in_channels, width=1.0):
+    def __init__(self, table, in_channels, width=1.0, out_channels=None):
+        """``out_channels`` ({layer name: count}) overrides the table's widths, e.g. to hold a
+        decoder whose weights come from a file."""
         super().__init__()
-        self.table = table
+        out_channels = out_channels or {}
+        self.table, self.in_channels = table, in_channels
         channels = {"input": in_channels}
         previous = "input"
         for i, row in enumerate(table):
@@ -141,7 +144,7 @@ class Decoder(nn.Module):
             sources = (previous,) if row.input is None else \
                 (row.input,) if isinstance(row.input, str) else row.input
             c_in = sum(channels[s] for s in sources)
-            out = row.out if last else scaled(row.out, width)
+            out = out_channels.get(row.name, row.out if last else scaled(row.out, width))
             if row.kind == "conv":
                 padding, _ = _padding("conv", row.kernel, row.stride)
                 layer = nn.Conv2d(c_in, out, row.kernel, row.stride, padding)
@@ -248,3 +251,20 @@ def build(name, width=1.0, image_size=None, in_channels=None):
             raise ValueError(f"{name} decoder: image_size must be a multiple of 64 (its stream A "
                              f"halves the feature map 3 times), got {size}")
     return Decoder(rep.table, in_channels or shape[0], width)
+
+
+def from_arrays(name, arrays, source="weights"):
+    """The ``name`` decoder with the channel counts of ``arrays`` ({"upconv1.weight": ...}), loaded
+    with them; a missing layer or shapes that do not chain raise ValueError naming both shapes."""
+    table = representation(name).table
+    out_axis = {"conv": 0, "fc": 0, "upconv": 1}
+    in_axis = {"conv": 1, "fc": 1, "upconv": 0}
+    try:
+        out_channels = {row.name: arrays[f"{row.name}.weight"].shape[out_axis[row.kind]]
+                        for row in table if row.kind != "reshape"}
+        in_channels = arrays[f"{table[0].name}.weight"].shape[in_axis[table[0].kind]]
+    except KeyError as exc:
+        raise ValueError(f"{source}: no weights for layer {exc.args[0]} of the {name} decoder") from None
+    model = Decoder(table, in_channels, out_channels=out_channels)
+    model.load_state_dict(arrays, source=str(source))
+    return model

@@ -14,18 +14,28 @@ from .train import reconstruct_batches
 class TrainedDecoder:
     """A decoder restored from a training checkpoint, with the encoder it was trained on."""
 
-    def __init__(self, checkpoint, device="cpu", workers=None):
-        self.config = read_config(checkpoint)
-        cfg = self.config
-        self.feature = cfg["feature"]
+    def __init__(self, checkpoint, device="cpu", workers=None, weights=None):
+        """``checkpoint``: a training checkpoint, or a decoder weight file (``import-weights
+        --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
+        features, overriding the ones the run was trained with."""
         self.device = device
         nn.set_default_device(device)
-        self.model = decoders.build(self.feature, cfg["width"], cfg["image_size"],
-                                    in_channels=cfg["feature_shape"][0])
-        load_checkpoint(checkpoint, self.model)
-        self.model.eval()
+        arrays, attrs = nn.load_arrays(checkpoint)
+        if attrs.get("kind") == "checkpoint":
+            cfg = read_config(checkpoint)
+            self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
+                                        in_channels=cfg["feature_shape"][0])
+            load_checkpoint(checkpoint, self.model)
+        elif str(attrs.get("model", "")).startswith("decoder/"):
+            cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}
+            self.model = decoders.from_arrays(cfg["feature"], arrays, source=checkpoint)
+        else:
+            raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder weight file; "
+                                     "pass a checkpoint.h5 written by 'cli.py train'")
+        self.config, self.feature = cfg, cfg["feature"]
+        self.model.to(device).eval()
         self.scale = cfg["feature_scale"]
-        self.encoder = Encoder(self.feature, cfg["image_size"], cfg.get("weights"), workers, device)
+        self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
 
     def photos(self, paths):
         """Read and centre-crop photos; returns (photos (N, S, S, 3), kept paths, skipped reasons)."""

@@ -83,7 +83,7 @@ def tiny_model(name):
     """A model small enough for float64 gradient checks, with its input batch of one (random)."""
     rng = np.random.default_rng(0)
     if name == "caffenet":
-        network = alexnet.CaffeNet(TINY_CAFFENET_WIDTHS)
+        network = alexnet.CaffeNet(TINY_CAFFENET_WIDTHS).eval()  # dropout off: a deterministic function
         return network, rng.standard_normal((1, 3, alexnet.CAFFENET_CROP, alexnet.CAFFENET_CROP)) * 50
     image_size = 64 if decoders.representation(name).encoder == "minifeat" else None
     shape = decoders.feature_shape(name, image_size)

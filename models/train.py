@@ -99,6 +99,8 @@ class TrainConfig:
             if values.get(key) is None:
                 values[key] = value
         values["data"] = values["data"] or SAMPLE_DATA
+        if values["weights"]:  # stored in the checkpoint: must resolve from any working directory
+            values["weights"] = os.path.abspath(values["weights"])
         values["out"] = values["out"] or os.path.join("runs", self.feature)
         if self.train_encoder and decoders.representation(self.feature).encoder != "caffenet":
             raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
