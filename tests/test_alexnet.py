@@ -18,6 +18,7 @@ from models.alexnet import (TAP_SHAPES, TAPS, AlexNetTorchvision, CaffeNet, alex
 from models.imagenet_classes import CLASS_NAMES, WNIDS, class_index
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "alexnet")
+FIXTURES_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "weights")
 CAFFENET_FILE = os.path.join(FIXTURES, "caffenet_small.h5")
 TORCHVISION_FILE = os.path.join(FIXTURES, "torchvision_small.h5")
 
@@ -329,3 +330,19 @@ def test_imagenet_class_names():
         class_index("crane")
     with pytest.raises(KeyError, match="no ImageNet class"):
         class_index("not a class")
+
+
+@pytest.mark.parametrize("source", ["caffenet_layer.caffemodel", "caffenet_v1.caffemodel", "caffenet_zoo.onnx",
+                                    "alexnet_torchvision_zip.pth"])
+def test_imported_weight_files_build_the_encoder(tmp_path, source):
+    """From a file written by the real tool, through import-weights, to the encoder's features."""
+    import weights_import
+    weights = tmp_path / "weights.h5"
+    arrays = weights_import.import_weights(os.path.join(FIXTURES_WEIGHTS, source), out=str(weights))
+    build = alexnet.alexnet_torchvision if source.endswith(".pth") else alexnet.caffenet
+    net = build(str(weights))
+    assert np.array_equal(net.conv1.weight.data, arrays["conv1.weight"])
+    size = 224 if source.endswith(".pth") else 227
+    with nn.no_grad():
+        taps = net.features(np.zeros((1, 3, size, size), np.float32), layers=("conv5", "fc8"))
+    assert taps["conv5"].shape[2:] == (6, 6) and taps["fc8"].shape == (1, arrays["fc8.bias"].shape[0])
