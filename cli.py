@@ -48,7 +48,8 @@ def main():
 @click.option("--width", type=float, help="Channel width multiplier of the decoder.")
 @click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (from import-weights) for AlexNet features.")
-@click.option("--flip/--no-flip", default=False, help="Add horizontally flipped copies of the training photos.")
+@click.option("--flip/--no-flip", default=None,
+              help="Add horizontally flipped copies of the training photos (preset cpu: on, paper: off).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, help="Processes for feature extraction (default: all cores).")
 @DEVICE
@@ -77,14 +78,8 @@ def train(feature, **options):
 def reconstruct(feature, images, checkpoint, out, device):
     """Reconstruct IMAGES from their FEATURE; writes a grid (input | reconstruction)."""
     from models.images import write_grid
-    from models.inference import TrainedDecoder
-    trained = _run(TrainedDecoder, checkpoint, device)
+    trained, photos, kept = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
-    photos, kept, skipped = trained.photos(images)
-    for reason in skipped:
-        click.echo(f"skipped: {reason}", err=True)
-    if photos is None:
-        raise click.ClickException("no usable image given")
     targets, recons = _run(trained.reconstruct, photos)
     write_grid(out, [[t, r] for t, r in zip(targets, recons)])
     click.echo(f"wrote {out} ({len(kept)} images)")

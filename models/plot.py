@@ -1,10 +1,33 @@
 """A loss-curve PNG drawn with NumPy alone (no plotting library): curves on a white canvas with
-a light grid; the y axis is logarithmic when the values span more than a factor of 20."""
+a light grid, the y axis logarithmic when the values span more than a factor of 20, and the axes'
+end values written in a 3x5-pixel digit font (scaled 2x)."""
 import os
 
 import numpy as np
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+
+# 3x5 glyphs, one string of 15 bits (rows top to bottom) per character.
+GLYPHS = {
+    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
+    "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001010010010",
+    "8": "111101111101111", "9": "111101111001111", ".": "000000000000010", "-": "000000111000000",
+    "e": "000111101110111", "+": "000010111010000", " ": "000000000000000",
+}
+
+
+def _draw_text(canvas, text, x, y, scale=2, colour=(0, 0, 0)):
+    """Write ``text`` (digits, '.', '-', '+', 'e') with its top-left corner at (x, y)."""
+    for i, char in enumerate(text):
+        glyph = np.array([int(b) for b in GLYPHS.get(char, GLYPHS[" "])], bool).reshape(5, 3)
+        block = np.kron(glyph, np.ones((scale, scale), bool))
+        top, left = y, x + i * 4 * scale
+        region = canvas[top:top + block.shape[0], left:left + block.shape[1]]
+        region[block[:region.shape[0], :region.shape[1]]] = colour
+
+
+def _label(value):
+    return f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")
 
 
 def _draw_line(canvas, x0, y0, x1, y1, colour):
@@ -15,7 +38,7 @@ def _draw_line(canvas, x0, y0, x1, y1, colour):
         canvas[np.clip(ys + dy, 0, canvas.shape[0] - 1), np.clip(xs, 0, canvas.shape[1] - 1)] = colour
 
 
-def plot_curves(path, curves, width=640, height=360, margin=30):
+def plot_curves(path, curves, width=640, height=360, margin=48):
     """``curves``: list of (steps, values) pairs, each drawn in its own colour. Returns the canvas."""
     import imageio.v3 as iio
     canvas = np.full((height, width, 3), 255, np.uint8)
@@ -35,6 +58,11 @@ def plot_curves(path, curves, width=640, height=360, margin=30):
             canvas[y, margin:width - margin] = 225
         canvas[height - margin, margin:width - margin] = 0
         canvas[margin:height - margin, margin] = 0
+        _draw_text(canvas, _label(10 ** hi if log else hi), 2, margin + 2)
+        _draw_text(canvas, _label(10 ** lo if log else lo), 2, height - margin - 10)
+        _draw_text(canvas, _label(s_lo), margin, height - margin + 4)
+        last = _label(s_hi)
+        _draw_text(canvas, last, width - margin - 8 * len(last), height - margin + 4)
         for i, (s, v) in enumerate(points):
             xs = margin + (s - s_lo) / (s_hi - s_lo) * (width - 2 * margin)
             ys = height - margin - (transform(v) - lo) / (hi - lo) * (height - 2 * margin)

@@ -32,7 +32,7 @@ def photo_dir(tmp_path):
 
 def tiny_config(data, out, **overrides):
     options = dict(feature="hog", data=data, out=str(out), preset="cpu", iters=4, batch_size=2,
-                   width=1 / 16, image_size=64, val_every=2, checkpoint_every=2, workers=1)
+                   width=1 / 16, image_size=64, val_every=2, checkpoint_every=2, workers=1, flip=False)
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -244,3 +244,23 @@ def test_targets_round_trip_to_images():
     photos = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
     from models.encoders import float_to_images
     assert np.allclose(float_to_images(targets_to_float(photos)), photos, atol=1e-3)
+
+
+def test_flip_adds_mirrored_copies(tmp_path):
+    encoder = Encoder("hog", 64, workers=1)
+    path = str(tmp_path / "cache.h5")
+    build_cache(path, SAMPLES[:2], encoder, flip=True)
+    cache = FeatureCache(path)
+    assert cache.files == [SAMPLES[0], SAMPLES[0] + "#flip", SAMPLES[1], SAMPLES[1] + "#flip"]
+    assert np.array_equal(cache.targets[1], cache.targets[0][:, ::-1])
+    assert not np.allclose(cache.features[0], cache.features[1])
+    cache.close()
+
+
+def test_loss_plot_draws_the_curve_and_its_scale(tmp_path):
+    from models.plot import plot_curves
+    canvas = plot_curves(str(tmp_path / "loss.png"), [(np.arange(1, 101), np.linspace(10.0, 1.0, 100))])
+    assert canvas.shape == (360, 640, 3)
+    blue = (canvas == np.array([31, 119, 180], np.uint8)).all(-1)
+    assert blue[:, 48:].any(axis=0).sum() > 500  # the curve spans the plot's width
+    assert (canvas[:, :46] < 128).all(-1).any()  # the y-axis values are written left of the axis
