@@ -82,6 +82,8 @@ def write_tables(out, rows):
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "## Runs", "", "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
     lines += ["| " + " | ".join(_cell(row.get(k, "")) for k in COLUMNS) + " |" for row in rows]
+    lines += ["", "`report.png`: one row per photo; columns: the photo, then "
+              + ", ".join(f"{row['feature']} ({row['run']})" for row in rows) + "."]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
