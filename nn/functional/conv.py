@@ -9,9 +9,12 @@ Convolution (cross-correlation, as every framework computes it)::
 
 It is computed as one GEMM per group over an im2col buffer ``col`` of shape
 (C, kH, kW, N, OH, OW) (columns ordered so that a group's rows and the batch's columns are both
-contiguous): ``col[c, u, v, n, i, j] = x_pad[n, c, i sH + u, j sW + v]``. ``im2col`` fills it with
-kH*kW strided copies, one per kernel offset; ``col2im`` is its adjoint, adding each offset's slice
-back into a zero canvas.
+contiguous): ``col[c, u, v, n, i, j] = x_pad[n, c, i sH + u, j sW + v]``. ``im2col`` first copies
+the padded image once into a *phase layout* (sH, sW, C, N, QH, QW), where row q of phase a is
+padded row q sH + a; kernel offset (u, v) then reads the contiguous block of phase
+(u mod sH, v mod sW) starting at (u // sH, v // sW), so the kH*kW copies are plain block copies
+rather than strided gathers. ``col2im`` is its adjoint: each offset's slice is added into a zeroed
+phase layout (contiguous adds), which is interleaved back into (N, C, H, W) once.
 
 The three primitives, each one GEMM (batched over groups):
 
@@ -40,45 +43,70 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding):
     return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
-def _pad(x, padding):
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    return get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+def _phase_extent(size, padding, out, kernel, stride):
+    """Rows (or columns) per phase: enough for every window (out + (kernel - 1) // stride) and for
+    the padded image's first padding + size rows."""
+    return max(out + (kernel - 1) // stride, -(-(size + padding) // stride))
 
 
-def _offset_slices(u, v, stride, out_h, out_w):
-    """Rows u, u+sH, ... and columns v, v+sW, ... of the padded image that kernel offset (u, v) reads."""
-    sh, sw = stride
-    return slice(u, u + sh * (out_h - 1) + 1, sh), slice(v, v + sw * (out_w - 1) + 1, sw)
+def to_phases(x, padding, stride, extent):
+    """x (N, C, H, W) -> phases (sH, sW, C, N, QH, QW), one contiguous copy of the zero-padded image
+    split by stride phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]``.
+
+    Kernel offset (u, v) then reads the contiguous block ``phases[u % sH, v % sW, :, :,
+    u // sH : u // sH + OH, v // sW : v // sW + OW]`` instead of a strided one.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    (ph, pw), (sh, sw), (qh, qw) = padding, stride, extent
+    padded = xp.zeros((n, c, qh * sh, qw * sw), dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x[:, :, :qh * sh - ph, :qw * sw - pw]
+    return xp.ascontiguousarray(padded.reshape(n, c, qh, sh, qw, sw).transpose(3, 5, 1, 0, 2, 4))
+
+
+def from_phases(phases, padding, image_size):
+    """The adjoint of :func:`to_phases`: interleave the phases back and cut the padding off."""
+    sh, sw, c, n, qh, qw = phases.shape
+    (ph, pw), (h, w) = padding, image_size
+    image = phases.transpose(3, 2, 4, 0, 5, 1).reshape(n, c, qh * sh, qw * sw)
+    return image[:, :, ph:ph + h, pw:pw + w]
+
+
+def _offset_block(u, v, stride, out_size):
+    """Index of kernel offset (u, v)'s (C, N, OH, OW) block in the phase layout."""
+    (sh, sw), (oh, ow) = stride, out_size
+    return u % sh, v % sw, slice(None), slice(None), slice(u // sh, u // sh + oh), slice(v // sw, v // sw + ow)
+
+
+def _extent(image_size, padding, out_size, kernel, stride):
+    return tuple(_phase_extent(*args) for args in zip(image_size, padding, out_size, kernel, stride))
 
 
 def im2col(x, kernel, stride, padding, out_size):
-    """x (N, C, H, W) -> col (C, kH, kW, N, OH, OW), col[c,u,v,n,i,j] = x_pad[n, c, i sH + u, j sW + v]."""
+    """x (N, C, H, W) -> col (C, kH, kW, N, OH, OW), col[c,u,v,n,i,j] = x_pad[n, c, i sH + u, j sW + v]:
+    one phase-split copy of x, then kH*kW contiguous block copies."""
     xp = get_array_module(x)
     n, c = x.shape[:2]
-    (kh, kw), (oh, ow) = kernel, out_size
-    x_by_channel = _pad(x, padding).transpose(1, 0, 2, 3)  # a view: (C, N, Hp, Wp)
-    col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    kh, kw = kernel
+    phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
+    col = xp.empty((c, kh, kw, n) + tuple(out_size), dtype=x.dtype)
     for u in range(kh):
         for v in range(kw):
-            rows, cols = _offset_slices(u, v, stride, oh, ow)
-            col[:, u, v] = x_by_channel[:, :, rows, cols]
+            col[:, u, v] = phases[_offset_block(u, v, stride, out_size)]
     return col
 
 
 def col2im(col, image_size, stride, padding):
-    """The adjoint of :func:`im2col`: col (C, kH, kW, N, OH, OW) -> x (N, C, H, W), overlaps summed."""
+    """The adjoint of :func:`im2col`: col (C, kH, kW, N, OH, OW) -> x (N, C, H, W), overlaps summed
+    into a zeroed phase layout (contiguous adds), then interleaved once."""
     xp = get_array_module(col)
     c, kh, kw, n, oh, ow = col.shape
-    (h, w), (ph, pw) = image_size, padding
-    canvas = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
-    canvas_by_channel = canvas.transpose(1, 0, 2, 3)
+    extent = _extent(image_size, padding, (oh, ow), (kh, kw), stride)
+    phases = xp.zeros(tuple(stride) + (c, n) + extent, dtype=col.dtype)
     for u in range(kh):
         for v in range(kw):
-            rows, cols = _offset_slices(u, v, stride, oh, ow)
-            canvas_by_channel[:, :, rows, cols] += col[:, u, v]
-    return canvas[:, :, ph:ph + h, pw:pw + w]
+            phases[_offset_block(u, v, stride, (oh, ow))] += col[:, u, v]
+    return from_phases(phases, padding, image_size)
 
 
 def _grouped_weight(w, groups):

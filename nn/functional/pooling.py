@@ -9,8 +9,13 @@ import math
 
 from ..backend import get_array_module
 from ..function import Function
-from .conv import _offset_slices
 from .validation import check_rank, pair
+
+
+def _offset_slices(u, v, stride, out_h, out_w):
+    """Rows u, u+sH, ... and columns v, v+sW, ... of the padded image that kernel offset (u, v) reads."""
+    sh, sw = stride
+    return slice(u, u + sh * (out_h - 1) + 1, sh), slice(v, v + sw * (out_w - 1) + 1, sw)
 
 
 def pool_output_size(size, kernel, stride, padding, ceil_mode):
