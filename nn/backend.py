@@ -76,9 +76,9 @@ def default_device():
 
 def set_default_device(device):
     global _default_device
-    _default_device = check_device(device)
-    if device == "gpu":
-        cupy()
+    if check_device(device) == "gpu":
+        cupy()  # fails with the install hint before anything changes
+    _default_device = device
 
 
 def to_device(array, device=None):

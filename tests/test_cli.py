@@ -97,3 +97,11 @@ def test_import_weights_command(tmp_path):
     assert result.exit_code == 0, result.output
     with h5py.File(out, "r") as f:
         assert "conv1" in f and f.attrs["model"] == "alexnet_torchvision"
+
+
+def test_gpu_without_cupy_is_one_clear_line(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here: the missing-CuPy message cannot be shown")
+    result = CliRunner().invoke(main, ["train", "hog", "--device", "gpu", "--iters", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "the GPU needs CuPy: pip install" in result.output
