@@ -66,10 +66,14 @@ def to_phases(x, padding, stride, extent):
 
 def from_phases(phases, padding, image_size):
     """The adjoint of :func:`to_phases`: interleave the phases back and cut the padding off."""
+    xp = get_array_module(phases)
     sh, sw, c, n, qh, qw = phases.shape
     (ph, pw), (h, w) = padding, image_size
-    image = phases.transpose(3, 2, 4, 0, 5, 1).reshape(n, c, qh * sh, qw * sw)
-    return image[:, :, ph:ph + h, pw:pw + w]
+    image = xp.empty((n, c, qh, sh, qw, sw), dtype=phases.dtype)
+    for a in range(sh):  # one copy per phase keeps the inner loop long (rows of QW values)
+        for b in range(sw):
+            image[:, :, :, a, :, b] = phases[a, b].transpose(1, 0, 2, 3)
+    return image.reshape(n, c, qh * sh, qw * sw)[:, :, ph:ph + h, pw:pw + w]
 
 
 def _offset_block(u, v, stride, out_size):
