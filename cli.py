@@ -12,6 +12,7 @@ import click
 USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
 
 
+
 def _run(fn, *args, **kwargs):
     """Call ``fn``; turn the errors a user can act on into a one-line message and exit status 1."""
     try:
@@ -328,15 +329,25 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
 @click.option("--weights", type=click.Path(), help="CaffeNet / AlexNet HDF5 weights.")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Decoder width multiplier.")
 @click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
+@click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
 @click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
-def inspect(model, image, weights, width, image_size, csv_path):
+def inspect(model, image, weights, width, image_size, checkpoint, csv_path):
     """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
     parameters, FLOPs per image, and with --image activation statistics."""
     import csv
     from models.images import center_square, read_image
-    from models.inspect_model import layer_table, model_and_input
-    photo = center_square(_run(read_image, image), image_size or 256) if image else None
-    network, x = _run(model_and_input, model, photo, weights, width, image_size)
+    from models.inference import TrainedDecoder
+    from models.inspect_model import layer_table, model_and_input, trained_model_and_input
+    if checkpoint:
+        if image:
+            trained, photos, _ = _trained_photos(checkpoint, [image], "cpu")
+        else:
+            trained, photos = _run(TrainedDecoder, checkpoint), None
+        _check_feature(model, trained)
+        network, x = trained_model_and_input(trained, photos)
+    else:
+        photo = center_square(_run(read_image, image), image_size or 256) if image else None
+        network, x = _run(model_and_input, model, photo, weights, width, image_size)
     rows = layer_table(network, x)
     columns = ["layer", "kind", "output", "params", "flops"] + (["mean", "std", "zeros", "max"] if image else [])
     cells = [[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]

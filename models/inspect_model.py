@@ -79,6 +79,15 @@ def model_and_input(name, photo=None, weights=None, width=1.0, image_size=None):
     return decoders.build(name, width, image_size, in_channels=x.shape[1]), x
 
 
+def trained_model_and_input(trained, photos=None):
+    """(a trained decoder's network, its input batch of one): the scaled features of ``photos[:1]``,
+    or zeros of the decoder's feature shape."""
+    if photos is not None:
+        return trained.model, trained.encoder.features(photos[:1]) * np.float32(trained.scale)
+    shape = (trained.model.in_channels,) + decoders.feature_shape(trained.feature, trained.config["image_size"])[1:]
+    return trained.model, np.zeros((1,) + shape, np.float32)
+
+
 def tiny_model(name):
     """A model small enough for float64 gradient checks, with its input batch of one (random)."""
     rng = np.random.default_rng(0)

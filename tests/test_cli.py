@@ -105,3 +105,15 @@ def test_gpu_without_cupy_is_one_clear_line(tmp_path):
         pytest.skip("CuPy is installed here: the missing-CuPy message cannot be shown")
     result = CliRunner().invoke(main, ["train", "hog", "--device", "gpu", "--iters", "1", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "the GPU needs CuPy: pip install" in result.output
+
+
+def test_inspect_a_trained_decoder(trained_run):
+    _, _, out = trained_run
+    result = CliRunner().invoke(main, ["inspect", "hog", "--checkpoint", str(out / "checkpoint.h5"), "--image",
+                                       SAMPLES[0]])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if line.startswith("|")}
+    assert "(3, 64, 64)" in rows["upconvJ6"]  # the run's 64x64 output
+    assert "convA1" in rows and len(rows["convA1"].split("|")) == 11  # with activation statistics
+    plain = CliRunner().invoke(main, ["inspect", "hog", "--checkpoint", str(out / "checkpoint.h5")])
+    assert plain.exit_code == 0 and "| upconvJ6 | ConvTranspose2d | (3, 64, 64) |" in plain.output
