@@ -1,6 +1,8 @@
 """Training checkpoints in HDF5, written atomically (DESIGN.md).
 
-Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``; root attributes ``step``,
+Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``, and for the autoencoder
+variant ``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and
+encoder are always saved together); root attributes ``step``,
 ``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
 library's generator), ``history`` (JSON: the validation errors so far).
 """
@@ -11,7 +13,7 @@ from nn.backend import to_numpy
 from nn.serialization import WeightFileError, atomic_write, open_h5, read_groups, write_groups
 
 
-def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None):
+def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
     import h5py
     opt_state = optimizer.state_dict()
     arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
@@ -26,6 +28,8 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
                            history=json.dumps(history or []))
             write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
             write_groups(f.create_group("optimizer"), arrays)
+            if encoder is not None:
+                write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
 
     atomic_write(path, write)
 
@@ -39,8 +43,8 @@ def read_config(path):
         return json.loads(f.attrs["config"])
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None):
-    """Restore model (and optimiser, scheduler, random state); returns (step, history)."""
+def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
+    """Restore model (and optimiser, scheduler, fine-tuned encoder, random state); returns (step, history)."""
     read_config(path)
     with open_h5(path) as f:
         model.load_state_dict(read_groups(f["model"]), source=str(path))
@@ -50,5 +54,13 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
             optimizer.load_state_dict(state)
         if scheduler is not None:
             scheduler.load_state_dict(json.loads(f.attrs["scheduler"]))
+        if encoder is not None:
+            encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
         random.set_state(json.loads(f.attrs["random_state"]))
         return int(f.attrs["step"]), json.loads(f.attrs["history"])
+
+
+def has_encoder(path):
+    """Whether the checkpoint holds a fine-tuned encoder (the autoencoder variant)."""
+    with open_h5(path) as f:
+        return "encoder" in f

@@ -4,7 +4,7 @@ import numpy as np
 import nn
 
 from . import decoders
-from .checkpoint import load_checkpoint, read_config
+from .checkpoint import has_encoder, load_checkpoint, read_config
 from .encoders import Encoder
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
@@ -21,11 +21,13 @@ class TrainedDecoder:
         self.device = device
         nn.set_default_device(device)
         arrays, attrs = nn.load_arrays(checkpoint)
+        fine_tuned = False
         if attrs.get("kind") == "checkpoint":
             cfg = read_config(checkpoint)
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
                                         in_channels=cfg["feature_shape"][0])
             load_checkpoint(checkpoint, self.model)
+            fine_tuned = has_encoder(checkpoint)
         elif str(attrs.get("model", "")).startswith("decoder/"):
             cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}
             self.model = decoders.from_arrays(cfg["feature"], arrays, source=checkpoint)
@@ -36,6 +38,8 @@ class TrainedDecoder:
         self.model.to(device).eval()
         self.scale = cfg["feature_scale"]
         self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
+        if fine_tuned:  # the autoencoder variant: encode with the encoder trained with this decoder
+            load_checkpoint(checkpoint, self.model, encoder=self.encoder.network)
 
     def photos(self, paths):
         """Read and centre-crop photos; returns (photos (N, S, S, 3), kept paths, skipped reasons)."""

@@ -18,9 +18,9 @@ The autoencoder variant (``train_encoder``, AlexNet features only): CaffeNet up 
 layer is trained together with the decoder, one Adam over both. The loss is the same Euclidean
 loss, of decoder(s * phi_theta(x)) against the target, and its gradient flows through the decoder
 into the encoder's weights theta (LRN, pooling and grouped convolutions all backpropagate). The cache
-keeps the photos, since phi_theta changes at every step; the fine-tuned CaffeNet is written to
-``encoder.h5`` beside the checkpoint (an ordinary CaffeNet weight file) and the checkpoint's
-``weights`` names it, so that :class:`models.inference.TrainedDecoder` encodes with it.
+keeps the photos, since phi_theta changes at every step; the fine-tuned CaffeNet is saved in the
+checkpoint itself (group ``encoder/``), from which :class:`models.inference.TrainedDecoder` and
+``--resume`` restore it.
 """
 import contextlib
 import csv
@@ -223,9 +223,6 @@ class FineTunedEncoder:
         """The current features of the cached photos ``indices`` (host array, no graph)."""
         return self.encoder.features(cache.rows("photos", indices))
 
-    def save(self, path):
-        nn.save_module(path, self.encoder.network, model="caffenet", source="train --train-encoder")
-
 
 def validate(model, cache, scale, device, limit, encoder=None):
     """(normalised error, targets, reconstructions) on the first ``limit`` samples of ``cache``;
@@ -259,15 +256,13 @@ def train(cfg, log=print, on_step=None):
     model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
     config = dataclasses.asdict(cfg)
     config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape))
-    encoder, encoder_path = None, os.path.abspath(os.path.join(cfg.out, "encoder.h5"))
-    if cfg.train_encoder:
-        encoder = FineTunedEncoder(cfg.feature, encoder_path if resuming else cfg.weights, cfg.device)
-        config.update(weights=encoder_path, initial_weights=cfg.weights)
+    encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
+    network = encoder.encoder.network if encoder else None
     optimizer = nn.optim.Adam(model.parameters() + (encoder.parameters if encoder else []), lr=cfg.lr)
     schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)
     start, history = 0, []
     if resuming:
-        start, history = load_checkpoint(ckpt_path, model, optimizer, schedule)
+        start, history = load_checkpoint(ckpt_path, model, optimizer, schedule, encoder=network)
         log(f"resuming from {ckpt_path} at step {start}")
     elif cfg.resume:
         log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
@@ -289,9 +284,7 @@ def train(cfg, log=print, on_step=None):
         return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
 
     def checkpoint(step):
-        save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history)
-        if encoder:
-            encoder.save(encoder_path)
+        save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history, encoder=network)
 
     if start == 0:  # the error before training: the baseline the validation curve falls from
         history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images, encoder)[0]])

@@ -192,6 +192,21 @@ def test_train_encoder_changes_only_the_encoder_layers_it_uses(runs):
         assert moved == changed, run
 
 
+def test_train_encoder_resumes_exactly(runs, tmp_path):
+    """The fine-tuned encoder lives in the checkpoint: 2 steps, stop, resume 1 == 3 uninterrupted."""
+    root, data, ckpt = runs
+    settings = dict(feature="fc6", weights=SMALL_CAFFENET, train_encoder=True, data=str(data), iters=3,
+                    batch_size=2, width=1 / 16, val_every=3, checkpoint_every=3, workers=1,
+                    out=str(tmp_path / "split"))
+    train(TrainConfig(**settings), log=lambda line: None, on_step=lambda step: step == 2)
+    train(TrainConfig(resume=True, **settings), log=lambda line: None)
+    resumed = TrainedDecoder(str(tmp_path / "split" / "checkpoint.h5"))
+    uninterrupted = TrainedDecoder(ckpt["fc6_autoencoder"])
+    for ours, theirs in ((resumed.model, uninterrupted.model), (resumed.encoder.network, uninterrupted.encoder.network)):
+        reference = dict(theirs.named_parameters())
+        assert all(np.array_equal(p.data, reference[name].data) for name, p in ours.named_parameters())
+
+
 def test_train_encoder_refuses_shallow_features(tmp_path):
     with pytest.raises(ValueError, match="AlexNet feature"):
         TrainConfig(feature="hog", train_encoder=True).resolved()
