@@ -4,6 +4,8 @@ Shallow features (hog, sift, lbp) are computed by ``minifeat`` on the greyscale 
 ``image_size``); their target is the photo itself. AlexNet features come from CaffeNet on the
 centre 227x227 crop; their target is that crop, resized to the decoder's output size (SPEC §3).
 """
+import warnings
+
 import numpy as np
 
 import nn
@@ -24,6 +26,10 @@ class Encoder:
         self.weights = weights
         self.network = None
         if self.rep.encoder == "caffenet":
+            if weights is None:
+                warnings.warn(f"{name}: no CaffeNet weights given (--weights), so AlexNet has random weights and "
+                              "its features say little about the photo; import real ones with "
+                              "'cli.py import-weights' (see the README)")
             self.image_size = decoders.SHALLOW_IMAGE_SIZE
             self.network = alexnet.caffenet(weights)
             self.network.eval()
