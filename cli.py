@@ -3,9 +3,8 @@
 Each command parses its options, calls one library function, and prints a result; errors that a
 user can fix (a missing folder, a bad file, a NaN loss) are printed as one line, without traceback.
 """
-import json
 import os
-import sys
+import warnings
 
 import click
 
@@ -32,9 +31,14 @@ DEVICE = click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cp
                       help="Run on the CPU (NumPy) or the GPU (CuPy).")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
 @click.group()
 def main():
     """featinv: invert HOG, SIFT, LBP and AlexNet features with up-convolutional networks."""
+    warnings.formatwarning = _one_line_warning  # skipped photos, random weights: one line each
 
 
 @main.command()

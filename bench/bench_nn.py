@@ -205,13 +205,12 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
 
 def profile_layer(backend, op, x, wt, gy, s, p, repeat):
     """Seconds spent in each stage of the im2col design, timed separately (same calls as conv.py)."""
-    xp = backend.xp
     stride, padding, groups = (s, s), (p, p), 1
     t = {}
     if op == "conv2d":
         kernel = wt.shape[2:]
         out_size = tuple(C.conv_output_size(n, k, s, p) for n, k in zip(x.shape[2:], kernel))
-        t["fwd: im2col (pad + kH*kW strided copies)"] = backend.timeit(
+        t["fwd: im2col (phase-split copy + kH*kW block copies)"] = backend.timeit(
             lambda: C.im2col(x, kernel, stride, padding, out_size), repeat)
         col = C.im2col(x, kernel, stride, padding, out_size).reshape(1, -1, x.shape[0] * out_size[0] * out_size[1])
         wg = C._grouped_weight(wt, groups)
@@ -224,7 +223,7 @@ def profile_layer(backend, op, x, wt, gy, s, p, repeat):
         wt_t = wg.transpose(0, 2, 1)
         t["bwd: GEMM W^T @ gy"] = backend.timeit(lambda: wt_t @ gcf, repeat)
         gcol = (wt_t @ gcf).reshape(x.shape[1], *kernel, x.shape[0], *out_size)
-        t["bwd: col2im (zero canvas + kH*kW strided adds)"] = backend.timeit(
+        t["bwd: col2im (zeroed phase layout + kH*kW block adds)"] = backend.timeit(
             lambda: C.col2im(gcol, x.shape[2:], stride, padding), repeat)
         t["bwd: weight grad GEMM (col @ gy^T)^T"] = backend.timeit(
             lambda: C.conv_backward_weight(col, gy, wt.shape, groups), repeat)
@@ -237,7 +236,7 @@ def profile_layer(backend, op, x, wt, gy, s, p, repeat):
         wg_t = C._grouped_weight(wt, groups).transpose(0, 2, 1)
         t["fwd: GEMM W^T @ x"] = backend.timeit(lambda: wg_t @ xcf, repeat)
         gcol = (wg_t @ xcf).reshape(wt.shape[1], *kernel, x.shape[0], *x.shape[2:])
-        t["fwd: col2im (zero canvas + kH*kW strided adds)"] = backend.timeit(
+        t["fwd: col2im (zeroed phase layout + kH*kW block adds)"] = backend.timeit(
             lambda: C.col2im(gcol, out_size, stride, padding), repeat)
         t["bwd: im2col of gy"] = backend.timeit(lambda: C.im2col(gy, kernel, stride, padding, x.shape[2:]), repeat)
         col = C.im2col(gy, kernel, stride, padding, x.shape[2:]).reshape(1, -1, x.shape[0] * x.shape[2] * x.shape[3])

@@ -32,7 +32,6 @@ import queue
 import signal
 import threading
 import time
-import warnings
 
 import numpy as np
 

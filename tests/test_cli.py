@@ -4,7 +4,6 @@ import os
 import shutil
 
 import h5py
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
