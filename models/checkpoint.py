@@ -59,8 +59,3 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
         random.set_state(json.loads(f.attrs["random_state"]))
         return int(f.attrs["step"]), json.loads(f.attrs["history"])
 
-
-def has_encoder(path):
-    """Whether the checkpoint holds a fine-tuned encoder (the autoencoder variant)."""
-    with open_h5(path) as f:
-        return "encoder" in f

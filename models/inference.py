@@ -2,9 +2,10 @@
 import numpy as np
 
 import nn
+from nn.serialization import open_h5
 
 from . import decoders
-from .checkpoint import has_encoder, load_checkpoint, read_config
+from .checkpoint import load_checkpoint, read_config
 from .encoders import Encoder
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
@@ -20,26 +21,24 @@ class TrainedDecoder:
         features, overriding the ones the run was trained with."""
         self.device = device
         nn.set_default_device(device)
-        arrays, attrs = nn.load_arrays(checkpoint)
-        fine_tuned = False
-        if attrs.get("kind") == "checkpoint":
+        with open_h5(checkpoint) as f:
+            attrs, holds_encoder = dict(f.attrs), "encoder" in f
+        is_checkpoint = attrs.get("kind") == "checkpoint"
+        if is_checkpoint:
             cfg = read_config(checkpoint)
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
                                         in_channels=cfg["feature_shape"][0])
-            load_checkpoint(checkpoint, self.model)
-            fine_tuned = has_encoder(checkpoint)
         elif str(attrs.get("model", "")).startswith("decoder/"):
             cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}
-            self.model = decoders.from_arrays(cfg["feature"], arrays, source=checkpoint)
+            self.model = decoders.from_arrays(cfg["feature"], nn.load_arrays(checkpoint)[0], source=checkpoint)
         else:
             raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder weight file; "
                                      "pass a checkpoint.h5 written by 'cli.py train'")
-        self.config, self.feature = cfg, cfg["feature"]
-        self.model.to(device).eval()
-        self.scale = cfg["feature_scale"]
+        self.config, self.feature, self.scale = cfg, cfg["feature"], cfg["feature_scale"]
         self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
-        if fine_tuned:  # the autoencoder variant: encode with the encoder trained with this decoder
-            load_checkpoint(checkpoint, self.model, encoder=self.encoder.network)
+        if is_checkpoint:  # the autoencoder variant also restores the encoder trained with this decoder
+            load_checkpoint(checkpoint, self.model, encoder=self.encoder.network if holds_encoder else None)
+        self.model.to(device).eval()
 
     def photos(self, paths):
         """Read and centre-crop photos; returns (photos (N, S, S, 3), kept paths, skipped reasons)."""
