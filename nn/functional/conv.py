@@ -49,9 +49,16 @@ def _phase_extent(size, padding, out, kernel, stride):
     return max(out + (kernel - 1) // stride, -(-(size + padding) // stride))
 
 
+def _phase_range(phase, padding, stride, size, extent):
+    """For one phase along one axis: (first phase index q0, the image row it holds, how many rows)."""
+    q0 = max(0, -(-(padding - phase) // stride))
+    start = q0 * stride + phase - padding
+    return q0, start, max(0, min(extent - q0, -(-(size - start) // stride)))
+
+
 def to_phases(x, padding, stride, extent):
-    """x (N, C, H, W) -> phases (sH, sW, C, N, QH, QW), one contiguous copy of the zero-padded image
-    split by stride phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]``.
+    """x (N, C, H, W) -> phases (sH, sW, C, N, QH, QW) of the zero-padded image, split by stride
+    phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]`` (one strided copy per phase).
 
     Kernel offset (u, v) then reads the contiguous block ``phases[u % sH, v % sW, :, :,
     u // sH : u // sH + OH, v // sW : v // sW + OW]`` instead of a strided one.
@@ -59,9 +66,17 @@ def to_phases(x, padding, stride, extent):
     xp = get_array_module(x)
     n, c, h, w = x.shape
     (ph, pw), (sh, sw), (qh, qw) = padding, stride, extent
-    padded = xp.zeros((n, c, qh * sh, qw * sw), dtype=x.dtype)
-    padded[:, :, ph:ph + h, pw:pw + w] = x[:, :, :qh * sh - ph, :qw * sw - pw]
-    return xp.ascontiguousarray(padded.reshape(n, c, qh, sh, qw, sw).transpose(3, 5, 1, 0, 2, 4))
+    phases = xp.zeros((sh, sw, c, n, qh, qw), dtype=x.dtype)
+    x_by_channel = x.transpose(1, 0, 2, 3)
+    for a in range(sh):
+        q0, row, rows = _phase_range(a, ph, sh, h, qh)
+        for b in range(sw):
+            r0, col, cols = _phase_range(b, pw, sw, w, qw)
+            if rows == 0 or cols == 0:  # this phase holds padding only
+                continue
+            phases[a, b, :, :, q0:q0 + rows, r0:r0 + cols] = \
+                x_by_channel[:, :, row:row + sh * (rows - 1) + 1:sh, col:col + sw * (cols - 1) + 1:sw]
+    return phases
 
 
 def from_phases(phases, padding, image_size):
