@@ -101,9 +101,9 @@ def evaluate(feature, checkpoint, data, device):
     trained = _run(TrainedDecoder, checkpoint, device)
     _check_feature(feature, trained)
     result = _run(evaluate_folder, trained, data)
-    click.echo("| feature | images | skipped | normalised error |")
-    click.echo("|---|---|---|---|")
-    click.echo(f"| {result['feature']} | {result['images']} | {result['skipped']} | {result['error']:.4f} |")
+    click.echo(_markdown(["feature", "images", "skipped", "normalised error"],
+                         [(result["feature"], result["images"], result["skipped"], f"{result['error']:.4f}")]),
+               nl=False)
 
 
 @main.command()

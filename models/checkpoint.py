@@ -10,7 +10,7 @@ import json
 
 from nn import random
 from nn.backend import to_numpy
-from nn.serialization import WeightFileError, atomic_write, open_h5, read_groups, write_groups
+from nn.serialization import FORMAT, VERSION, WeightFileError, atomic_write, open_h5, read_groups, write_groups
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
@@ -20,7 +20,7 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
-            f.attrs.update(format="featinv", version=1, kind="checkpoint", step=int(step),
+            f.attrs.update(format=FORMAT, version=VERSION, kind="checkpoint", step=int(step),
                            config=json.dumps(config), optimizer_step=int(opt_state["step"]),
                            lr=float(opt_state["lr"]),
                            scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),

@@ -113,6 +113,13 @@ def conv_template_table(channels, upconvs):
     return tuple(rows)
 
 
+def _sources(row, previous):
+    """The names of the outputs a row reads: the row above, the features, or the streams it joins."""
+    if row.input is None:
+        return (previous,)
+    return (row.input,) if isinstance(row.input, str) else tuple(row.input)
+
+
 def _padding(kind, kernel, stride):
     """(padding, output_padding) so that a conv keeps/divides and an upconv multiplies the size."""
     if kind == "conv":
@@ -141,9 +148,7 @@ class Decoder(nn.Module):
         previous = "input"
         for i, row in enumerate(table):
             last = i == len(table) - 1
-            sources = (previous,) if row.input is None else \
-                (row.input,) if isinstance(row.input, str) else row.input
-            c_in = sum(channels[s] for s in sources)
+            c_in = sum(channels[s] for s in _sources(row, previous))
             out = out_channels.get(row.name, row.out if last else scaled(row.out, width))
             if row.kind == "conv":
                 padding, _ = _padding("conv", row.kernel, row.stride)
@@ -177,12 +182,8 @@ def run_table(table, features, layer, concat, leaky_relu):
     outputs = {"input": features}
     previous = "input"
     for i, row in enumerate(table):
-        if row.input is None:
-            x = outputs[previous]
-        elif isinstance(row.input, str):
-            x = outputs[row.input]
-        else:
-            x = concat([outputs[name] for name in row.input])
+        sources = _sources(row, previous)
+        x = outputs[sources[0]] if len(sources) == 1 else concat([outputs[name] for name in sources])
         x = layer(row.name)(x)
         if row.kind != "reshape" and i < len(table) - 1:
             x = leaky_relu(x)

@@ -18,16 +18,9 @@ from . import decoders
 CAFFE_KIND = {"InnerProduct": "fc", "Convolution": "conv", "Deconvolution": "upconv"}
 
 
-def _squeeze_legacy(blob, ndim):
-    """Drop leading length-1 axes of a legacy blob until it has ``ndim`` axes."""
-    while blob.ndim > ndim and blob.shape[0] == 1:
-        blob = blob[0]
-    return blob
-
-
 def released_arrays(path, name):
     """``{"upconv1.weight": array, ...}`` for representation ``name`` from a released caffemodel."""
-    from weights_import import read_caffemodel_layers
+    from weights_import import drop_legacy_axes, read_caffemodel_layers
     rows = [row for row in decoders.representation(name).table if row.kind != "reshape"]
     layers = [(n, t, b) for n, t, b in read_caffemodel_layers(path) if t in CAFFE_KIND]
     if len(layers) != len(rows):
@@ -41,8 +34,8 @@ def released_arrays(path, name):
         if len(blobs) != 2:
             raise WeightFileError(f"{path}: layer {caffe_name} has {len(blobs)} blobs, expected weight and bias")
         weight_ndim = 2 if row.kind == "fc" else 4
-        arrays[f"{row.name}.weight"] = np.asarray(_squeeze_legacy(blobs[0], weight_ndim), np.float32)
-        arrays[f"{row.name}.bias"] = np.asarray(blobs[1], np.float32).reshape(-1)
+        arrays[f"{row.name}.weight"] = np.asarray(drop_legacy_axes(blobs[0], weight_ndim), np.float32)
+        arrays[f"{row.name}.bias"] = np.asarray(drop_legacy_axes(blobs[1], 1), np.float32)
     return arrays
 
 

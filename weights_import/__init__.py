@@ -9,13 +9,13 @@ layouts), checks them against the model (``architecture``) and can write them wi
 import os
 
 from .architecture import MODELS, check_model_name, check_tensors, infer_model, rename_torchvision
-from .caffe import check_against_prototxt, read_caffemodel_layers, read_caffenet
+from .caffe import check_against_prototxt, drop_legacy_axes, read_caffemodel_layers, read_caffenet
 from .common import WeightImportError, map_file
 from .onnx import read_onnx
 from .protobuf_wire import LEN, VARINT, Message
 from .torch_pickle import ZIP_LOCAL_SIGNATURE, read_torch
 
-__all__ = ["import_weights", "read_caffemodel_layers", "detect_format", "WeightImportError", "FORMATS",
+__all__ = ["import_weights", "read_caffemodel_layers", "drop_legacy_axes", "detect_format", "WeightImportError", "FORMATS",
            "MODELS"]
 
 FORMATS = ("caffe", "torch", "onnx")

@@ -110,9 +110,15 @@ def read_caffenet(path, buffer):
 def _drop_legacy_axes(layer, param, blob):
     """(1, 1, out, in) -> (out, in) for fully connected weights, (1, 1, 1, out) -> (out,) for biases."""
     keep = 1 if param == "bias" else 2 if (param == "weight" and layer in architecture.FC_LAYERS) else None
-    if keep is None or blob.ndim <= keep or any(dim != 1 for dim in blob.shape[:-keep]):
+    return blob if keep is None else drop_legacy_axes(blob, keep)
+
+
+def drop_legacy_axes(blob, ndim):
+    """A legacy 4-D blob with ``ndim`` real axes, its leading length-1 axes dropped: (1, 1, out, in)
+    -> (out, in) for ``ndim`` 2. Any other blob is returned as it is (the shape checks name it)."""
+    if blob.ndim <= ndim or any(dim != 1 for dim in blob.shape[:-ndim]):
         return blob
-    return blob.reshape(blob.shape[-keep:])
+    return blob.reshape(blob.shape[-ndim:])
 
 
 # ---- prototxt ---------------------------------------------------------------------------------
