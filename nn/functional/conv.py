@@ -7,30 +7,41 @@ Convolution (cross-correlation, as every framework computes it)::
 
     y[n, o, i, j] = b[o] + sum_{c in group(o), u, v} w[o, c, u, v] * x_pad[n, c, i sH + u, j sW + v]
 
-It is computed as one GEMM per group over an im2col buffer ``col`` of shape
-(C, kH, kW, N, OH, OW) (columns ordered so that a group's rows and the batch's columns are both
-contiguous): ``col[c, u, v, n, i, j] = x_pad[n, c, i sH + u, j sW + v]``. ``im2col`` first copies
-the padded image once into a *phase layout* (sH, sW, C, N, QH, QW), where row q of phase a is
-padded row q sH + a; kernel offset (u, v) then reads the contiguous block of phase
-(u mod sH, v mod sW) starting at (u // sH, v // sW), so the kH*kW copies are plain block copies
-rather than strided gathers. ``col2im`` is its adjoint: each offset's slice is added into a zeroed
-phase layout (contiguous adds), which is interleaved back into (N, C, H, W) once.
+It is computed as GEMMs over an im2col buffer ``col`` of shape (C, kH, kW, N, OH, OW) (columns
+ordered so that a group's rows and the batch's columns are both contiguous):
+``col[c, u, v, n, i, j] = x_pad[n, c, i sH + u, j sW + v]``.
 
-The three primitives, each one GEMM (batched over groups):
+*Phase layout.* The padded image is first copied once into a phase layout (sH, sW, C, N, QH, QW),
+where row q of phase a is padded row q sH + a. Kernel offset (u, v) then reads the contiguous block
+of phase (u mod sH, v mod sW) starting at (u // sH, v // sW), so filling ``col`` takes kH*kW block
+copies instead of strided gathers. ``col2im``, the adjoint, adds each offset's slice into a zeroed
+phase layout (contiguous adds) and interleaves the phases back into (N, C, H, W) once.
 
-* :func:`conv_forward_data`:   y  = W  @ col(x)                 (G, Co/G, C/G kH kW) @ (G, C/G kH kW, N OH OW)
-* :func:`conv_backward_data`:  gx = col2im(W^T @ gy)            the adjoint of the map x -> y
-* :func:`conv_backward_weight`: gW = gy @ col(x)^T
+*Row bands.* ``col`` is kH*kW times the size of the image, so it is never built whole: the output
+rows are cut into bands whose im2col block fits :data:`BAND_BYTES` (sized for the CPU's L2/L3
+cache; on the GPU one band covers everything). Each band's block is filled, used by its GEMMs
+while it is still in cache, and overwritten by the next band. The GEMMs are the same as on one
+whole buffer, cut along their long N*OH*OW axis.
+
+The three primitives (per band, each one GEMM batched over groups):
+
+* :func:`conv_forward_data`:    y  = W @ col(x)             (G, Co/G, C/G kH kW) @ (G, C/G kH kW, N b OW)
+* :func:`conv_backward_data`:   gx = col2im(W^T @ gy)       the adjoint of the map x -> y
+* :func:`conv_backward_weight`: gW = sum over bands of gy @ col(x)^T
 
 The transposed convolution is by definition the adjoint of the convolution: with weight
 (C_in, C_out/groups, kH, kW), ``conv_transpose2d(x, w) = conv_backward_data(x, w)``; its input
-gradient is ``conv_forward_data(gy, w)`` and its weight gradient ``conv_backward_weight(col(gy), x)``.
-So ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>`` holds by construction (and is tested).
-Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
+gradient is ``conv_forward_data(gy, w)`` and its weight gradient ``conv_backward_weight(gy, x)``,
+computed together from one im2col of gy. So ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>``
+holds by construction (and is tested). Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
 """
-from ..backend import get_array_module
+from ..backend import device_of, get_array_module
 from ..function import Function
 from .validation import check_float, check_rank, pair
+
+# Bytes of one band's im2col block, by device. 4 MiB keeps a band in this CPU's L2/L3 cache, so the
+# GEMMs read what the copies just wrote; tests shrink it to force one output row per band.
+BAND_BYTES = {"cpu": 4 << 20, "gpu": 1 << 62}
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -43,10 +54,16 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding):
     return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
+# --- phase layout -----------------------------------------------------------------------------
+
 def _phase_extent(size, padding, out, kernel, stride):
     """Rows (or columns) per phase: enough for every window (out + (kernel - 1) // stride) and for
     the padded image's first padding + size rows."""
     return max(out + (kernel - 1) // stride, -(-(size + padding) // stride))
+
+
+def _extent(image_size, padding, out_size, kernel, stride):
+    return tuple(_phase_extent(*args) for args in zip(image_size, padding, out_size, kernel, stride))
 
 
 def _phase_range(phase, padding, stride, size, extent):
@@ -58,7 +75,7 @@ def _phase_range(phase, padding, stride, size, extent):
 
 def to_phases(x, padding, stride, extent):
     """x (N, C, H, W) -> phases (sH, sW, C, N, QH, QW) of the zero-padded image, split by stride
-    phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]`` (one strided copy per phase).
+    phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]``.
 
     Kernel offset (u, v) then reads the contiguous block ``phases[u % sH, v % sW, :, :,
     u // sH : u // sH + OH, v // sW : v // sW + OW]`` instead of a strided one.
@@ -67,112 +84,236 @@ def to_phases(x, padding, stride, extent):
     n, c, h, w = x.shape
     (ph, pw), (sh, sw), (qh, qw) = padding, stride, extent
     phases = xp.zeros((sh, sw, c, n, qh, qw), dtype=x.dtype)
-    x_by_channel = x.transpose(1, 0, 2, 3)
-    for a in range(sh):
-        q0, row, rows = _phase_range(a, ph, sh, h, qh)
-        for b in range(sw):
-            r0, col, cols = _phase_range(b, pw, sw, w, qw)
-            if rows == 0 or cols == 0:  # this phase holds padding only
-                continue
-            phases[a, b, :, :, q0:q0 + rows, r0:r0 + cols] = \
-                x_by_channel[:, :, row:row + sh * (rows - 1) + 1:sh, col:col + sw * (cols - 1) + 1:sw]
+    buffer = _column_buffer(x.shape, sw, x)
+    for b in range(sw):
+        r0, col, cols = _phase_range(b, pw, sw, w, qw)
+        if cols == 0:  # this column phase holds padding only
+            continue
+        columns = x if buffer is None else buffer[..., :cols]
+        if buffer is not None:
+            columns[...] = x[..., col:col + sw * (cols - 1) + 1:sw]
+        for a in range(sh):
+            q0, row, rows = _phase_range(a, ph, sh, h, qh)
+            if rows:
+                phases[a, b, :, :, q0:q0 + rows, r0:r0 + cols] = \
+                    columns.transpose(1, 0, 2, 3)[:, :, row:row + sh * (rows - 1) + 1:sh]
     return phases
 
 
-def from_phases(phases, padding, image_size):
-    """The adjoint of :func:`to_phases`: interleave the phases back and cut the padding off."""
+def from_phases(phases, padding, image_size, bias=None):
+    """The adjoint of :func:`to_phases`: phases (sH, sW, C, N, QH, QW) -> the image (N, C, H, W)
+    without its padding, contiguous; ``bias`` (C,) is added on the way."""
     xp = get_array_module(phases)
     sh, sw, c, n, qh, qw = phases.shape
     (ph, pw), (h, w) = padding, image_size
-    image = xp.empty((n, c, qh, sh, qw, sw), dtype=phases.dtype)
-    for a in range(sh):  # one copy per phase keeps the inner loop long (rows of QW values)
-        for b in range(sw):
-            image[:, :, :, a, :, b] = phases[a, b].transpose(1, 0, 2, 3)
-    return image.reshape(n, c, qh * sh, qw * sw)[:, :, ph:ph + h, pw:pw + w]
+    image = xp.empty((n, c, h, w), dtype=phases.dtype)
+    buffer = _column_buffer(image.shape, sw, image)
+    for b in range(sw):
+        r0, col, cols = _phase_range(b, pw, sw, w, qw)
+        if cols == 0:
+            continue
+        columns = image if buffer is None else buffer[..., :cols]
+        for a in range(sh):
+            q0, row, rows = _phase_range(a, ph, sh, h, qh)
+            if rows == 0:
+                continue
+            source = phases[a, b, :, :, q0:q0 + rows, r0:r0 + cols].transpose(1, 0, 2, 3)
+            target = columns[:, :, row:row + sh * (rows - 1) + 1:sh]
+            if bias is None:
+                target[...] = source
+            else:
+                xp.add(source, bias.reshape(1, -1, 1, 1), out=target)
+        if buffer is not None:
+            image[..., col:col + sw * (cols - 1) + 1:sw] = columns
+    return image
 
 
-def _offset_block(u, v, stride, out_size):
-    """Index of kernel offset (u, v)'s (C, N, OH, OW) block in the phase layout."""
-    (sh, sw), (oh, ow) = stride, out_size
-    return u % sh, v % sw, slice(None), slice(None), slice(u // sh, u // sh + oh), slice(v // sw, v // sw + ow)
+def _column_buffer(shape, stride, like):
+    """(N, C, H, ceil(W / sW)) scratch for one column phase, or None when sW is 1.
+
+    The strided column pick (every sW-th column) and the row pick are done as two copies through
+    this buffer: alone, the column pick runs as one long loop over all rows; combined with the row
+    pick, NumPy runs it row by row, several times slower.
+    """
+    if stride == 1:
+        return None
+    return get_array_module(like).empty(tuple(shape[:3]) + (-(-shape[3] // stride),), dtype=like.dtype)
 
 
-def _extent(image_size, padding, out_size, kernel, stride):
-    return tuple(_phase_extent(*args) for args in zip(image_size, padding, out_size, kernel, stride))
+def _offset_block(u, v, stride, first_row, rows, width):
+    """Index, in the phase layout, of the (C, N, rows, width) block that kernel offset (u, v) reads
+    for output rows first_row .. first_row + rows - 1."""
+    sh, sw = stride
+    top, left = first_row + u // sh, v // sw
+    return u % sh, v % sw, slice(None), slice(None), slice(top, top + rows), slice(left, left + width)
+
+
+# --- im2col and col2im, by row band -----------------------------------------------------------
+
+def _fill_col(col, phases, stride, first_row):
+    """col (C, kH, kW, N, b, OW) <- the windows of output rows first_row .. first_row + b - 1."""
+    _, kh, kw, _, rows, width = col.shape
+    for u in range(kh):
+        for v in range(kw):
+            col[:, u, v] = phases[_offset_block(u, v, stride, first_row, rows, width)]
+
+
+def _add_col(phases, col, stride, first_row):
+    """The adjoint of :func:`_fill_col`: phases += each offset's (C, N, b, OW) slice of col."""
+    _, kh, kw, _, rows, width = col.shape
+    for u in range(kh):
+        for v in range(kw):
+            phases[_offset_block(u, v, stride, first_row, rows, width)] += col[:, u, v]
 
 
 def im2col(x, kernel, stride, padding, out_size):
-    """x (N, C, H, W) -> col (C, kH, kW, N, OH, OW), col[c,u,v,n,i,j] = x_pad[n, c, i sH + u, j sW + v]:
-    one phase-split copy of x, then kH*kW contiguous block copies."""
+    """x (N, C, H, W) -> the whole col (C, kH, kW, N, OH, OW) (for tests and profiling; the ops
+    use :func:`im2col_bands`)."""
     xp = get_array_module(x)
-    n, c = x.shape[:2]
-    kh, kw = kernel
     phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
-    col = xp.empty((c, kh, kw, n) + tuple(out_size), dtype=x.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            col[:, u, v] = phases[_offset_block(u, v, stride, out_size)]
+    col = xp.empty(x.shape[1:2] + tuple(kernel) + x.shape[:1] + tuple(out_size), dtype=x.dtype)
+    _fill_col(col, phases, stride, 0)
     return col
 
 
-def col2im(col, image_size, stride, padding):
-    """The adjoint of :func:`im2col`: col (C, kH, kW, N, OH, OW) -> x (N, C, H, W), overlaps summed
-    into a zeroed phase layout (contiguous adds), then interleaved once."""
-    xp = get_array_module(col)
-    c, kh, kw, n, oh, ow = col.shape
-    extent = _extent(image_size, padding, (oh, ow), (kh, kw), stride)
-    phases = xp.zeros(tuple(stride) + (c, n) + extent, dtype=col.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            phases[_offset_block(u, v, stride, (oh, ow))] += col[:, u, v]
-    return from_phases(phases, padding, image_size)
+def row_bands(out_rows, bytes_per_row, array):
+    """(first, stop) output-row ranges whose blocks of ``bytes_per_row`` each fit BAND_BYTES of the
+    device ``array`` lives on."""
+    budget = BAND_BYTES[device_of(array)]
+    step = max(1, min(out_rows, budget // max(1, bytes_per_row)))
+    return [(first, min(out_rows, first + step)) for first in range(0, out_rows, step)]
 
+
+def im2col_bands(x, kernel, stride, padding, out_size):
+    """Yields (first, stop, col) for each row band: col (C, kH, kW, N, stop - first, OW), contiguous,
+    holds the windows of output rows first .. stop - 1. The block's memory is reused by the next
+    band: use each one before asking for the next."""
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = kernel, out_size
+    phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
+    row_size = c * kh * kw * n * ow
+    bands = row_bands(oh, row_size * x.itemsize, x)
+    memory = xp.empty(row_size * (bands[0][1] - bands[0][0]), dtype=x.dtype)
+    for first, stop in bands:
+        col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, ow)
+        _fill_col(col, phases, stride, first)
+        yield first, stop, col
+
+
+# --- GEMM operands --------------------------------------------------------------------------
 
 def _grouped_weight(w, groups):
     """w (C_out, C/G, kH, kW) -> (G, C_out/G, C/G kH kW): one GEMM operand per group."""
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
-def _channels_first(y, groups):
-    """y (N, C, H, W) -> (G, C/G, N H W), contiguous (one copy)."""
+def _grouped_rows(y, first, stop, groups):
+    """Rows first .. stop - 1 of y (N, C, H, W) as a contiguous (G, C/G, N b W) GEMM operand."""
     xp = get_array_module(y)
     n, c = y.shape[:2]
-    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
+    return xp.ascontiguousarray(y[:, :, first:stop].transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
 
 
-def _batch_first(y_grouped, n, size):
-    """(G, C/G, N H W) -> (N, C, H, W), contiguous."""
-    xp = get_array_module(y_grouped)
-    g, cg = y_grouped.shape[:2]
-    return xp.ascontiguousarray(y_grouped.reshape(g * cg, n, *size).transpose(1, 0, 2, 3))
+def _store_rows(y, first, stop, y_grouped):
+    """y[:, :, first:stop] <- y_grouped (G, C/G, N b W)."""
+    n, c, _, w = y.shape
+    y[:, :, first:stop] = y_grouped.reshape(c, n, stop - first, w).transpose(1, 0, 2, 3)
 
 
-def conv_forward_data(x, w, stride, padding, groups):
-    """Returns (y (N, C_out, OH, OW), col grouped (G, C/G kH kW, N OH OW)) for y = conv(x, w)."""
+def _flat(col, groups):
+    """col (C, kH, kW, N, b, OW) -> (G, C/G kH kW, N b OW), a view."""
+    c, kh, kw, n, rows, width = col.shape
+    return col.reshape(groups, c // groups * kh * kw, n * rows * width)
+
+
+# --- the three primitives ---------------------------------------------------------------------
+
+def conv_forward_data(x, w, stride, padding, groups, weight_grad_with=None):
+    """y (N, C_out, OH, OW) = conv(x, w). With ``weight_grad_with`` = g (N, C_g, OH, OW) it also
+    returns sum_bands col(x) @ g^T reshaped like a transposed-conv weight (C_g, ...) — the weight
+    gradient of ``conv_transpose2d(g, w)`` — from the same im2col blocks (else None)."""
+    xp = get_array_module(x)
     kernel = w.shape[2:]
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
-    col = im2col(x, kernel, stride, padding, out_size).reshape(groups, -1, x.shape[0] * out_size[0] * out_size[1])
-    y = _grouped_weight(w, groups) @ col
-    return _batch_first(y, x.shape[0], out_size), col
+    y = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
+    weight = _grouped_weight(w, groups)
+    gw_t = 0
+    for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size):
+        _store_rows(y, first, stop, weight @ _flat(col, groups))
+        if weight_grad_with is not None:
+            gw_t = gw_t + _flat(col, groups) @ _grouped_rows(weight_grad_with, first, stop, groups).transpose(0, 2, 1)
+    if weight_grad_with is None:
+        return y, None
+    return y, _weight_from_transposed(gw_t, w.shape)
 
 
-def conv_backward_data(gy, w, image_size, stride, padding, groups):
-    """gx (N, C, H, W) = col2im(W^T gy): the adjoint of x -> conv(x, w), for input size ``image_size``."""
+def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
+    """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
+    ``image_size`` (plus ``bias`` (C,) if given). By stride phases when the kernel is a multiple of
+    the stride (every decoder layer), else by col2im."""
+    if all(k % s == 0 for k, s in zip(w.shape[2:], stride)):
+        phases = _transposed_phases(gy, w, image_size, stride, padding, groups)
+    else:
+        phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
+    return from_phases(phases, padding, image_size, bias)
+
+
+def _transposed_phases(gy, w, image_size, stride, padding, groups):
+    """The phase layout (sH, sW, C, N, QH, QW) of the adjoint, as direct convolutions of gy.
+
+    With T = k / s taps per axis, padded row q sH + a receives gy rows q - T + 1 .. q through kernel
+    rows a + s (T - 1), .., a + s, a: phase a is a stride-1 convolution of gy (padded by T - 1)
+    with those kernel rows in reverse order. All sH sW phases share one im2col of gy and are
+    computed by one GEMM, (G, sH sW C/G, C_out/G T T) @ (G, C_out/G T T, N b QW), whose output is
+    already in phase order: no scatter-add, no zeroed buffer.
+    """
+    xp = get_array_module(gy)
+    n, c_out = gy.shape[:2]
+    (kh, kw), (sh, sw) = w.shape[2:], stride
+    c, taps = w.shape[1] * groups, (kh // sh, kw // sw)
+    extent = _extent(image_size, padding, gy.shape[2:], (kh, kw), stride)
+    # phase_weight[g, a, b, c, o, t, t'] = w[g o, c, s_h (T_h - 1 - t) + a, s_w (T_w - 1 - t') + b]
+    w6 = w.reshape(groups, c_out // groups, c // groups, taps[0], sh, taps[1], sw)[:, :, :, ::-1, :, ::-1, :]
+    phase_weight = w6.transpose(0, 4, 6, 2, 1, 3, 5).reshape(groups, sh * sw * (c // groups), -1)
+    phases = xp.empty((sh, sw, c, n) + extent, dtype=gy.dtype)
+    for first, stop, col in im2col_bands(gy, taps, (1, 1), (taps[0] - 1, taps[1] - 1), extent):
+        out = phase_weight @ _flat(col, groups)  # (G, sH sW C/G, N b QW)
+        out = out.reshape(groups, sh, sw, c // groups, n, stop - first, extent[1])
+        phases[:, :, :, :, first:stop] = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(
+            sh, sw, c, n, stop - first, extent[1])
+    return phases
+
+
+def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
+    """The same phase layout for any kernel and stride: col2im(W^T gy), band by band."""
+    xp = get_array_module(gy)
     n, _, oh, ow = gy.shape
-    gcol = _grouped_weight(w, groups).transpose(0, 2, 1) @ _channels_first(gy, groups)
-    c = w.shape[1] * groups
-    gcol = gcol.reshape(c, w.shape[2], w.shape[3], n, oh, ow)
-    return col2im(gcol, image_size, stride, padding)
+    c, (kh, kw) = w.shape[1] * groups, w.shape[2:]
+    phases = xp.zeros(tuple(stride) + (c, n) + _extent(image_size, padding, (oh, ow), (kh, kw), stride),
+                      dtype=gy.dtype)
+    weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
+    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, gy):
+        gcol = weight_t @ _grouped_rows(gy, first, stop, groups)
+        _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
+    return phases
 
 
-def conv_backward_weight(col, gy, w_shape, groups):
-    """gW (C_out, C/G, kH, kW) = gy @ col^T, summed over batch and positions in one GEMM per group.
+def conv_backward_weight(x, gy, w_shape, stride, padding, groups):
+    """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed).
 
     Computed as (col @ gy^T)^T: the same products, but OpenBLAS runs this orientation (the large
-    operand on the left, the long N OH OW axis contracted) several times faster for the decoders'
-    shapes (e.g. 5-10x for upconvJ5's 64 x 32768 x 512); only the small result is transposed.
+    operand on the left, the long N b OW axis contracted) several times faster for the decoders'
+    shapes; only the small result is transposed.
     """
-    gw_t = col @ _channels_first(gy, groups).transpose(0, 2, 1)  # (G, C/G kH kW, C_out/G)
+    gw_t = 0
+    for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, gy.shape[2:]):
+        gw_t = gw_t + _flat(col, groups) @ _grouped_rows(gy, first, stop, groups).transpose(0, 2, 1)
+    return _weight_from_transposed(gw_t, w_shape)
+
+
+def _weight_from_transposed(gw_t, w_shape):
+    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW)."""
     return gw_t.transpose(0, 2, 1).reshape(w_shape)
 
 
@@ -181,21 +322,21 @@ def _bias_grad(gy):
 
 
 class Conv2d(Function):
-    """y = conv(x, w) + b; keeps the im2col buffer for the weight gradient."""
+    """y = conv(x, w) + b; keeps x and w (the weight gradient rebuilds im2col band by band)."""
 
     def __init__(self, stride, padding, groups):
         self.stride, self.padding, self.groups = stride, padding, groups
 
     def forward(self, x, w, b=None):
-        y, self.col = conv_forward_data(x, w, self.stride, self.padding, self.groups)
-        self.w, self.image_size = w, x.shape[2:]
+        y, _ = conv_forward_data(x, w, self.stride, self.padding, self.groups)
+        self.x, self.w = x, w
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, gy):
-        gx = conv_backward_data(gy, self.w, self.image_size, self.stride, self.padding, self.groups)
-        gw = conv_backward_weight(self.col, gy, self.w.shape, self.groups)
+        gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups)
+        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups)
         return gx, gw, _bias_grad(gy)
 
 
@@ -210,14 +351,10 @@ class ConvTranspose2d(Function):
         self.x, self.w = x, w
         out_size = tuple(conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in
                          zip(x.shape[2:], w.shape[2:], self.stride, self.padding, self.output_padding))
-        y = conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups, bias=b)
 
     def backward(self, gy):
-        gx, col = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups)
-        gw = conv_backward_weight(col, self.x, self.w.shape, self.groups)
+        gx, gw = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups, weight_grad_with=self.x)
         return gx, gw, _bias_grad(gy)
 
 
