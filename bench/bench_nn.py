@@ -2,7 +2,7 @@
 
     python bench/bench_nn.py                    # CPU (NumPy), float32, batch 8
     python bench/bench_nn.py --device gpu       # the same on CuPy
-    python bench/bench_nn.py --profile          # also: where the time goes (im2col, GEMM, copies)
+    python bench/bench_nn.py --profile          # also: where the time goes (copies, GEMMs, bias)
 
 For each layer, forward+backward of ``nn.functional.conv2d`` / ``conv_transpose2d``:
 
@@ -14,8 +14,12 @@ For each layer, forward+backward of ``nn.functional.conv2d`` / ``conv_transpose2
   layer's own shapes;
 * its ratio to PyTorch (same op, same number of threads) when torch is installed;
 * the peak memory allocated during one forward+backward (tracemalloc, which sees NumPy's
-  allocations; on the GPU, CuPy's memory pool), against the bytes of the activations and im2col
-  buffers the computation must hold (target: at most 1.5x).
+  allocations; on the GPU, CuPy's memory pool), against the bytes of the activations, gradients
+  and im2col buffers this design must hold (``required_bytes``; target: at most 1.5x).
+
+Timings are the fastest of ``--repeat`` interleaved rounds (``Backend.best_of_rounds``): the op
+and the reference GEMMs take turns, so they see the same machine load; PyTorch runs its rounds
+afterwards, alone (its OpenMP threads spin after each call and would slow whatever runs next).
 
 Layers (Dosovitskiy & Brox 2016, decoder tables): convJ1 256 -> 256 channels at 32x32, kernel 3,
 padding 1; upconvJ5 64 -> 32 channels, 64x64 -> 128x128, kernel 4, stride 2, padding 1.
@@ -54,18 +58,22 @@ class Backend:
         if self.device == "gpu":
             self.xp.cuda.Device().synchronize()
 
-    def timeit(self, fn, repeat, warmup=1):
-        """Median seconds of ``fn()`` over ``repeat`` runs."""
-        for _ in range(warmup):
+    def best_of_rounds(self, fns, repeat):
+        """{name: seconds} for a dict of callables: each is run once to warm up, then all of them in
+        turn, ``repeat`` rounds, and the fastest run of each is kept. Interleaving puts the op and
+        its references under the same machine load; the minimum is the least disturbed run (on a
+        shared machine other tenants only ever add time)."""
+        for fn in fns.values():
             fn()
         self.sync()
-        times = []
+        best = {name: float("inf") for name in fns}
         for _ in range(repeat):
-            start = time.perf_counter()
-            fn()
-            self.sync()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                self.sync()
+                best[name] = min(best[name], time.perf_counter() - start)
+        return best
 
     def peak_bytes(self, fn):
         """Peak bytes allocated while ``fn()`` runs, above what was allocated before it."""
@@ -97,27 +105,32 @@ def layer_shapes(op, c_in, c_out, h, w, k, s, p):
     return w_shape, (oh, ow)
 
 
-def gemm_dims(op, n, c_in, c_out, h, w, k, oh, ow):
-    """(M, K, N) of the forward GEMM; each backward GEMM has the same number of multiply-adds."""
-    if op == "conv2d":
-        return c_out, c_in * k * k, n * oh * ow          # W (Co, C k k) @ col (C k k, N OH OW)
-    return c_out * k * k, c_in, n * h * w                  # W^T (Co k k, Ci) @ x (Ci, N H W), then col2im
+def layer_macs(op, n, c_in, c_out, h, w, k, oh, ow):
+    """Multiply-adds of the forward pass; each of the two backward GEMMs does as many."""
+    return c_out * c_in * k * k * n * (oh * ow if op == "conv2d" else h * w)
 
 
-def required_bytes(op, n, c_in, c_out, h, w, k, oh, ow, itemsize=4):
-    """Buffers a forward+backward of this im2col design must hold at its peak (besides x, w, gy):
-    the output, the one im2col-sized buffer alive at a time (saved col, or its gradient), the
-    input gradient and the weight gradient. (conv2d's backward needs col and its gradient at the
-    same time: both are counted there.)"""
-    y = n * c_out * oh * ow
-    gx = n * c_in * h * w
-    gw = c_in * c_out * k * k
+def gemm_dims(op, n, c_in, c_out, h, w, k, s, oh, ow):
+    """(M, K, N) of the forward GEMM, whole (conv.py cuts N into row bands)."""
     if op == "conv2d":
-        col = c_in * k * k * n * oh * ow
-        cols = 2 * col                      # saved col + gcol while computing gx
+        return c_out, c_in * k * k, n * oh * ow           # W (Co, C k k) @ col (C k k, N OH OW)
+    taps = k // s                                          # by stride phases (k a multiple of s)
+    return s * s * c_out, c_in * taps * taps, n * (h + taps - 1) * (w + taps - 1)
+
+
+def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, itemsize=4):
+    """Bytes that a forward+backward of this banded im2col design must hold at its peak (besides
+    x, w, b and gy): the output, the input gradient, the weight and bias gradients, one zero-padded
+    phase copy of the larger of input and output (what the bands are cut from, or what the
+    transposed convolution's phases are written into), and one im2col band."""
+    y, gx, gw = n * c_out * oh * ow, n * c_in * h * w, c_in * c_out * k * k
+    padded = max(n * c_in * (h + 2 * p + s) * (w + 2 * p + s), n * c_out * (oh + 2 * p + s) * (ow + 2 * p + s))
+    if op == "conv2d":
+        col_row = c_in * k * k * n * ow           # im2col of x, one output row
     else:
-        cols = c_out * k * k * n * h * w    # forward: gcol before col2im; backward: col(gy)
-    return (y + cols + gx + gw + c_out) * itemsize
+        col_row = c_out * k * k * n * w           # im2col of gy (backward), one input row
+    band = min(C.BAND_BYTES["cpu"] // itemsize, col_row * (oh if op == "conv2d" else h))
+    return (y + gx + gw + c_out + padded + max(band, col_row)) * itemsize
 
 
 def run_nn(backend, op, x, wt, b, gy, stride, padding):
@@ -137,35 +150,21 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
     wt = xp.asarray(rng.standard_normal(w_shape, dtype=np.float32) * 0.05)
     b = xp.asarray(rng.standard_normal(c_out, dtype=np.float32))
     gy = xp.asarray(rng.standard_normal((batch, c_out, oh, ow), dtype=np.float32))
-    m, kk, nn_ = gemm_dims(op, batch, c_in, c_out, h, w, k, oh, ow)
-    macs = m * kk * nn_
+    m, kk, nn_ = gemm_dims(op, batch, c_in, c_out, h, w, k, s, oh, ow)
+    macs = layer_macs(op, batch, c_in, c_out, h, w, k, oh, ow)
     flops_total = 3 * 2 * macs
-
     fn = F.conv2d if op == "conv2d" else F.conv_transpose2d
 
     def forward():
         return fn(nn.Tensor(x), nn.Tensor(wt), nn.Tensor(b), stride=s, padding=p)
 
-    t_fwd = backend.timeit(lambda: forward(), repeat)
-    t_all = backend.timeit(lambda: run_nn(backend, op, x, wt, b, gy, s, p), repeat)
-    t_bwd = t_all - t_fwd
-
     # reference GEMMs: a square one of about the same multiply-adds, and the layer's own shapes
     side = int(round(macs ** (1 / 3) / 64) * 64)
     a_sq, b_sq = xp.ones((side, side), np.float32), xp.ones((side, side), np.float32)
-    t_sq = backend.timeit(lambda: xp.matmul(a_sq, b_sq), repeat)
-    gemm_sq = 2 * side ** 3 / t_sq / 1e9
     a_l = xp.asarray(rng.standard_normal((m, kk), dtype=np.float32))
     b_l = xp.asarray(rng.standard_normal((kk, nn_), dtype=np.float32))
-    t_l = backend.timeit(lambda: xp.matmul(a_l, b_l), repeat)
-    gemm_layer = 2 * macs / t_l / 1e9
-    del a_sq, b_sq, a_l, b_l
-
-    row = dict(name=name, op=op, gflop=flops_total / 1e9, t_fwd=t_fwd, t_bwd=t_bwd, t_all=t_all,
-               gflops=flops_total / t_all / 1e9, gflops_fwd=2 * macs / t_fwd / 1e9,
-               gflops_bwd=4 * macs / t_bwd / 1e9, gemm_sq=gemm_sq, gemm_side=side, gemm_layer=gemm_layer)
-    row["ratio_gemm"] = row["gflops"] / gemm_sq
-    row["ratio_gemm_layer"] = row["gflops"] / gemm_layer
+    fns = {"fwd": forward, "all": lambda: run_nn(backend, op, x, wt, b, gy, s, p),
+           "gemm_sq": lambda: xp.matmul(a_sq, b_sq), "gemm_layer": lambda: xp.matmul(a_l, b_l)}
 
     if torch_mod is not None:
         torch, tdev = torch_mod
@@ -181,9 +180,26 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
             if tdev == "cuda":
                 torch.cuda.synchronize()
 
-        t_torch = backend.timeit(torch_step, repeat)
-        row["torch_gflops"] = flops_total / t_torch / 1e9
-        row["ratio_torch"] = t_torch / t_all  # >1: we are faster
+    t = backend.best_of_rounds(fns, repeat)
+    if torch_mod is not None:
+        # PyTorch on its own: its OpenMP threads and OpenBLAS's spin-wait for a while after each
+        # call, and taking turns with them would slow both sides
+        t.update(backend.best_of_rounds({"torch": torch_step}, repeat))
+    del a_sq, b_sq, a_l, b_l
+    t_fwd, t_all = t["fwd"], t["all"]
+    t_bwd = t_all - t_fwd
+    gemm_sq = 2 * side ** 3 / t["gemm_sq"] / 1e9
+    gemm_layer = 2 * m * kk * nn_ / t["gemm_layer"] / 1e9
+    row = dict(name=name, op=op, gflop=flops_total / 1e9, t_fwd=t_fwd, t_bwd=t_bwd, t_all=t_all,
+               gflops=flops_total / t_all / 1e9, gflops_fwd=2 * macs / t_fwd / 1e9,
+               gflops_bwd=4 * macs / t_bwd / 1e9, gemm_sq=gemm_sq, gemm_side=side, gemm_layer=gemm_layer,
+               gemm_shape=f"{m}x{kk}x{nn_}")
+    row["ratio_gemm"] = row["gflops"] / gemm_sq
+    row["ratio_gemm_layer"] = row["gflops"] / gemm_layer
+
+    if torch_mod is not None:
+        row["torch_gflops"] = flops_total / t["torch"] / 1e9
+        row["ratio_torch"] = t["torch"] / t_all  # >1: we are faster
         # correctness sanity: our forward matches torch's
         ref = tfn(tx, tw, tb, stride=s, padding=p).detach().cpu().numpy()
         ours = nn.to_numpy(forward().data)
@@ -195,60 +211,67 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
         del out
 
     row["peak_mb"] = backend.peak_bytes(one_step) / 2 ** 20
-    row["required_mb"] = required_bytes(op, batch, c_in, c_out, h, w, k, oh, ow) / 2 ** 20
+    row["required_mb"] = required_bytes(op, batch, c_in, c_out, h, w, k, s, p, oh, ow) / 2 ** 20
     row["mem_ratio"] = row["peak_mb"] / row["required_mb"]
-
     if profile:
-        row["profile"] = profile_layer(backend, op, x, wt, gy, s, p, repeat)
+        row["profile"] = profile_layer(backend, lambda: run_nn(backend, op, x, wt, b, gy, s, p), repeat)
     return row
 
 
-def profile_layer(backend, op, x, wt, gy, s, p, repeat):
-    """Seconds spent in each stage of the im2col design, timed separately (same calls as conv.py)."""
-    stride, padding, groups = (s, s), (p, p), 1
-    t = {}
-    if op == "conv2d":
-        kernel = wt.shape[2:]
-        out_size = tuple(C.conv_output_size(n, k, s, p) for n, k in zip(x.shape[2:], kernel))
-        t["fwd: im2col (phase-split copy + kH*kW block copies)"] = backend.timeit(
-            lambda: C.im2col(x, kernel, stride, padding, out_size), repeat)
-        col = C.im2col(x, kernel, stride, padding, out_size).reshape(1, -1, x.shape[0] * out_size[0] * out_size[1])
-        wg = C._grouped_weight(wt, groups)
-        t["fwd: GEMM W @ col"] = backend.timeit(lambda: wg @ col, repeat)
-        yg = wg @ col
-        t["fwd: to batch-first (transpose copy)"] = backend.timeit(lambda: C._batch_first(yg, x.shape[0], out_size),
-                                                                    repeat)
-        t["bwd: gy to channels-first (copy)"] = backend.timeit(lambda: C._channels_first(gy, groups), repeat)
-        gcf = C._channels_first(gy, groups)
-        wt_t = wg.transpose(0, 2, 1)
-        t["bwd: GEMM W^T @ gy"] = backend.timeit(lambda: wt_t @ gcf, repeat)
-        gcol = (wt_t @ gcf).reshape(x.shape[1], *kernel, x.shape[0], *out_size)
-        t["bwd: col2im (zeroed phase layout + kH*kW block adds)"] = backend.timeit(
-            lambda: C.col2im(gcol, x.shape[2:], stride, padding), repeat)
-        t["bwd: weight grad GEMM (col @ gy^T)^T"] = backend.timeit(
-            lambda: C.conv_backward_weight(col, gy, wt.shape, groups), repeat)
-        t["bwd: bias grad (sum)"] = backend.timeit(lambda: C._bias_grad(gy), repeat)
-    else:
-        kernel = wt.shape[2:]
-        out_size = gy.shape[2:]
-        t["fwd: x to channels-first (copy)"] = backend.timeit(lambda: C._channels_first(x, groups), repeat)
-        xcf = C._channels_first(x, groups)
-        wg_t = C._grouped_weight(wt, groups).transpose(0, 2, 1)
-        t["fwd: GEMM W^T @ x"] = backend.timeit(lambda: wg_t @ xcf, repeat)
-        gcol = (wg_t @ xcf).reshape(wt.shape[1], *kernel, x.shape[0], *x.shape[2:])
-        t["fwd: col2im (zeroed phase layout + kH*kW block adds)"] = backend.timeit(
-            lambda: C.col2im(gcol, out_size, stride, padding), repeat)
-        t["bwd: im2col of gy"] = backend.timeit(lambda: C.im2col(gy, kernel, stride, padding, x.shape[2:]), repeat)
-        col = C.im2col(gy, kernel, stride, padding, x.shape[2:]).reshape(1, -1, x.shape[0] * x.shape[2] * x.shape[3])
-        wg = C._grouped_weight(wt, groups)
-        t["bwd: GEMM W @ col(gy) (input grad)"] = backend.timeit(lambda: wg @ col, repeat)
-        yg = wg @ col
-        t["bwd: to batch-first (transpose copy)"] = backend.timeit(lambda: C._batch_first(yg, x.shape[0], x.shape[2:]),
-                                                                    repeat)
-        t["bwd: weight grad GEMM (col(gy) @ x^T)^T"] = backend.timeit(
-            lambda: C.conv_backward_weight(col, x, wt.shape, groups), repeat)
-        t["bwd: bias grad (sum)"] = backend.timeit(lambda: C._bias_grad(gy), repeat)
-    return t
+# the stages of nn/functional/conv.py that the profile times, by function name
+STAGES = {
+    "to_phases": "phase-split copy of the padded input (to_phases)",
+    "_fill_col": "im2col band fills (kH*kW block copies)",
+    "_gemm": "GEMMs (BLAS)",
+    "_grouped_rows": "band rows to channel-first GEMM operand (copy)",
+    "_store_rows": "GEMM result rows into the output (copy)",
+    "_add_col": "col2im scatter-adds (kernel not a multiple of the stride)",
+    "from_phases": "interleave phases into the output (+ bias)",
+    "_bias_grad": "bias gradient (sum)",
+}
+
+
+def profile_layer(backend, step, repeat):
+    """Seconds spent in each stage of one real forward+backward: the functions of conv.py named in
+    STAGES are wrapped with timers (calls nested inside another timed stage count only there);
+    the best round is kept. "other" is the rest: Python, graph bookkeeping, small copies."""
+    spent = {}
+    depth = [0]
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                backend.sync()
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    originals = {name: getattr(C, name) for name in STAGES}
+    best = None
+    try:
+        for name, fn in originals.items():
+            setattr(C, name, timed(name, fn))
+        step()
+        for _ in range(repeat):
+            spent.clear()
+            start = time.perf_counter()
+            step()
+            backend.sync()
+            total = time.perf_counter() - start
+            if best is None or total < best[0]:
+                best = (total, dict(spent))
+    finally:
+        for name, fn in originals.items():
+            setattr(C, name, fn)
+    total, stages = best
+    profile = {STAGES[name]: stages.get(name, 0.0) for name in STAGES if name in stages}
+    profile["other"] = total - sum(profile.values())
+    return profile
 
 
 def load_torch(device, threads):
@@ -268,7 +291,8 @@ def main():
     parser = argparse.ArgumentParser(description="nn convolution throughput and memory at the paper's layer sizes")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--repeat", type=int, default=15,
+                        help="rounds; each measurement keeps its fastest run (see Backend.best_of_rounds)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for PyTorch (NumPy's BLAS uses its own setting: OPENBLAS_NUM_THREADS)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -302,14 +326,15 @@ def main():
     print("GFLOP: 2 x MACs for forward + the two backward GEMMs. GFLOP/s: over the whole fwd+bwd "
           "(fwd/bwd: each part alone).")
     print("GEMMsq: float32 matmul GFLOP/s on a square GEMM of similar MACs (side: "
-          + ", ".join(f"{r['name']} {r['gemm_side']}" for r in rows) + "); GEMMly: on the layer's forward GEMM shape; "
-          "ratio: ours / that (target >= 0.5).")
+          + ", ".join(f"{r['name']} {r['gemm_side']}" for r in rows) + "); GEMMly: on the layer's whole forward GEMM "
+          "shape (" + ", ".join(f"{r['name']} {r['gemm_shape']}" for r in rows) + "); ratio: ours / that "
+          "(target: >= 0.5 of GEMMsq).")
     if torch_mod:
         print("torch: PyTorch GFLOP/s, same op and threads; vs torch: torch time / our time (>1: we are faster). "
               "max rel diff of forward vs torch: "
               + ", ".join(f"{r['name']} {r['max_rel_diff_vs_torch']:.1e}" for r in rows))
-    print("peak MB: peak allocation of one forward+backward (tracemalloc / CuPy pool); need MB: output + "
-          "im2col-sized buffers + input and weight gradients (target mem x <= 1.5).")
+    print("peak MB: peak allocation of one forward+backward (tracemalloc / CuPy pool); need MB: output, "
+          "input/weight/bias gradients, one padded phase copy and one im2col band (target mem x <= 1.5).")
     verdict = []
     for r in rows:
         verdict.append(f"{r['name']}: throughput {'OK' if r['ratio_gemm'] >= 0.5 else 'MISS'} "
@@ -319,8 +344,8 @@ def main():
     if args.profile:
         for r in rows:
             total = sum(r["profile"].values())
-            print(f"\nprofile {r['name']} ({r['op']}): stages timed separately, sum {total * 1e3:.1f} ms "
-                  f"(whole op {r['t_all'] * 1e3:.1f} ms)")
+            print(f"\nprofile {r['name']} ({r['op']}): one forward+backward, best of {args.repeat}, "
+                  f"{total * 1e3:.1f} ms")
             for stage, sec in r["profile"].items():
                 print(f"  {stage:<50}{sec * 1e3:>9.1f} ms {sec / total:>6.1%}")
 

@@ -14,8 +14,8 @@ ordered so that a group's rows and the batch's columns are both contiguous):
 *Phase layout.* The padded image is first copied once into a phase layout (sH, sW, C, N, QH, QW),
 where row q of phase a is padded row q sH + a. Kernel offset (u, v) then reads the contiguous block
 of phase (u mod sH, v mod sW) starting at (u // sH, v // sW), so filling ``col`` takes kH*kW block
-copies instead of strided gathers. ``col2im``, the adjoint, adds each offset's slice into a zeroed
-phase layout (contiguous adds) and interleaves the phases back into (N, C, H, W) once.
+copies instead of strided gathers; :func:`from_phases` interleaves a phase layout back into
+(N, C, H, W).
 
 *Row bands.* ``col`` is kH*kW times the size of the image, so it is never built whole: the output
 rows are cut into bands whose im2col block fits :data:`BAND_BYTES` (sized for the CPU's L2/L3
@@ -23,10 +23,15 @@ cache; on the GPU one band covers everything). Each band's block is filled, used
 while it is still in cache, and overwritten by the next band. The GEMMs are the same as on one
 whole buffer, cut along their long N*OH*OW axis.
 
-The three primitives (per band, each one GEMM batched over groups):
+The three primitives (per band, each one GEMM batched over groups, all through :func:`_gemm`):
 
 * :func:`conv_forward_data`:    y  = W @ col(x)             (G, Co/G, C/G kH kW) @ (G, C/G kH kW, N b OW)
-* :func:`conv_backward_data`:   gx = col2im(W^T @ gy)       the adjoint of the map x -> y
+* :func:`conv_backward_data`:   gx = the adjoint of x -> y, applied to gy. When the kernel is a
+  multiple of the stride (every stride-1 convolution and every decoder upconvolution) it is itself
+  a convolution: each output phase is a stride-1 convolution of gy with every s-th kernel tap,
+  reversed, so one GEMM over an im2col of gy writes the phase layout directly (see
+  :func:`_transposed_phases`). Otherwise it is col2im(W^T @ gy): scatter-adds into a zeroed
+  phase layout.
 * :func:`conv_backward_weight`: gW = sum over bands of gy @ col(x)^T
 
 The transposed convolution is by definition the adjoint of the convolution: with weight
@@ -203,9 +208,21 @@ def im2col_bands(x, kernel, stride, padding, out_size):
 
 # --- GEMM operands --------------------------------------------------------------------------
 
+def _gemm(a, b):
+    """a @ b, batched over the leading group axis: BLAS (cuBLAS on the GPU) through matmul. Every
+    multiply-add of the convolutions goes through here."""
+    return a @ b
+
+
 def _grouped_weight(w, groups):
     """w (C_out, C/G, kH, kW) -> (G, C_out/G, C/G kH kW): one GEMM operand per group."""
     return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _flat(col, groups):
+    """col (C, kH, kW, N, b, OW) -> (G, C/G kH kW, N b OW), a view."""
+    c, kh, kw, n, rows, width = col.shape
+    return col.reshape(groups, c // groups * kh * kw, n * rows * width)
 
 
 def _grouped_rows(y, first, stop, groups):
@@ -215,24 +232,36 @@ def _grouped_rows(y, first, stop, groups):
     return xp.ascontiguousarray(y[:, :, first:stop].transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
 
 
-def _store_rows(y, first, stop, y_grouped):
-    """y[:, :, first:stop] <- y_grouped (G, C/G, N b W)."""
+def _store_rows(y, first, stop, y_grouped, bias=None):
+    """y[:, :, first:stop] <- y_grouped (G, C/G, N b W) (+ bias (C,))."""
+    xp = get_array_module(y)
     n, c, _, w = y.shape
-    y[:, :, first:stop] = y_grouped.reshape(c, n, stop - first, w).transpose(1, 0, 2, 3)
+    source = y_grouped.reshape(c, n, stop - first, w).transpose(1, 0, 2, 3)
+    if bias is None:
+        y[:, :, first:stop] = source
+    else:
+        xp.add(source, bias.reshape(1, -1, 1, 1), out=y[:, :, first:stop])
 
 
-def _flat(col, groups):
-    """col (C, kH, kW, N, b, OW) -> (G, C/G kH kW, N b OW), a view."""
-    c, kh, kw, n, rows, width = col.shape
-    return col.reshape(groups, c // groups * kh * kw, n * rows * width)
+def _weight_grad_band(col, gy, first, stop, groups):
+    """One band's share of the weight gradient, col @ gy^T: (G, C/G kH kW, C_out/G).
+
+    This orientation (the long N b OW axis contracted, the small result transposed afterwards)
+    runs several times faster in OpenBLAS than gy @ col^T for the decoders' shapes."""
+    return _gemm(_flat(col, groups), _grouped_rows(gy, first, stop, groups).transpose(0, 2, 1))
+
+
+def _weight_from_transposed(gw_t, w_shape):
+    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW)."""
+    return gw_t.transpose(0, 2, 1).reshape(w_shape)
 
 
 # --- the three primitives ---------------------------------------------------------------------
 
-def conv_forward_data(x, w, stride, padding, groups, weight_grad_with=None):
-    """y (N, C_out, OH, OW) = conv(x, w). With ``weight_grad_with`` = g (N, C_g, OH, OW) it also
-    returns sum_bands col(x) @ g^T reshaped like a transposed-conv weight (C_g, ...) — the weight
-    gradient of ``conv_transpose2d(g, w)`` — from the same im2col blocks (else None)."""
+def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with=None):
+    """y (N, C_out, OH, OW) = conv(x, w) (+ bias). Returns (y, None), or with ``weight_grad_with``
+    = g (N, C_g, OH, OW), (y, the weight gradient of ``conv_transpose2d(g, w)`` for upstream
+    gradient x), computed from the same im2col bands of x."""
     xp = get_array_module(x)
     kernel = w.shape[2:]
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
@@ -240,18 +269,16 @@ def conv_forward_data(x, w, stride, padding, groups, weight_grad_with=None):
     weight = _grouped_weight(w, groups)
     gw_t = 0
     for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size):
-        _store_rows(y, first, stop, weight @ _flat(col, groups))
+        _store_rows(y, first, stop, _gemm(weight, _flat(col, groups)), bias)
         if weight_grad_with is not None:
-            gw_t = gw_t + _flat(col, groups) @ _grouped_rows(weight_grad_with, first, stop, groups).transpose(0, 2, 1)
-    if weight_grad_with is None:
-        return y, None
-    return y, _weight_from_transposed(gw_t, w.shape)
+            gw_t = gw_t + _weight_grad_band(col, weight_grad_with, first, stop, groups)
+    return y, None if weight_grad_with is None else _weight_from_transposed(gw_t, w.shape)
 
 
 def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
-    ``image_size`` (plus ``bias`` (C,) if given). By stride phases when the kernel is a multiple of
-    the stride (every decoder layer), else by col2im."""
+    ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride (every
+    decoder layer, every stride-1 convolution), else by col2im."""
     if all(k % s == 0 for k, s in zip(w.shape[2:], stride)):
         phases = _transposed_phases(gy, w, image_size, stride, padding, groups)
     else:
@@ -278,7 +305,7 @@ def _transposed_phases(gy, w, image_size, stride, padding, groups):
     phase_weight = w6.transpose(0, 4, 6, 2, 1, 3, 5).reshape(groups, sh * sw * (c // groups), -1)
     phases = xp.empty((sh, sw, c, n) + extent, dtype=gy.dtype)
     for first, stop, col in im2col_bands(gy, taps, (1, 1), (taps[0] - 1, taps[1] - 1), extent):
-        out = phase_weight @ _flat(col, groups)  # (G, sH sW C/G, N b QW)
+        out = _gemm(phase_weight, _flat(col, groups))  # (G, sH sW C/G, N b QW)
         out = out.reshape(groups, sh, sw, c // groups, n, stop - first, extent[1])
         phases[:, :, :, :, first:stop] = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(
             sh, sw, c, n, stop - first, extent[1])
@@ -294,27 +321,17 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
                       dtype=gy.dtype)
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
     for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, gy):
-        gcol = weight_t @ _grouped_rows(gy, first, stop, groups)
+        gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups))
         _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
     return phases
 
 
 def conv_backward_weight(x, gy, w_shape, stride, padding, groups):
-    """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed).
-
-    Computed as (col @ gy^T)^T: the same products, but OpenBLAS runs this orientation (the large
-    operand on the left, the long N b OW axis contracted) several times faster for the decoders'
-    shapes; only the small result is transposed.
-    """
+    """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed)."""
     gw_t = 0
     for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, gy.shape[2:]):
-        gw_t = gw_t + _flat(col, groups) @ _grouped_rows(gy, first, stop, groups).transpose(0, 2, 1)
+        gw_t = gw_t + _weight_grad_band(col, gy, first, stop, groups)
     return _weight_from_transposed(gw_t, w_shape)
-
-
-def _weight_from_transposed(gw_t, w_shape):
-    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW)."""
-    return gw_t.transpose(0, 2, 1).reshape(w_shape)
 
 
 def _bias_grad(gy):
@@ -328,11 +345,8 @@ class Conv2d(Function):
         self.stride, self.padding, self.groups = stride, padding, groups
 
     def forward(self, x, w, b=None):
-        y, _ = conv_forward_data(x, w, self.stride, self.padding, self.groups)
         self.x, self.w = x, w
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return conv_forward_data(x, w, self.stride, self.padding, self.groups, bias=b)[0]
 
     def backward(self, gy):
         gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups)
@@ -341,7 +355,8 @@ class Conv2d(Function):
 
 
 class ConvTranspose2d(Function):
-    """y = conv^T(x, w) + b, the adjoint of the convolution with weight w (C_in, C_out/G, kH, kW)."""
+    """y = conv^T(x, w) + b, the adjoint of the convolution with weight w (C_in, C_out/G, kH, kW).
+    Backward: gx = conv(gy, w) and gw from one pass of im2col bands of gy."""
 
     def __init__(self, stride, padding, output_padding, groups):
         self.stride, self.padding, self.groups = stride, padding, groups
