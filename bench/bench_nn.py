@@ -291,7 +291,7 @@ def main():
     parser = argparse.ArgumentParser(description="nn convolution throughput and memory at the paper's layer sizes")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=15,
+    parser.add_argument("--repeat", type=int, default=25,
                         help="rounds; each measurement keeps its fastest run (see Backend.best_of_rounds)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for PyTorch (NumPy's BLAS uses its own setting: OPENBLAS_NUM_THREADS)")

@@ -105,13 +105,14 @@ def to_phases(x, padding, stride, extent):
     return phases
 
 
-def from_phases(phases, padding, image_size, bias=None):
+def from_phases(phases, padding, image_size, bias=None, out=None):
     """The adjoint of :func:`to_phases`: phases (sH, sW, C, N, QH, QW) -> the image (N, C, H, W)
-    without its padding, contiguous; ``bias`` (C,) is added on the way."""
+    without its padding, written into ``out`` (a new contiguous array if None); ``bias`` (C,) is
+    added on the way."""
     xp = get_array_module(phases)
     sh, sw, c, n, qh, qw = phases.shape
     (ph, pw), (h, w) = padding, image_size
-    image = xp.empty((n, c, h, w), dtype=phases.dtype)
+    image = xp.empty((n, c, h, w), dtype=phases.dtype) if out is None else out
     buffer = _column_buffer(image.shape, sw, image)
     for b in range(sw):
         r0, col, cols = _phase_range(b, pw, sw, w, qw)
@@ -187,6 +188,15 @@ def row_bands(out_rows, bytes_per_row, array):
     budget = BAND_BYTES[device_of(array)]
     step = max(1, min(out_rows, budget // max(1, bytes_per_row)))
     return [(first, min(out_rows, first + step)) for first in range(0, out_rows, step)]
+
+
+def band_rows(first, stop, stride, padding, size):
+    """The image rows that phase rows first .. stop - 1 hold: (r0, r1, top), image rows
+    r0 .. r1 - 1, with ``top`` the padding that places them (phase row ``first`` of phase a holds
+    image row a - top)."""
+    start = first * stride - padding
+    r0 = max(0, start)
+    return r0, max(r0, min(size, stop * stride - padding)), r0 - start
 
 
 def im2col_bands(x, kernel, stride, padding, out_size):
@@ -280,20 +290,20 @@ def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride (every
     decoder layer, every stride-1 convolution), else by col2im."""
     if all(k % s == 0 for k, s in zip(w.shape[2:], stride)):
-        phases = _transposed_phases(gy, w, image_size, stride, padding, groups)
-    else:
-        phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
+        return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
+    phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
     return from_phases(phases, padding, image_size, bias)
 
 
-def _transposed_phases(gy, w, image_size, stride, padding, groups):
-    """The phase layout (sH, sW, C, N, QH, QW) of the adjoint, as direct convolutions of gy.
+def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
+    """The adjoint as direct convolutions of gy, one per stride phase of the output.
 
     With T = k / s taps per axis, padded row q sH + a receives gy rows q - T + 1 .. q through kernel
     rows a + s (T - 1), .., a + s, a: phase a is a stride-1 convolution of gy (padded by T - 1)
     with those kernel rows in reverse order. All sH sW phases share one im2col of gy and are
-    computed by one GEMM, (G, sH sW C/G, C_out/G T T) @ (G, C_out/G T T, N b QW), whose output is
-    already in phase order: no scatter-add, no zeroed buffer.
+    computed by one GEMM per band, (G, sH sW C/G, C_out/G T T) @ (G, C_out/G T T, N b QW), whose
+    output is already a band of the phase layout (no scatter-add, no zeroed buffer); it is
+    interleaved into its image rows while still in cache.
     """
     xp = get_array_module(gy)
     n, c_out = gy.shape[:2]
@@ -303,13 +313,14 @@ def _transposed_phases(gy, w, image_size, stride, padding, groups):
     # phase_weight[g, a, b, c, o, t, t'] = w[g o, c, s_h (T_h - 1 - t) + a, s_w (T_w - 1 - t') + b]
     w6 = w.reshape(groups, c_out // groups, c // groups, taps[0], sh, taps[1], sw)[:, :, :, ::-1, :, ::-1, :]
     phase_weight = w6.transpose(0, 4, 6, 2, 1, 3, 5).reshape(groups, sh * sw * (c // groups), -1)
-    phases = xp.empty((sh, sw, c, n) + extent, dtype=gy.dtype)
+    image = xp.empty((n, c) + tuple(image_size), dtype=gy.dtype)
     for first, stop, col in im2col_bands(gy, taps, (1, 1), (taps[0] - 1, taps[1] - 1), extent):
         out = _gemm(phase_weight, _flat(col, groups))  # (G, sH sW C/G, N b QW)
         out = out.reshape(groups, sh, sw, c // groups, n, stop - first, extent[1])
-        phases[:, :, :, :, first:stop] = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(
-            sh, sw, c, n, stop - first, extent[1])
-    return phases
+        phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - first, extent[1])
+        r0, r1, top = band_rows(first, stop, sh, padding[0], image_size[0])
+        from_phases(phases, (top, padding[1]), (r1 - r0, image_size[1]), bias, out=image[:, :, r0:r1])
+    return image
 
 
 def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
