@@ -49,6 +49,9 @@ class Optimizer:
                 if index >= len(self.params):
                     raise ValueError(f"optimiser state has an entry for parameter {index}, "
                                      f"but only {len(self.params)} parameters are optimised")
+                if getattr(value, "ndim", 0) == 0:  # a count, such as Adam's per-parameter step
+                    self.state[index][name] = int(value)
+                    continue
                 # a copy: the update works in place and must not write into the caller's dict
                 self.state[index][name] = to_device(value, device_of(self.params[index].data)).copy()
 
@@ -60,6 +63,9 @@ class Adam(Optimizer):
         m  <- beta1 m + (1 - beta1) g
         v  <- beta2 v + (1 - beta2) g^2
         p  <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    t counts the updates of that parameter (as PyTorch's per-parameter ``state["step"]``): a
+    parameter that had no gradient on some steps is corrected for its own number of updates.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -74,12 +80,14 @@ class Adam(Optimizer):
         if not state:
             state["m"] = xp.zeros_like(p.data)
             state["v"] = xp.zeros_like(p.data)
+            state["step"] = 0
+        # (a checkpoint from before per-parameter counts has none: the global count stands in)
+        state["step"] = t = state.get("step", self.step_count - 1) + 1
         m, v = state["m"], state["v"]
         m *= beta1
         m += (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * (g * g)
-        t = self.step_count
         step_size = self.lr / (1 - beta1 ** t)
         denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
         p.data -= (step_size * (m / denom)).astype(p.data.dtype)

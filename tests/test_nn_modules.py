@@ -179,6 +179,26 @@ def test_optimiser_state_round_trip_resumes_identically(xp, device, make, tmp_pa
     assert_same_params(reference, resumed)
 
 
+def test_adam_bias_correction_counts_each_parameters_own_updates(xp):
+    """As torch.optim.Adam: a parameter without a gradient on some steps is neither updated nor
+    counted, so it follows exactly the path of an Adam that saw only its own steps."""
+    rng = np.random.default_rng(0)
+    grads = [xp.asarray(rng.standard_normal(3).astype(np.float32)) for _ in range(6)]
+    start = xp.asarray(rng.standard_normal(3).astype(np.float32))
+    always, late, alone = (nn.Parameter(start.copy()) for _ in range(3))
+    shared = nn.optim.Adam([always, late], lr=0.1)
+    own = nn.optim.Adam([alone], lr=0.1)
+    for step, g in enumerate(grads):
+        always.grad, late.grad = g, (g if step >= 3 else None)
+        shared.step()
+        if step >= 3:
+            alone.grad = g
+            own.step()
+    assert shared.state[1]["step"] == 3 and shared.state[0]["step"] == 6
+    np.testing.assert_array_equal(nn.to_numpy(late.data), nn.to_numpy(alone.data))
+    assert not np.array_equal(nn.to_numpy(late.data), nn.to_numpy(always.data))
+
+
 def test_optimiser_state_errors():
     model = small_model()
     opt = nn.optim.Adam(model.parameters())
