@@ -76,6 +76,7 @@ def bands(request, monkeypatch):
     if request.param == "row-bands":
         from nn.functional import conv
         monkeypatch.setattr(conv, "BAND_BYTES", {"cpu": 1, "gpu": 1})
+        monkeypatch.setattr(conv, "MIN_BAND_COLUMNS", 1)
     return request.param
 
 
@@ -625,17 +626,18 @@ def test_forward_and_backward_hooks(xp, device):
 
 def test_im2col_matches_its_definition_including_padding_only_phases():
     """col[c, u, v, n, i, j] == x_pad[n, c, i sH + u, j sW + v], by brute force, over strides, paddings
-    larger than the stride (phases holding padding only) and kernels larger than the stride."""
+    larger than the stride (phases holding padding only), negative paddings (a crop, which the
+    transposed convolution's phases use) and kernels larger than the stride."""
     import itertools
     from nn.functional.conv import conv_output_size, im2col
     rng = np.random.default_rng(0)
-    for h, p, s, k in itertools.product((1, 2, 5), (0, 1, 3), (1, 2, 3, 4), (1, 2, 3, 5)):
+    for h, p, s, k in itertools.product((1, 2, 5), (-1, 0, 1, 3), (1, 2, 3, 4), (1, 2, 3, 5)):
         if k > h + 2 * p:
             continue
         x = rng.standard_normal((2, 3, h, h + 1))
         out = (conv_output_size(h, k, s, p), conv_output_size(h + 1, k, s, p))
         col = im2col(x, (k, k), (s, s), (p, p), out)
-        x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p >= 0 else x[:, :, -p:p, -p:p]
         for u, v in itertools.product(range(k), range(k)):
             expected = x_pad[:, :, u:u + s * (out[0] - 1) + 1:s, v:v + s * (out[1] - 1) + 1:s]
             assert np.array_equal(col[:, u, v], expected.transpose(1, 0, 2, 3)), (h, p, s, k, u, v)

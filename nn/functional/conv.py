@@ -45,8 +45,12 @@ from ..function import Function
 from .validation import check_float, check_rank, pair
 
 # Bytes of one band's im2col block, by device. 4 MiB keeps a band in this CPU's L2/L3 cache, so the
-# GEMMs read what the copies just wrote; tests shrink it to force one output row per band.
+# GEMMs read what the copies just wrote; tests shrink it to force one output row per band. A band
+# still gets at least MIN_BAND_COLUMNS GEMM columns (N * rows * OW), so that small images with many
+# channels are not cut into slivers whose per-call overhead outweighs the cache (both measured with
+# bench/bench_nn.py and the decoders' other layer shapes).
 BAND_BYTES = {"cpu": 4 << 20, "gpu": 1 << 62}
+MIN_BAND_COLUMNS = 512
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -94,7 +98,7 @@ def to_phases(x, padding, stride, extent):
         r0, col, cols = _phase_range(b, pw, sw, w, qw)
         if cols == 0:  # this column phase holds padding only
             continue
-        columns = x if buffer is None else buffer[..., :cols]
+        columns = x[..., col:col + cols] if buffer is None else buffer[..., :cols]
         if buffer is not None:
             columns[...] = x[..., col:col + sw * (cols - 1) + 1:sw]
         for a in range(sh):
@@ -118,7 +122,7 @@ def from_phases(phases, padding, image_size, bias=None, out=None):
         r0, col, cols = _phase_range(b, pw, sw, w, qw)
         if cols == 0:
             continue
-        columns = image if buffer is None else buffer[..., :cols]
+        columns = image[..., col:col + cols] if buffer is None else buffer[..., :cols]
         for a in range(sh):
             q0, row, rows = _phase_range(a, ph, sh, h, qh)
             if rows == 0:
@@ -182,11 +186,12 @@ def im2col(x, kernel, stride, padding, out_size):
     return col
 
 
-def row_bands(out_rows, bytes_per_row, array):
+def row_bands(out_rows, bytes_per_row, columns_per_row, array):
     """(first, stop) output-row ranges whose blocks of ``bytes_per_row`` each fit BAND_BYTES of the
-    device ``array`` lives on."""
+    device ``array`` lives on, but at least MIN_BAND_COLUMNS GEMM columns (``columns_per_row``
+    each) per band: thinner bands cost more in per-call overhead than the cache saves."""
     budget = BAND_BYTES[device_of(array)]
-    step = max(1, min(out_rows, budget // max(1, bytes_per_row)))
+    step = max(budget // max(1, bytes_per_row), -(-MIN_BAND_COLUMNS // columns_per_row), 1)
     return [(first, min(out_rows, first + step)) for first in range(0, out_rows, step)]
 
 
@@ -208,7 +213,7 @@ def im2col_bands(x, kernel, stride, padding, out_size):
     (kh, kw), (oh, ow) = kernel, out_size
     phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
     row_size = c * kh * kw * n * ow
-    bands = row_bands(oh, row_size * x.itemsize, x)
+    bands = row_bands(oh, row_size * x.itemsize, n * ow, x)
     memory = xp.empty(row_size * (bands[0][1] - bands[0][0]), dtype=x.dtype)
     for first, stop in bands:
         col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, ow)
@@ -269,20 +274,23 @@ def _weight_from_transposed(gw_t, w_shape):
 # --- the three primitives ---------------------------------------------------------------------
 
 def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with=None):
-    """y (N, C_out, OH, OW) = conv(x, w) (+ bias). Returns (y, None), or with ``weight_grad_with``
-    = g (N, C_g, OH, OW), (y, the weight gradient of ``conv_transpose2d(g, w)`` for upstream
-    gradient x), computed from the same im2col bands of x."""
+    """y (N, C_out, OH, OW) = conv(x, w) (+ bias). Returns (y, extra): with ``weight_grad_with`` =
+    g (N, C_g, OH, OW), extra is the weight gradient of ``conv_transpose2d(g, w)`` for upstream
+    gradient x, computed from the same im2col bands; otherwise it is the im2col block when the
+    whole of it was one band (small layers: the weight gradient can reuse it), else None."""
     xp = get_array_module(x)
     kernel = w.shape[2:]
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
     y = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     weight = _grouped_weight(w, groups)
-    gw_t = 0
+    gw_t, col = 0, None
     for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size):
         _store_rows(y, first, stop, _gemm(weight, _flat(col, groups)), bias)
         if weight_grad_with is not None:
             gw_t = gw_t + _weight_grad_band(col, weight_grad_with, first, stop, groups)
-    return y, None if weight_grad_with is None else _weight_from_transposed(gw_t, w.shape)
+    if weight_grad_with is not None:
+        return y, _weight_from_transposed(gw_t, w.shape)
+    return y, col if col.shape[4] == out_size[0] else None
 
 
 def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
@@ -300,26 +308,30 @@ def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
 
     With T = k / s taps per axis, padded row q sH + a receives gy rows q - T + 1 .. q through kernel
     rows a + s (T - 1), .., a + s, a: phase a is a stride-1 convolution of gy (padded by T - 1)
-    with those kernel rows in reverse order. All sH sW phases share one im2col of gy and are
-    computed by one GEMM per band, (G, sH sW C/G, C_out/G T T) @ (G, C_out/G T T, N b QW), whose
-    output is already a band of the phase layout (no scatter-add, no zeroed buffer); it is
+    with those kernel rows in reverse order. Only the phase rows that land inside the image,
+    p // s .. ceil((H + p) / s) - 1, are computed. All sH sW phases share one im2col of gy and
+    are computed by one GEMM per band, (G, sH sW C/G, C_out/G T T) @ (G, C_out/G T T, N b QW),
+    whose output is already a band of the phase layout (no scatter-add, no zeroed buffer); it is
     interleaved into its image rows while still in cache.
     """
     xp = get_array_module(gy)
     n, c_out = gy.shape[:2]
     (kh, kw), (sh, sw) = w.shape[2:], stride
     c, taps = w.shape[1] * groups, (kh // sh, kw // sw)
-    extent = _extent(image_size, padding, gy.shape[2:], (kh, kw), stride)
+    first = tuple(p // s for p, s in zip(padding, stride))  # first phase row (column) in the image
+    extent = tuple(-(-(size + p) // s) - q for size, p, s, q in zip(image_size, padding, stride, first))
     # phase_weight[g, a, b, c, o, t, t'] = w[g o, c, s_h (T_h - 1 - t) + a, s_w (T_w - 1 - t') + b]
     w6 = w.reshape(groups, c_out // groups, c // groups, taps[0], sh, taps[1], sw)[:, :, :, ::-1, :, ::-1, :]
     phase_weight = w6.transpose(0, 4, 6, 2, 1, 3, 5).reshape(groups, sh * sw * (c // groups), -1)
     image = xp.empty((n, c) + tuple(image_size), dtype=gy.dtype)
-    for first, stop, col in im2col_bands(gy, taps, (1, 1), (taps[0] - 1, taps[1] - 1), extent):
+    gy_padding = tuple(t - 1 - q for t, q in zip(taps, first))  # negative: windows start inside gy
+    offset = tuple(p - q * s for p, q, s in zip(padding, first, stride))  # padding left above row `first`
+    for top, stop, col in im2col_bands(gy, taps, (1, 1), gy_padding, extent):
         out = _gemm(phase_weight, _flat(col, groups))  # (G, sH sW C/G, N b QW)
-        out = out.reshape(groups, sh, sw, c // groups, n, stop - first, extent[1])
-        phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - first, extent[1])
-        r0, r1, top = band_rows(first, stop, sh, padding[0], image_size[0])
-        from_phases(phases, (top, padding[1]), (r1 - r0, image_size[1]), bias, out=image[:, :, r0:r1])
+        out = out.reshape(groups, sh, sw, c // groups, n, stop - top, extent[1])
+        phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - top, extent[1])
+        r0, r1, band_top = band_rows(top, stop, sh, offset[0], image_size[0])
+        from_phases(phases, (band_top, offset[1]), (r1 - r0, image_size[1]), bias, out=image[:, :, r0:r1])
     return image
 
 
@@ -331,14 +343,17 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
     phases = xp.zeros(tuple(stride) + (c, n) + _extent(image_size, padding, (oh, ow), (kh, kw), stride),
                       dtype=gy.dtype)
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
-    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, gy):
+    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, gy):
         gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups))
         _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
     return phases
 
 
-def conv_backward_weight(x, gy, w_shape, stride, padding, groups):
-    """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed)."""
+def conv_backward_weight(x, gy, w_shape, stride, padding, groups, col=None):
+    """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed);
+    ``col``, the whole im2col of x if the forward kept it, saves rebuilding it."""
+    if col is not None:
+        return _weight_from_transposed(_weight_grad_band(col, gy, 0, gy.shape[2], groups), w_shape)
     gw_t = 0
     for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, gy.shape[2:]):
         gw_t = gw_t + _weight_grad_band(col, gy, first, stop, groups)
@@ -350,18 +365,20 @@ def _bias_grad(gy):
 
 
 class Conv2d(Function):
-    """y = conv(x, w) + b; keeps x and w (the weight gradient rebuilds im2col band by band)."""
+    """y = conv(x, w) + b; keeps x and w, and the im2col block when it was built whole (one band);
+    otherwise the weight gradient rebuilds it band by band."""
 
     def __init__(self, stride, padding, groups):
         self.stride, self.padding, self.groups = stride, padding, groups
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        return conv_forward_data(x, w, self.stride, self.padding, self.groups, bias=b)[0]
+        y, self.col = conv_forward_data(x, w, self.stride, self.padding, self.groups, bias=b)
+        return y
 
     def backward(self, gy):
         gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups)
-        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups)
+        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups, self.col)
         return gx, gw, _bias_grad(gy)
 
 
