@@ -21,17 +21,18 @@ copies instead of strided gathers; :func:`from_phases` interleaves a phase layou
 rows are cut into bands whose im2col block fits :data:`BAND_BYTES` (sized for the CPU's L2/L3
 cache; on the GPU one band covers everything). Each band's block is filled, used by its GEMMs
 while it is still in cache, and overwritten by the next band. The GEMMs are the same as on one
-whole buffer, cut along their long N*OH*OW axis.
+whole buffer, cut along their long N*OH*OW axis. (Only a convolution whose whole im2col is one
+band keeps it for its weight gradient; larger ones rebuild the bands in backward.)
 
 The three primitives (per band, each one GEMM batched over groups, all through :func:`_gemm`):
 
 * :func:`conv_forward_data`:    y  = W @ col(x)             (G, Co/G, C/G kH kW) @ (G, C/G kH kW, N b OW)
 * :func:`conv_backward_data`:   gx = the adjoint of x -> y, applied to gy. When the kernel is a
-  multiple of the stride (every stride-1 convolution and every decoder upconvolution) it is itself
-  a convolution: each output phase is a stride-1 convolution of gy with every s-th kernel tap,
-  reversed, so one GEMM over an im2col of gy writes the phase layout directly (see
-  :func:`_transposed_phases`). Otherwise it is col2im(W^T @ gy): scatter-adds into a zeroed
-  phase layout.
+  multiple of the stride (every stride-1 convolution, and the 4x4 stride-2 upconvolutions of the
+  HOG/SIFT/LBP decoders) it is itself a convolution: each output phase is a stride-1 convolution
+  of gy with every s-th kernel tap, reversed, so one GEMM over an im2col of gy yields the phase
+  layout directly (see :func:`_transposed_by_phases`). Otherwise (the AlexNet decoders' 5x5
+  stride-2 upconvolutions) it is col2im(W^T @ gy): scatter-adds into a zeroed phase layout.
 * :func:`conv_backward_weight`: gW = sum over bands of gy @ col(x)^T
 
 The transposed convolution is by definition the adjoint of the convolution: with weight
@@ -295,8 +296,8 @@ def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with
 
 def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
-    ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride (every
-    decoder layer, every stride-1 convolution), else by col2im."""
+    ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride
+    (every stride-1 convolution, the 4x4 stride-2 upconvolutions), else by col2im."""
     if all(k % s == 0 for k, s in zip(w.shape[2:], stride)):
         return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
     phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
