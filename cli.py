@@ -11,7 +11,6 @@ import click
 USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
 
 
-
 def _run(fn, *args, **kwargs):
     """Call ``fn``; turn the errors a user can act on into a one-line message and exit status 1."""
     try:
@@ -39,6 +38,8 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main():
     """featinv: invert HOG, SIFT, LBP and AlexNet features with up-convolutional networks."""
     warnings.formatwarning = _one_line_warning  # skipped photos, random weights: one line each
+    from nn.backend import keep_freed_memory
+    keep_freed_memory()  # each training step reuses the last one's freed buffers (no page faults)
 
 
 @main.command()

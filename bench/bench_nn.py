@@ -299,6 +299,7 @@ def main():
     parser.add_argument("--profile", action="store_true", help="time each stage of the im2col design")
     args = parser.parse_args()
 
+    print(f"malloc keeps freed memory: {nn.keep_freed_memory()} (as cli.py sets it; see nn.backend)")
     backend = Backend(args.device)
     torch_mod = None if args.no_torch else load_torch(args.device, args.threads)
     blas_threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"

@@ -6,7 +6,8 @@ Each (decoder, framework) pair runs in a fresh subprocess that reports the media
 few steps after a warm-up and its peak resident memory above the baseline taken once the model, the data and the framework
 are in memory (so: activations, gradients, optimiser state and work buffers). The
 reference is the same network in PyTorch CPU (built from the same layer table, same weights,
-same threads) when torch is installed. Target: our step within 2x of PyTorch's.
+same threads) when torch is installed. Both run with malloc keeping freed memory, as the command
+line does (``nn.keep_freed_memory``). Target: our step within 2x of PyTorch's.
 """
 import argparse
 import json
@@ -24,6 +25,7 @@ sys.path.insert(0, {root!r})
 name, framework, batch, width, image_size, steps = {args!r}
 import nn, nn.functional as F
 from models import decoders
+nn.keep_freed_memory()  # as cli.py does, for both frameworks
 nn.random.seed(0)
 ours = decoders.build(name, width, image_size)
 shape = decoders.feature_shape(name, image_size)
