@@ -641,3 +641,16 @@ def test_im2col_matches_its_definition_including_padding_only_phases():
         for u, v in itertools.product(range(k), range(k)):
             expected = x_pad[:, :, u:u + s * (out[0] - 1) + 1:s, v:v + s * (out[1] - 1) + 1:s]
             assert np.array_equal(col[:, u, v], expected.transpose(1, 0, 2, 3)), (h, p, s, k, u, v)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_weight_gradients_are_contiguous_like_the_weights(xp, op, bands):
+    """The optimiser reads each gradient several times per step: a transposed view there would
+    make every pass a strided read."""
+    x = nn.Tensor(rand(xp, 2, 4, 9, 8, seed=1))
+    shape = (6, 4, 4, 4) if op == "conv2d" else (4, 6, 4, 4)
+    w = nn.Tensor(rand(xp, *shape, seed=2), requires_grad=True)
+    b = nn.Tensor(rand(xp, 6, seed=3), requires_grad=True)
+    fn = F.conv2d if op == "conv2d" else F.conv_transpose2d
+    fn(x, w, b, stride=2, padding=1).sum().backward()
+    assert w.grad.shape == shape and w.grad.flags.c_contiguous and b.grad.flags.c_contiguous

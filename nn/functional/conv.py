@@ -268,8 +268,9 @@ def _weight_grad_band(col, gy, first, stop, groups):
 
 
 def _weight_from_transposed(gw_t, w_shape):
-    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW)."""
-    return gw_t.transpose(0, 2, 1).reshape(w_shape)
+    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW), contiguous like the weight: a strided
+    view would make every optimiser pass over the gradient a transposing read."""
+    return get_array_module(gw_t).ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
 # --- the three primitives ---------------------------------------------------------------------
