@@ -85,7 +85,8 @@ def _phase_range(phase, padding, stride, size, extent):
 
 def to_phases(x, padding, stride, extent):
     """x (N, C, H, W) -> phases (sH, sW, C, N, QH, QW) of the zero-padded image, split by stride
-    phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]``.
+    phase: ``phases[a, b, c, n, q, r] = x_pad[n, c, q sH + a, r sW + b]``. A negative padding
+    crops instead (the transposed convolution's phases start inside gy).
 
     Kernel offset (u, v) then reads the contiguous block ``phases[u % sH, v % sW, :, :,
     u // sH : u // sH + OH, v // sW : v // sW + OW]`` instead of a strided one.
