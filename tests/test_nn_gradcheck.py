@@ -69,14 +69,20 @@ CONV_CONFIGS = [
 ]
 
 
-@pytest.fixture(params=["whole", "row-bands"])
+@pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im"])
 def bands(request, monkeypatch):
-    """Runs a conv test twice: im2col in one band (what these small shapes get), and forced to one
-    output row per band (what large layers get), so the band loops and their seams are checked."""
-    if request.param == "row-bands":
-        from nn.functional import conv
+    """Runs a conv test three ways: as these small shapes run by default (im2col in one band; the
+    transposed convolution by col2im, the weight gradient in the weight's own layout), and forced
+    to one output row per band (what large layers get) with each choice that conv.py makes by
+    size: stride phases with the transposed weight-gradient GEMM, or col2im with the direct one."""
+    from nn.functional import conv
+    if request.param != "whole":
         monkeypatch.setattr(conv, "BAND_BYTES", {"cpu": 1, "gpu": 1})
         monkeypatch.setattr(conv, "MIN_BAND_COLUMNS", 1)
+        large = 1 << 62
+        phases = request.param.endswith("phases")
+        monkeypatch.setattr(conv, "PHASE_MIN_POSITIONS_PER_CHANNEL", 0 if phases else large)
+        monkeypatch.setattr(conv, "WEIGHT_GRAD_TRANSPOSE_POSITIONS", 0 if phases else large)
     return request.param
 
 

@@ -32,8 +32,11 @@ The three primitives (per band, each one GEMM batched over groups, all through :
   HOG/SIFT/LBP decoders) it is itself a convolution: each output phase is a stride-1 convolution
   of gy with every s-th kernel tap, reversed, so one GEMM over an im2col of gy yields the phase
   layout directly (see :func:`_transposed_by_phases`). Otherwise (the AlexNet decoders' 5x5
-  stride-2 upconvolutions) it is col2im(W^T @ gy): scatter-adds into a zeroed phase layout.
-* :func:`conv_backward_weight`: gW = sum over bands of gy @ col(x)^T
+  stride-2 upconvolutions, and layers whose weight is large for their image, where rearranging
+  the weight would cost more than the adds it saves: :func:`_by_phases`) it is col2im(W^T @ gy):
+  scatter-adds into a zeroed phase layout.
+* :func:`conv_backward_weight`: gW = sum over bands of gy @ col(x)^T (computed as (col @ gy^T)^T
+  when that is faster: :func:`_weight_grad_transposed`)
 
 The transposed convolution is by definition the adjoint of the convolution: with weight
 (C_in, C_out/groups, kH, kW), ``conv_transpose2d(x, w) = conv_backward_data(x, w)``; its input
@@ -52,6 +55,11 @@ from .validation import check_float, check_rank, pair
 # bench/bench_nn.py and the decoders' other layer shapes).
 BAND_BYTES = {"cpu": 4 << 20, "gpu": 1 << 62}
 MIN_BAND_COLUMNS = 512
+# Layout choices that trade a strided copy of the whole weight against GEMM or scatter-add work
+# over the output positions (see _by_phases and _weight_grad_transposed; measured on the decoders'
+# layers, whose weights reach 1024 x 512 x 4 x 4 at 4x4 pixels).
+PHASE_MIN_POSITIONS_PER_CHANNEL = 4
+WEIGHT_GRAD_TRANSPOSE_POSITIONS = 1024
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -260,18 +268,33 @@ def _store_rows(y, first, stop, y_grouped, bias=None):
         xp.add(source, bias.reshape(1, -1, 1, 1), out=y[:, :, first:stop])
 
 
-def _weight_grad_band(col, gy, first, stop, groups):
-    """One band's share of the weight gradient, col @ gy^T: (G, C/G kH kW, C_out/G).
+def _weight_grad_transposed(positions):
+    """Whether to accumulate the weight gradient transposed, as col @ gy^T (G, C/G kH kW, C_out/G),
+    for a layer with ``positions`` = N OH OW output positions.
 
-    This orientation (the long N b OW axis contracted, the small result transposed afterwards)
-    runs several times faster in OpenBLAS than gy @ col^T for the decoders' shapes."""
-    return _gemm(_flat(col, groups), _grouped_rows(gy, first, stop, groups).transpose(0, 2, 1))
+    OpenBLAS runs col @ gy^T faster than gy @ col^T for the decoders' usual shapes (the long
+    N OH OW axis contracted), but the result must then be transposed once into the weight's
+    layout, a strided copy of every weight entry. Below WEIGHT_GRAD_TRANSPOSE_POSITIONS positions
+    (small images, large weights, e.g. 1024 -> 512 channels at 4x4) that copy costs more than the
+    GEMM saves, and gy @ col^T, which yields the weight's layout directly, is faster."""
+    return positions >= WEIGHT_GRAD_TRANSPOSE_POSITIONS
 
 
-def _weight_from_transposed(gw_t, w_shape):
-    """(G, C/G kH kW, C_out/G) -> (C_out, C/G, kH, kW), contiguous like the weight: a strided
-    view would make every optimiser pass over the gradient a transposing read."""
-    return get_array_module(gw_t).ascontiguousarray(gw_t.transpose(0, 2, 1)).reshape(w_shape)
+def _weight_grad_band(col, gy, first, stop, groups, transposed):
+    """One band's share of the weight gradient: col @ gy^T (G, C/G kH kW, C_out/G) if
+    ``transposed``, else gy @ col^T (G, C_out/G, C/G kH kW)."""
+    rows = _grouped_rows(gy, first, stop, groups)
+    if transposed:
+        return _gemm(_flat(col, groups), rows.transpose(0, 2, 1))
+    return _gemm(rows, _flat(col, groups).transpose(0, 2, 1))
+
+
+def _weight_from_grad(gw, w_shape, transposed):
+    """The accumulated weight gradient in the weight's layout (C_out, C/G, kH, kW), contiguous: a
+    strided view would make every optimiser pass over the gradient a strided read."""
+    if transposed:
+        gw = get_array_module(gw).ascontiguousarray(gw.transpose(0, 2, 1))
+    return gw.reshape(w_shape)
 
 
 # --- the three primitives ---------------------------------------------------------------------
@@ -286,13 +309,14 @@ def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
     y = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     weight = _grouped_weight(w, groups)
-    gw_t, col = 0, None
+    transposed = _weight_grad_transposed(x.shape[0] * out_size[0] * out_size[1])
+    gw, col = 0, None
     for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size):
         _store_rows(y, first, stop, _gemm(weight, _flat(col, groups)), bias)
         if weight_grad_with is not None:
-            gw_t = gw_t + _weight_grad_band(col, weight_grad_with, first, stop, groups)
+            gw = gw + _weight_grad_band(col, weight_grad_with, first, stop, groups, transposed)
     if weight_grad_with is not None:
-        return y, _weight_from_transposed(gw_t, w.shape)
+        return y, _weight_from_grad(gw, w.shape, transposed)
     return y, col if col.shape[4] == out_size[0] else None
 
 
@@ -300,10 +324,20 @@ def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
     ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride
     (every stride-1 convolution, the 4x4 stride-2 upconvolutions), else by col2im."""
-    if all(k % s == 0 for k, s in zip(w.shape[2:], stride)):
+    if _by_phases(gy.shape, w.shape, stride, groups):
         return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
     phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
     return from_phases(phases, padding, image_size, bias)
+
+
+def _by_phases(gy_shape, w_shape, stride, groups):
+    """Whether :func:`_transposed_by_phases` applies and pays: the kernel must be a multiple of the
+    stride, and its one strided rearrangement of the whole weight must cost less than the
+    scatter-adds it saves, whose volume grows with the N OH OW positions of gy: it does from
+    PHASE_MIN_POSITIONS_PER_CHANNEL positions per input channel of the GEMM (C_out / G) on."""
+    n, c_out, oh, ow = gy_shape
+    return (all(k % s == 0 for k, s in zip(w_shape[2:], stride))
+            and n * oh * ow >= PHASE_MIN_POSITIONS_PER_CHANNEL * (c_out // groups))
 
 
 def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
@@ -355,12 +389,14 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
 def conv_backward_weight(x, gy, w_shape, stride, padding, groups, col=None):
     """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed);
     ``col``, the whole im2col of x if the forward kept it, saves rebuilding it."""
+    n, _, oh, ow = gy.shape
+    transposed = _weight_grad_transposed(n * oh * ow)
     if col is not None:
-        return _weight_from_transposed(_weight_grad_band(col, gy, 0, gy.shape[2], groups), w_shape)
-    gw_t = 0
-    for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, gy.shape[2:]):
-        gw_t = gw_t + _weight_grad_band(col, gy, first, stop, groups)
-    return _weight_from_transposed(gw_t, w_shape)
+        return _weight_from_grad(_weight_grad_band(col, gy, 0, oh, groups, transposed), w_shape, transposed)
+    gw = 0
+    for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, (oh, ow)):
+        gw = gw + _weight_grad_band(col, gy, first, stop, groups, transposed)
+    return _weight_from_grad(gw, w_shape, transposed)
 
 
 def _bias_grad(gy):
