@@ -102,7 +102,7 @@ def to_phases(x, padding, stride, extent):
     xp = get_array_module(x)
     n, c, h, w = x.shape
     (ph, pw), (sh, sw), (qh, qw) = padding, stride, extent
-    phases = _zero_phases(xp, stride, c, n, extent, x.dtype)
+    phases = xp.zeros((sh, sw, c, n, qh, qw), dtype=x.dtype)
     buffer = _column_buffer(x.shape, sw, x)
     for b in range(sw):
         r0, col, cols = _phase_range(b, pw, sw, w, qw)
@@ -148,13 +148,6 @@ def from_phases(phases, padding, image_size, bias=None, out=None):
     return image
 
 
-def _zero_phases(xp, stride, channels, batch, extent, dtype):
-    """A zeroed phase layout (sH, sW, C, N, QH + 1, QW). The spare row lets every kernel offset's
-    window block be taken as one flat run of b QW values per (c, n) (see :func:`_fill_col`)
-    without running off the end."""
-    return xp.zeros(tuple(stride) + (channels, batch, extent[0] + 1, extent[1]), dtype=dtype)
-
-
 def _column_buffer(shape, stride, like):
     """(N, C, H, ceil(W / sW)) scratch for one column phase, or None when sW is 1.
 
@@ -167,36 +160,30 @@ def _column_buffer(shape, stride, like):
     return get_array_module(like).empty(tuple(shape[:3]) + (-(-shape[3] // stride),), dtype=like.dtype)
 
 
+def _offset_block(u, v, stride, first_row, rows, width):
+    """Index, in the phase layout, of the (C, N, rows, width) block that kernel offset (u, v) reads
+    for output rows first_row .. first_row + rows - 1."""
+    sh, sw = stride
+    top, left = first_row + u // sh, v // sw
+    return u % sh, v % sw, slice(None), slice(None), slice(top, top + rows), slice(left, left + width)
+
+
 # --- im2col and col2im, by row band -----------------------------------------------------------
 
-def _offset_runs(phases, col, stride, first_row):
-    """For each kernel offset (u, v): (its (C, N, b QW) run in the flattened phase layout, the same
-    in col). col (C, kH, kW, N, b, QW) holds the windows of output rows first_row .. first_row + b - 1
-    with the phase layout's row width QW: output column j < OW is window j, and the columns from OW
-    on are windows running off the image's right edge, don't-care values that the GEMMs carry and
-    the callers drop. In exchange every block is one contiguous run of b QW values per (c, n)
-    instead of b runs of OW, which is what makes the copies fast (NumPy pays per run)."""
-    sh, sw = stride
-    c, kh, kw, n, rows, width = col.shape
-    flat_phases = phases.reshape(sh, sw, c, n, -1)
-    flat_col = col.reshape(c, kh, kw, n, rows * width)
+def _fill_col(col, phases, stride, first_row):
+    """col (C, kH, kW, N, b, OW) <- the windows of output rows first_row .. first_row + b - 1."""
+    _, kh, kw, _, rows, width = col.shape
     for u in range(kh):
         for v in range(kw):
-            start = (first_row + u // sh) * width + v // sw
-            yield flat_phases[u % sh, v % sw, :, :, start:start + rows * width], flat_col[:, u, v]
-
-
-def _fill_col(col, phases, stride, first_row):
-    """col (C, kH, kW, N, b, QW) <- the windows of output rows first_row .. first_row + b - 1."""
-    for source, target in _offset_runs(phases, col, stride, first_row):
-        target[...] = source
+            col[:, u, v] = phases[_offset_block(u, v, stride, first_row, rows, width)]
 
 
 def _add_col(phases, col, stride, first_row):
-    """The adjoint of :func:`_fill_col`: phases += each offset's slice of col (whose don't-care
-    columns must hold zeros)."""
-    for target, source in _offset_runs(phases, col, stride, first_row):
-        target += source
+    """The adjoint of :func:`_fill_col`: phases += each offset's (C, N, b, OW) slice of col."""
+    _, kh, kw, _, rows, width = col.shape
+    for u in range(kh):
+        for v in range(kw):
+            phases[_offset_block(u, v, stride, first_row, rows, width)] += col[:, u, v]
 
 
 def im2col(x, kernel, stride, padding, out_size):
@@ -204,9 +191,9 @@ def im2col(x, kernel, stride, padding, out_size):
     use :func:`im2col_bands`)."""
     xp = get_array_module(x)
     phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
-    col = xp.empty(x.shape[1:2] + tuple(kernel) + x.shape[:1] + (out_size[0], phases.shape[5]), dtype=x.dtype)
+    col = xp.empty(x.shape[1:2] + tuple(kernel) + x.shape[:1] + tuple(out_size), dtype=x.dtype)
     _fill_col(col, phases, stride, 0)
-    return col[..., :out_size[1]]
+    return col
 
 
 def row_bands(out_rows, bytes_per_row, columns_per_row, array):
@@ -228,20 +215,18 @@ def band_rows(first, stop, stride, padding, size):
 
 
 def im2col_bands(x, kernel, stride, padding, out_size):
-    """Yields (first, stop, col) for each row band: col (C, kH, kW, N, stop - first, QW), contiguous,
-    holds the windows of output rows first .. stop - 1 in its first OW columns (QW >= OW: see
-    :func:`_offset_runs`). The block's memory is reused by the next band: use each one before
-    asking for the next."""
+    """Yields (first, stop, col) for each row band: col (C, kH, kW, N, stop - first, OW), contiguous,
+    holds the windows of output rows first .. stop - 1. The block's memory is reused by the next
+    band: use each one before asking for the next."""
     xp = get_array_module(x)
     n, c = x.shape[:2]
-    (kh, kw), oh = kernel, out_size[0]
+    (kh, kw), (oh, ow) = kernel, out_size
     phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
-    width = phases.shape[5]
-    row_size = c * kh * kw * n * width
-    bands = row_bands(oh, row_size * x.itemsize, n * width, x)
+    row_size = c * kh * kw * n * ow
+    bands = row_bands(oh, row_size * x.itemsize, n * ow, x)
     memory = xp.empty(row_size * (bands[0][1] - bands[0][0]), dtype=x.dtype)
     for first, stop in bands:
-        col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, width)
+        col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, ow)
         _fill_col(col, phases, stride, first)
         yield first, stop, col
 
@@ -260,27 +245,23 @@ def _grouped_weight(w, groups):
 
 
 def _flat(col, groups):
-    """col (C, kH, kW, N, b, QW) -> (G, C/G kH kW, N b QW), a view."""
+    """col (C, kH, kW, N, b, OW) -> (G, C/G kH kW, N b OW), a view."""
     c, kh, kw, n, rows, width = col.shape
     return col.reshape(groups, c // groups * kh * kw, n * rows * width)
 
 
-def _grouped_rows(y, first, stop, groups, width):
-    """Rows first .. stop - 1 of y (N, C, H, W) as a contiguous (G, C/G, N b width) GEMM operand,
-    each row padded with zeros to ``width`` (the im2col row width it meets in a GEMM)."""
+def _grouped_rows(y, first, stop, groups):
+    """Rows first .. stop - 1 of y (N, C, H, W) as a contiguous (G, C/G, N b W) GEMM operand."""
     xp = get_array_module(y)
-    n, c, _, w = y.shape
-    rows = xp.zeros((c, n, stop - first, width), dtype=y.dtype) if width > w else \
-        xp.empty((c, n, stop - first, w), dtype=y.dtype)
-    rows[..., :w] = y[:, :, first:stop].transpose(1, 0, 2, 3)
-    return rows.reshape(groups, c // groups, -1)
+    n, c = y.shape[:2]
+    return xp.ascontiguousarray(y[:, :, first:stop].transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
 
 
 def _store_rows(y, first, stop, y_grouped, bias=None):
-    """y[:, :, first:stop] <- y_grouped (G, C/G, N b QW), its first W columns (+ bias (C,))."""
+    """y[:, :, first:stop] <- y_grouped (G, C/G, N b W) (+ bias (C,))."""
     xp = get_array_module(y)
     n, c, _, w = y.shape
-    source = y_grouped.reshape(c, n, stop - first, -1)[..., :w].transpose(1, 0, 2, 3)
+    source = y_grouped.reshape(c, n, stop - first, w).transpose(1, 0, 2, 3)
     if bias is None:
         y[:, :, first:stop] = source
     else:
@@ -302,7 +283,7 @@ def _weight_grad_transposed(positions):
 def _weight_grad_band(col, gy, first, stop, groups, transposed):
     """One band's share of the weight gradient: col @ gy^T (G, C/G kH kW, C_out/G) if
     ``transposed``, else gy @ col^T (G, C_out/G, C/G kH kW)."""
-    rows = _grouped_rows(gy, first, stop, groups, col.shape[5])
+    rows = _grouped_rows(gy, first, stop, groups)
     if transposed:
         return _gemm(_flat(col, groups), rows.transpose(0, 2, 1))
     return _gemm(rows, _flat(col, groups).transpose(0, 2, 1))
@@ -384,8 +365,8 @@ def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
     offset = tuple(p - q * s for p, q, s in zip(padding, first, stride))  # padding left above row `first`
     for top, stop, col in im2col_bands(gy, taps, (1, 1), gy_padding, extent):
         out = _gemm(phase_weight, _flat(col, groups))  # (G, sH sW C/G, N b QW)
-        out = out.reshape(groups, sh, sw, c // groups, n, stop - top, col.shape[5])
-        phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - top, col.shape[5])
+        out = out.reshape(groups, sh, sw, c // groups, n, stop - top, extent[1])
+        phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - top, extent[1])
         r0, r1, band_top = band_rows(top, stop, sh, offset[0], image_size[0])
         from_phases(phases, (band_top, offset[1]), (r1 - r0, image_size[1]), bias, out=image[:, :, r0:r1])
     return image
@@ -396,13 +377,12 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
     xp = get_array_module(gy)
     n, _, oh, ow = gy.shape
     c, (kh, kw) = w.shape[1] * groups, w.shape[2:]
-    extent = _extent(image_size, padding, (oh, ow), (kh, kw), stride)
-    phases = _zero_phases(xp, stride, c, n, extent, gy.dtype)
+    phases = xp.zeros(tuple(stride) + (c, n) + _extent(image_size, padding, (oh, ow), (kh, kw), stride),
+                      dtype=gy.dtype)
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
-    width = extent[1]  # gy rows padded with zeros to the phase width: gcol's extra columns are 0
-    for first, stop in row_bands(oh, c * kh * kw * n * width * gy.itemsize, n * width, gy):
-        gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups, width))
-        _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, width), stride, first)
+    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, gy):
+        gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups))
+        _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
     return phases
 
 
