@@ -225,7 +225,7 @@ STAGES = {
     "_gemm": "GEMMs (BLAS)",
     "_grouped_rows": "band rows to channel-first GEMM operand (copy)",
     "_store_rows": "GEMM result rows into the output (copy)",
-    "_add_col": "col2im scatter-adds (kernel not a multiple of the stride)",
+    "_add_col": "col2im scatter-adds (where conv._by_phases says no)",
     "from_phases": "interleave phases into the output (+ bias)",
     "_bias_grad": "bias gradient (sum)",
 }

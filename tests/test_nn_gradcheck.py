@@ -41,7 +41,7 @@ def check(fn, inputs, params=(), full=False, rtol=RTOL, seed=1):
     return report
 
 
-# --- convolutions (values against the definition, then gradients) ------------------------------------------------------------------------------
+# --- convolutions (values against the definition, then gradients) ------------------------------
 # (N, C_in, C_out, H, W, kernel, stride, padding, groups): every kernel {1,3,4,5,11}, stride {1,2,4},
 # padding 0..5, groups {1,2}, square and non-square inputs and kernels, batch 1 to 4, with and
 # without (H + 2p - k) % s == 0.
@@ -71,10 +71,10 @@ CONV_CONFIGS = [
 
 @pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im"])
 def bands(request, monkeypatch):
-    """Runs a conv test three ways: as these small shapes run by default (im2col in one band; the
-    transposed convolution by col2im, the weight gradient in the weight's own layout), and forced
-    to one output row per band (what large layers get) with each choice that conv.py makes by
-    size: stride phases with the transposed weight-gradient GEMM, or col2im with the direct one."""
+    """Runs a conv test three ways: as each small shape chooses by itself (im2col in one band, and
+    conv.py's size-based choices), and forced to one output row per band (what large layers get)
+    with each of those choices pinned: stride phases with the transposed weight-gradient GEMM, or
+    col2im with the direct one."""
     from nn.functional import conv
     if request.param != "whole":
         monkeypatch.setattr(conv, "BAND_BYTES", {"cpu": 1, "gpu": 1})

@@ -108,8 +108,10 @@ def to_phases(x, padding, stride, extent):
         r0, col, cols = _phase_range(b, pw, sw, w, qw)
         if cols == 0:  # this column phase holds padding only
             continue
-        columns = x[..., col:col + cols] if buffer is None else buffer[..., :cols]
-        if buffer is not None:
+        if buffer is None:
+            columns = x[..., col:col + cols]
+        else:
+            columns = buffer[..., :cols]
             columns[...] = x[..., col:col + sw * (cols - 1) + 1:sw]
         for a in range(sh):
             q0, row, rows = _phase_range(a, ph, sh, h, qh)
@@ -322,8 +324,9 @@ def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with
 
 def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
-    ``image_size`` (+ bias (C,)). By stride phases when the kernel is a multiple of the stride
-    (every stride-1 convolution, the 4x4 stride-2 upconvolutions), else by col2im."""
+    ``image_size`` (+ bias (C,)). By stride phases where :func:`_by_phases` says they apply and pay
+    (the kernel a multiple of the stride, and enough output positions for the weight), else by
+    col2im."""
     if _by_phases(gy.shape, w.shape, stride, groups):
         return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
     phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
