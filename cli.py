@@ -55,7 +55,11 @@ def main():
 @click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (from import-weights) for AlexNet features.")
 @click.option("--flip/--no-flip", default=None,
-              help="Add horizontally flipped copies of the training photos (preset cpu: on, paper: off).")
+              help="Mirror training photos: flipped copies, or with --crops half the crops at random "
+              "(preset cpu: on, paper: off).")
+@click.option("--crops", type=int, help="Random crops per training photo, at several scales, each flipped at random "
+              "with --flip (0: the whole photo; preset cpu: 64, paper: 0).")
+@click.option("--threads", type=int, help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, help="Processes for feature extraction (default: all cores).")
 @DEVICE
@@ -83,11 +87,12 @@ def train(feature, **options):
 @DEVICE
 def reconstruct(feature, images, checkpoint, out, device):
     """Reconstruct IMAGES from their FEATURE; writes a grid (input | reconstruction)."""
-    from models.images import write_grid
+    from models.figures import write_grid
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
     targets, recons = _run(trained.reconstruct, photos)
-    write_grid(out, [[t, r] for t, r in zip(targets, recons)])
+    write_grid(out, [[t, r] for t, r in zip(targets, recons)], ["photo", f"{feature} decoder"],
+               row_labels=[os.path.basename(p) for p in kept], title=f"Reconstructions from {feature} ({checkpoint})")
     click.echo(f"wrote {out} ({len(kept)} images)")
 
 
@@ -101,10 +106,16 @@ def evaluate(feature, checkpoint, data, device):
     from models.inference import TrainedDecoder, evaluate_folder
     trained = _run(TrainedDecoder, checkpoint, device)
     _check_feature(feature, trained)
-    result = _run(evaluate_folder, trained, data)
-    click.echo(_markdown(["feature", "images", "skipped", "normalised error"],
-                         [(result["feature"], result["images"], result["skipped"], f"{result['error']:.4f}")]),
-               nl=False)
+    baselines = _run(trained.baselines)
+    result = _run(evaluate_folder, trained, data, baselines=baselines)
+    rows = [("decoder", result["images"], result["skipped"], f"{result['error']:.4f}")]
+    rows += [(name, result["images"], result["skipped"], f"{error:.4f}") for name, error in result.get("baselines", {}).items()]
+    click.echo(f"{result['feature']} decoder {checkpoint} on {data}:")
+    click.echo(_markdown(["method", "images", "skipped", "normalised error"], rows), nl=False)
+    if baselines is None:
+        click.echo("baselines: not computed (the run's training cache cache_train.h5 is not beside the checkpoint)")
+    else:
+        click.echo(_verdict(result["error"], result["baselines"]))
 
 
 @main.command()
@@ -165,12 +176,12 @@ def _markdown(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
 
 
-def _write_figure(out, grid, header, rows):
+def _write_figure(out, grid, header, rows, column_labels=None, title=None):
     """Write the PNG grid ``out`` and, beside it, its table as Markdown (``out`` with ``.md``); echo both."""
-    from models.images import write_grid
+    from models.figures import write_grid
     table = _markdown(header, rows)
     table_path = os.path.splitext(out)[0] + ".md"
-    write_grid(out, grid)
+    write_grid(out, grid, column_labels, title=title)
     with open(table_path, "w") as f:
         f.write(table)
     click.echo(table + f"wrote {out} and {table_path}")
@@ -222,14 +233,16 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
     """Invert FEATURE of IMAGE by gradient descent on the image (Mahendran & Vedaldi 2015)."""
     import nn
     from models import alexnet
-    from models.images import center_square, read_image, write_grid
+    from models.figures import write_grid
+    from models.images import center_square, read_image
     from models.optimize_inversion import InversionConfig, invert
     nn.set_default_device(device)
     network = _run(alexnet.caffenet, weights).to(device)
     photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
     cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
     result = _run(invert, network, feature, photo, cfg, log=lambda line: click.echo(line, err=True))
-    write_grid(out, [[result["image"]]], pad=0)
+    write_grid(out, [[photo, result["image"]]], ["photo", f"optimised to match {feature}"],
+               title=f"Optimisation-based inversion of {feature} ({iters} iterations)")
     click.echo(f"feature distance ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2: {result['distance_before']:.4g} "
                f"before, {result['distance_after']:.4g} after")
     click.echo(f"wrote {out}")
@@ -248,7 +261,9 @@ def perturb(feature, images, checkpoint, out, seed, device):
     trained, photos, _ = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
     grid, errors = _run(perturbation_images, trained, photos, seed)
-    _write_figure(out, grid, ["features", "normalised error"], [(k, f"{v:.4f}") for k, v in errors.items()])
+    _write_figure(out, grid, ["features", "normalised error"], [(k, f"{v:.4f}") for k, v in errors.items()],
+                  ["photo", "decoded", "binarized features", "50% dropped"],
+                  f"{feature}: decoding perturbed features")
 
 
 @main.command(name="dark-knowledge")
@@ -263,7 +278,8 @@ def dark_knowledge(images, checkpoint, top, out, device):
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     grid, sets = _run(dark_knowledge_images, trained, photos, top)
     rows = [(os.path.basename(path), *(int((f[i] != 0).sum()) for f in sets.values())) for i, path in enumerate(kept)]
-    _write_figure(out, grid, ["image", *(f"non-zeros: {name}" for name in sets)], rows)
+    _write_figure(out, grid, ["image", *(f"non-zeros: {name}" for name in sets)], rows,
+                  ["photo", *(f"fc8: {name}" for name in sets)], "Dark knowledge: decoding parts of fc8")
 
 
 @main.command(name="single-neuron")
@@ -288,7 +304,8 @@ def single_neuron(checkpoint, indices, classes, value, out, device):
     images, vectors = _run(single_neuron_images, trained, units, value)
     names = [CLASS_NAMES[u] if trained.feature == "fc8" and u < len(CLASS_NAMES) else "" for u in units]
     _write_figure(out, [list(images)], ["unit", "class", "value"],
-                  [(u, n, f"{vectors[i].max():.4g}") for i, (u, n) in enumerate(zip(units, names))])
+                  [(u, n, f"{vectors[i].max():.4g}") for i, (u, n) in enumerate(zip(units, names))],
+                  [f"unit {u} {n}".strip() for u, n in zip(units, names)], f"{trained.feature}: one unit active")
 
 
 @main.command()
@@ -305,7 +322,9 @@ def interpolate(image_a, image_b, checkpoint, steps, out, device):
     if len(kept) != 2:
         raise click.ClickException("both images must be usable")
     images, _ = _run(interpolation_images, trained, photos[0], photos[1], steps)
-    _write_figure(out, [list(images)], ["step", "t"], [(i, f"{i / (steps - 1):.3f}") for i in range(steps)])
+    _write_figure(out, [list(images)], ["step", "t"], [(i, f"{i / (steps - 1):.3f}") for i in range(steps)],
+                  [f"t = {i / (steps - 1):.2f}" for i in range(steps)],
+                  f"{trained.feature}: features interpolated from {os.path.basename(image_a)} to {os.path.basename(image_b)}")
 
 
 @main.command(name="random-features")
@@ -325,7 +344,8 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
     images, samples, _ = _run(random_feature_images, trained, data, method, count, seed, bins)
     rows = [(i, f"{s.mean():.4g}", f"{(s == 0).mean():.3f}", f"{s.max():.4g}") for i, s in enumerate(samples)]
     _write_figure(out, [list(images[i:i + 8]) for i in range(0, count, 8)],
-                  ["sample", "mean", "fraction of zeros", "max"], rows)
+                  ["sample", "mean", "fraction of zeros", "max"], rows,
+                  title=f"{trained.feature}: decoded random features ({method} model of {data})")
 
 
 @main.command()
@@ -381,6 +401,14 @@ def gradcheck(target, rtol, seed):
                nl=False)
     if failed:
         raise click.ClickException("gradient check failed")
+
+
+def _verdict(error, baselines):
+    """One line: does the decoder beat every baseline? (flagged loudly when it does not)"""
+    worse = [name for name, value in baselines.items() if error >= value]
+    if worse:
+        return "WARNING: the decoder does not beat the " + " and the ".join(worse) + " baseline"
+    return "the decoder beats every baseline"
 
 
 def _check_feature(feature, trained):

@@ -1,9 +1,9 @@
 """The HDF5 feature cache: features and targets computed once per data set, resumable.
 
-Layout (DESIGN.md): ``features`` (N, ...) float32 and ``targets`` (N, T, T, 3) uint8, both chunked
+Layout: ``features`` (N, ...) float32 and ``targets`` (N, T, T, 3) uint8, both chunked
 by sample; optionally ``photos`` (N, S, S, 3) uint8, the encoder's input photos (the autoencoder
 variant runs the encoder on them at every step); ``files`` (N,) the source path of each sample (a
-flipped copy has ``#flip`` appended); root attributes ``representation``, ``image_size``,
+flipped copy has ``#flip`` appended, the k-th random crop ``#crop<k>``); root attributes ``representation``, ``image_size``,
 ``settings`` (JSON) and ``settings_hash``, ``files_done`` (how many source files have been
 processed) and ``skipped`` (JSON list of ``[path, reason]``). Building appends chunk by chunk and
 records progress after each, so an interrupted build continues where it stopped; a cache whose
@@ -18,7 +18,7 @@ import numpy as np
 
 from nn.serialization import open_h5
 
-from .images import ImageError, center_square, read_image
+from .images import ImageError, center_square, random_crops, read_image
 
 CHUNK = 32
 
@@ -37,9 +37,16 @@ def _is_current(path, digest):
         return False
 
 
-def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False):
+def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
+                min_scale=0.5):
     """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``
     (and keep the photos themselves with ``keep_photos``).
+
+    Samples per photo: with ``crops`` = 0, the centre square (and with ``flip`` its mirror image as
+    a second sample); with ``crops`` = K > 0, a pool of K random crops of the full-resolution photo
+    (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
+    mirrored with probability 1/2 if ``flip``), drawn from a generator seeded by (``seed``, the
+    photo's index in ``files``), so the pool is the same whenever it is rebuilt.
 
     Returns the cache's summary dict (``samples``, ``skipped``). Unusable photos are skipped with a
     warning and listed. Safe to call again: a complete, current cache is reused as it is.
@@ -48,6 +55,8 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
+    if crops:
+        settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale))
     if keep_photos:
         settings["photos"] = True
     digest = settings_hash(settings, [os.path.abspath(f) for f in files])
@@ -62,15 +71,23 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                            files_done=0, skipped="[]")
         done = int(f.attrs["files_done"])
         skipped = json.loads(f.attrs["skipped"])
-        for start in range(done, len(files), CHUNK):
+        files_per_chunk = max(1, CHUNK // max(1, crops))
+        for start in range(done, len(files), files_per_chunk):
             names, photos = [], []
-            for path_i in files[start:start + CHUNK]:
+            for index in range(start, min(start + files_per_chunk, len(files))):
+                path_i = files[index]
                 try:
-                    photo = center_square(read_image(path_i), encoder.image_size)
+                    image = read_image(path_i)
                 except ImageError as exc:
                     warnings.warn(f"skipped: {exc}")
                     skipped.append([path_i, str(exc)])
                     continue
+                if crops:
+                    rng = np.random.default_rng([seed, index])
+                    photos.extend(random_crops(image, encoder.image_size, crops, rng, min_scale, flip))
+                    names.extend(f"{path_i}#crop{k}" for k in range(crops))
+                    continue
+                photo = center_square(image, encoder.image_size)
                 names.append(path_i)
                 photos.append(photo)
                 if flip:
@@ -82,16 +99,16 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                 if keep_photos:
                     columns["photos"] = photos
                 _append(f, columns, names)
-            f.attrs["files_done"] = min(start + CHUNK, len(files))
+            f.attrs["files_done"] = min(start + files_per_chunk, len(files))
             f.attrs["skipped"] = json.dumps(skipped)
             f.flush()
             if progress:
-                progress(min(start + CHUNK, len(files)), len(files))
+                progress(min(start + files_per_chunk, len(files)), len(files))
         samples = len(f["files"]) if "files" in f else 0
     if samples == 0:
         raise ValueError(f"no usable image among the {len(files)} files (skipped: {len(skipped)}); "
                          "pass --data with a folder of RGB JPEG or PNG photos")
-    return {"samples": samples, "skipped": skipped}
+    return {"samples": samples, "photos": len(files) - len(skipped), "skipped": skipped}
 
 
 def _append(f, columns, names):

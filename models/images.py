@@ -1,4 +1,4 @@
-"""Reading photos, resizing and cropping them, and writing image grids as PNG.
+"""Reading photos, resizing and cropping them (figures are in :mod:`models.figures`).
 
 Images are (H, W, 3) uint8 RGB in memory. Resizing is antialiased bilinear: when shrinking, the
 image is first blurred with a Gaussian of sigma = (factor - 1) / 2 so that detail finer than the
@@ -83,18 +83,26 @@ def to_uint8(images):
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
-def write_grid(path, rows, pad=2):
-    """Write a PNG grid: ``rows`` is a list of rows, each a list of (H, W, 3) images; cells are
-    resized to the largest cell size, separated by ``pad`` white pixels."""
-    import imageio.v3 as iio
-    side = max(max(im.shape[0], im.shape[1]) for row in rows for im in row)
-    ncols = max(len(row) for row in rows)
-    canvas = np.full((len(rows) * (side + pad) + pad, ncols * (side + pad) + pad, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, im in enumerate(row):
-            im = resize(to_uint8(im), side, side)
-            y, x = pad + r * (side + pad), pad + c * (side + pad)
-            canvas[y:y + side, x:x + side] = im
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    iio.imwrite(path, canvas)
-    return canvas
+def crop_box(shape, rng, min_scale):
+    """A random square inside an image of ``shape`` (H, W, ...): (top, left, side), the side a uniform
+    fraction in [min_scale, 1] of the short side, the position uniform over the image."""
+    h, w = shape[:2]
+    side = max(1, int(round(min(h, w) * rng.uniform(min_scale, 1.0))))
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+
+
+def random_crops(image, size, count, rng, min_scale=0.5, flip=True):
+    """``count`` random square crops of ``image`` at several scales, each resized to size x size and,
+    with ``flip``, mirrored left-right with probability 1/2: (count, size, size, 3) uint8.
+
+    Crops of the full-resolution photo show its objects at several sizes and positions, so a small
+    set of photos gives many different training samples; ``rng`` (a NumPy Generator) decides all.
+    """
+    crops = []
+    for _ in range(count):
+        top, left, side = crop_box(image.shape, rng, min_scale)
+        crop = resize(image[top:top + side, left:left + side], size, size)
+        if flip and rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        crops.append(crop)
+    return np.stack(crops)

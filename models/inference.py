@@ -1,10 +1,14 @@
 """Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
+import os
+
 import numpy as np
 
 import nn
 from nn.serialization import open_h5
 
 from . import decoders
+from .baselines import baseline_errors, fit_baselines
+from .cache import FeatureCache
 from .checkpoint import load_checkpoint, read_config
 from .encoders import Encoder
 from .images import ImageError, center_square, find_images, read_image
@@ -35,6 +39,7 @@ class TrainedDecoder:
             raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder weight file; "
                                      "pass a checkpoint.h5 written by 'cli.py train'")
         self.config, self.feature, self.scale = cfg, cfg["feature"], cfg["feature_scale"]
+        self.path = checkpoint
         self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
         if is_checkpoint:  # the autoencoder variant also restores the encoder trained with this decoder
             load_checkpoint(checkpoint, self.model, encoder=self.encoder.network if holds_encoder else None)
@@ -55,24 +60,52 @@ class TrainedDecoder:
         """Features (N, ...) as the encoder gives them -> (N, T, T, 3) float images on 0..255."""
         return reconstruct_batches(self.model, features, self.scale, self.device)
 
-    def reconstruct(self, photos):
-        """Photos -> (targets (N, T, T, 3) uint8, reconstructions (N, T, T, 3) float)."""
-        return self.encoder.targets(photos), self.decode(self.encoder.features(photos))
+    def reconstruct(self, photos, with_features=False):
+        """Photos -> (targets (N, T, T, 3) uint8, reconstructions (N, T, T, 3) float[, features])."""
+        features = self.encoder.features(photos)
+        result = self.encoder.targets(photos), self.decode(features)
+        return result + (features,) if with_features else result
+
+    def training_cache(self):
+        """The path of the training cache of this decoder's run (beside the checkpoint, or in the
+        run folder it was trained in), or None when there is none (e.g. a copied checkpoint)."""
+        candidates = [os.path.join(os.path.dirname(os.path.abspath(self.path)), "cache_train.h5")]
+        if self.config.get("out"):
+            candidates.append(os.path.join(self.config["out"], "cache_train.h5"))
+        return next((c for c in candidates if os.path.exists(c)), None)
+
+    def baselines(self):
+        """The mean image and ridge regression fitted on this run's training samples
+        (:mod:`models.baselines`); None when the training cache is not at hand."""
+        path = self.training_cache()
+        if path is None or self.encoder.network is not None and self.config.get("train_encoder"):
+            return None
+        cache = FeatureCache(path)
+        try:
+            return fit_baselines(cache)
+        finally:
+            cache.close()
 
 
-def evaluate_folder(trained, folder, batch_size=32):
-    """The normalised reconstruction error of ``trained`` on every photo in ``folder``."""
+def evaluate_folder(trained, folder, batch_size=32, baselines=None):
+    """The normalised reconstruction error of ``trained`` on every photo in ``folder``, and with
+    ``baselines`` ({name: fitted model}) theirs on the same photos (``result["baselines"]``)."""
     files = find_images(folder)
-    targets, recons, skipped = [], [], []
+    targets, recons, features, skipped = [], [], [], []
     for i in range(0, len(files), batch_size):
         photos, _, bad = trained.photos(files[i:i + batch_size])
         skipped += bad
         if photos is not None:
-            t, r = trained.reconstruct(photos)
+            t, r, f = trained.reconstruct(photos, with_features=True)
             targets.append(t)
             recons.append(r)
+            if baselines:
+                features.append(f)
     if not targets:
         raise ValueError(f"{folder}: no usable photo to evaluate on")
     targets, recons = np.concatenate(targets), np.concatenate(recons)
-    return {"feature": trained.feature, "images": len(targets), "skipped": len(skipped),
-            "error": normalized_error(targets.astype(np.float32), recons)}
+    result = {"feature": trained.feature, "images": len(targets), "skipped": len(skipped),
+              "error": normalized_error(targets.astype(np.float32), recons)}
+    if baselines:
+        result["baselines"] = baseline_errors(baselines, np.concatenate(features), targets)[0]
+    return result

@@ -1,76 +1,66 @@
-"""A loss-curve PNG drawn with NumPy alone (no plotting library): curves on a white canvas with
-a light grid, the y axis logarithmic when the values span more than a factor of 20, and the axes'
-end values written in a 3x5-pixel digit font (scaled 2x)."""
+"""Curves as a PNG, drawn with Pillow (installed with imageio; no plotting library): a title,
+labelled axes with their end values, a light grid, a legend, and a logarithmic y axis when the
+values span more than a factor of 20."""
 import os
 
 import numpy as np
 
-COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+from .figures import font
 
-# 3x5 glyphs, one string of 15 bits (rows top to bottom) per character.
-GLYPHS = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
-    "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001010010010",
-    "8": "111101111101111", "9": "111101111001111", ".": "000000000000010", "-": "000000111000000",
-    "e": "000111101110111", "+": "000010111010000", " ": "000000000000000",
-}
-
-
-def _draw_text(canvas, text, x, y, scale=2, colour=(0, 0, 0)):
-    """Write ``text`` (digits, '.', '-', '+', 'e') with its top-left corner at (x, y)."""
-    for i, char in enumerate(text):
-        glyph = np.array([int(b) for b in GLYPHS.get(char, GLYPHS[" "])], bool).reshape(5, 3)
-        block = np.kron(glyph, np.ones((scale, scale), bool))
-        top, left = y, x + i * 4 * scale
-        region = canvas[top:top + block.shape[0], left:left + block.shape[1]]
-        region[block[:region.shape[0], :region.shape[1]]] = colour
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
 
 def _label(value):
-    return f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-")
+    return f"{value:.3g}"
 
 
-def _draw_line(canvas, x0, y0, x1, y1, colour):
-    steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.rint(np.linspace(x0, x1, steps)).astype(int)
-    ys = np.rint(np.linspace(y0, y1, steps)).astype(int)
-    for dy in (0, 1):
-        canvas[np.clip(ys + dy, 0, canvas.shape[0] - 1), np.clip(xs, 0, canvas.shape[1] - 1)] = colour
-
-
-def plot_curves(path, curves, width=640, height=360, margin=48):
-    """``curves``: list of (steps, values) pairs, each drawn in its own colour. Returns the canvas."""
-    import imageio.v3 as iio
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    points = [(np.asarray(s, float), np.asarray(v, float)) for s, v in curves if len(s)]
-    points = [(s[np.isfinite(v)], v[np.isfinite(v)]) for s, v in points]
-    points = [(s, v) for s, v in points if len(s)]
+def plot_curves(path, curves, title="", xlabel="step", ylabel="", width=720, height=420):
+    """``curves``: a list of (name, steps, values), each drawn in its own colour and named in the
+    legend. Returns the picture as an (H, W, 3) uint8 array."""
+    from PIL import Image, ImageDraw
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    typeface = font(14)
+    left, right, top, bottom = 70, 20, 40, 50
+    draw.text((left, 10), title, fill="black", font=font(16))
+    points = []
+    for name, s, v in curves:
+        s, v = np.asarray(s, float), np.asarray(v, float)
+        keep = np.isfinite(v)
+        if keep.any():
+            points.append((name, s[keep], v[keep]))
+    x0, x1, y0, y1 = left, width - right, top, height - bottom
+    draw.line([(x0, y0), (x0, y1), (x1, y1)], fill="black")
+    draw.text(((x0 + x1) // 2 - 20, height - 22), xlabel, fill="black", font=typeface)
+    label = Image.new("RGB", (y1 - y0, 18), "white")
+    ImageDraw.Draw(label).text((0, 0), ylabel, fill="black", font=typeface)
+    image.paste(label.rotate(90, expand=True), (4, y0))
     if points:
-        all_s = np.concatenate([s for s, _ in points])
-        all_v = np.concatenate([v for _, v in points])
+        all_s = np.concatenate([s for _, s, _ in points])
+        all_v = np.concatenate([v for _, _, v in points])
         log = all_v.min() > 0 and all_v.max() / all_v.min() > 20
         transform = np.log10 if log else (lambda a: a)
         lo, hi = transform(all_v.min()), transform(all_v.max())
-        hi = hi if hi > lo else lo + 1
+        lo, hi = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
         s_lo, s_hi = all_s.min(), max(all_s.max(), all_s.min() + 1)
         for k in range(5):
-            y = margin + k * (height - 2 * margin) // 4
-            canvas[y, margin:width - margin] = 225
-        canvas[height - margin, margin:width - margin] = 0
-        canvas[margin:height - margin, margin] = 0
-        _draw_text(canvas, _label(10 ** hi if log else hi), 2, margin + 2)
-        _draw_text(canvas, _label(10 ** lo if log else lo), 2, height - margin - 10)
-        _draw_text(canvas, _label(s_lo), margin, height - margin + 4)
-        last = _label(s_hi)
-        _draw_text(canvas, last, width - margin - 8 * len(last), height - margin + 4)
-        for i, (s, v) in enumerate(points):
-            xs = margin + (s - s_lo) / (s_hi - s_lo) * (width - 2 * margin)
-            ys = height - margin - (transform(v) - lo) / (hi - lo) * (height - 2 * margin)
+            y = y0 + k * (y1 - y0) // 4
+            draw.line([(x0 + 1, y), (x1, y)], fill=(225, 225, 225))
+            value = hi - k * (hi - lo) / 4
+            draw.text((22, y - 8), _label(10 ** value if log else value), fill="black", font=typeface)
+        draw.text((x0, y1 + 4), _label(s_lo), fill="black", font=typeface)
+        draw.text((x1 - 40, y1 + 4), _label(s_hi), fill="black", font=typeface)
+        for i, (name, s, v) in enumerate(points):
             colour = COLOURS[i % len(COLOURS)]
+            xs = x0 + (s - s_lo) / (s_hi - s_lo) * (x1 - x0)
+            ys = y1 - (transform(v) - lo) / (hi - lo) * (y1 - y0)
             if len(xs) == 1:
-                _draw_line(canvas, xs[0] - 2, ys[0], xs[0] + 2, ys[0], colour)
-            for j in range(len(xs) - 1):
-                _draw_line(canvas, xs[j], ys[j], xs[j + 1], ys[j + 1], colour)
+                draw.line([(xs[0] - 3, ys[0]), (xs[0] + 3, ys[0])], fill=colour, width=2)
+            else:
+                draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colour, width=2)
+            draw.line([(x1 - 190, y0 + 10 + 18 * i), (x1 - 170, y0 + 10 + 18 * i)], fill=colour, width=3)
+            draw.text((x1 - 164, y0 + 2 + 18 * i), f"{name} {v[-1]:.3g}" if len(points) > 1 else name,
+                      fill="black", font=typeface)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    iio.imwrite(path, canvas)
-    return canvas
+    image.save(path)
+    return np.asarray(image)

@@ -22,15 +22,25 @@ import os
 import numpy as np
 
 from . import analysis, decoders
-from .images import ImageError, center_square, find_images, read_image, write_grid
+from .figures import write_grid
+from .images import ImageError, center_square, find_images, read_image
 from .inference import TrainedDecoder, evaluate_folder
 from .metrics import normalized_error
 from .optimize_inversion import InversionConfig, invert, inversions_as_targets
 
-COLUMNS = ["run", "feature", "encoder", "images", "error", *analysis.PERTURBATIONS, "optimization"]
+BASELINES = ["mean image", "linear (ridge)"]
+COLUMNS = ["run", "feature", "encoder", "images", "error", *BASELINES, "beats baselines",
+           *analysis.PERTURBATIONS, "optimization"]
 METHODS = [("decoder", "fixed", "error"), ("autoencoder", "fine-tuned", "error"),
+           *((f"baseline: {name}", "fixed", name) for name in BASELINES),
            *((f"decoder, {name} features", "fixed", name) for name in analysis.PERTURBATIONS),
            ("optimisation (Mahendran & Vedaldi)", "fixed", "optimization")]
+
+
+def run_checkpoint(folder):
+    """The checkpoint a run is judged by: ``best.h5`` (lowest validation error) where it exists."""
+    best = os.path.join(folder, "best.h5")
+    return best if os.path.exists(best) else os.path.join(folder, "checkpoint.h5")
 
 
 def find_runs(root):
@@ -55,10 +65,14 @@ def optimization_error(trained, paths, cfg):
 
 def evaluate_run(folder, data, seed=0, optimization_photos=0, optimization_iters=200, device="cpu"):
     """One row of ``report.csv`` for the run in ``folder``."""
-    trained = TrainedDecoder(os.path.join(folder, "checkpoint.h5"), device)
-    result = evaluate_folder(trained, data)
+    trained = TrainedDecoder(run_checkpoint(folder), device)
+    result = evaluate_folder(trained, data, baselines=trained.baselines())
     row = {"run": folder, "feature": trained.feature, "images": result["images"], "error": result["error"],
            "encoder": "fine-tuned" if trained.config.get("train_encoder") else "fixed"}
+    baselines = result.get("baselines", {})
+    row.update(baselines)
+    if baselines:
+        row["beats baselines"] = "yes" if all(result["error"] < e for e in baselines.values()) else "NO"
     row.update(analysis.perturbation_errors(trained, data, seed))
     if optimization_photos and trained.encoder.network is not None:
         cfg = InversionConfig(iters=optimization_iters, seed=seed)
@@ -103,12 +117,14 @@ def write_figure(path, runs, data, count=4, device="cpu"):
         paths.append(photo_path)
         if len(paths) == count:
             break
-    columns = [originals]
+    columns, labels = [originals], ["photo"]
     for folder in runs:
-        trained = TrainedDecoder(os.path.join(folder, "checkpoint.h5"), device)
+        trained = TrainedDecoder(run_checkpoint(folder), device)
         photos, _, _ = trained.photos(paths)
         columns.append(trained.reconstruct(photos)[1])
-    write_grid(path, [list(row) for row in zip(*columns)])
+        labels.append(f"{trained.feature} ({os.path.basename(os.path.normpath(folder))})")
+    write_grid(path, [list(row) for row in zip(*columns)], labels, row_labels=[os.path.basename(p) for p in paths],
+               title=f"Reconstructions of photos from {data}")
 
 
 def make_report(runs_dir, data, out, seed=0, optimization_photos=0, optimization_iters=200, figure_images=4,

@@ -39,10 +39,12 @@ import nn
 import nn.functional as F
 
 from . import alexnet, decoders
+from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
 from .encoders import Encoder, float_to_images, targets_to_float
-from .images import find_images, write_grid
+from .images import find_images
+from .figures import write_reconstruction_figure
 from .metrics import normalized_error
 from .plot import plot_curves
 from .progress import ProgressBar
@@ -50,12 +52,20 @@ from .progress import ProgressBar
 SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
 
 PRESETS = {
-    # The paper's scale (SPEC section 3): full width, 256x256 images, batch 64, Adam 1e-3.
+    # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
-                  val_every=5000, checkpoint_every=5000, flip=False),
-    # Minutes on 2 CPU cores: 1/8 width, 64x64 images, flipped copies against overfitting small sets.
+                  val_every=5000, checkpoint_every=5000, flip=False, crops=0),
+    # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
+    # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
-                val_every=50, checkpoint_every=100, flip=True),
+                val_every=50, checkpoint_every=100, flip=True, crops=64),
+}
+
+# Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
+CPU_PRESETS = {
+    "hog": dict(),
+    "sift": dict(image_size=128),
+    "lbp": dict(),
 }
 
 
@@ -78,6 +88,9 @@ class TrainConfig:
     image_size: int = None
     device: str = "cpu"
     resume: bool = False
+    crops: int = None           # random crops per training photo (0: the whole photo, centre square)
+    min_scale: float = 0.5      # smallest crop side, as a fraction of the photo's short side
+    threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
     seed: int = 0
     val_fraction: float = 0.1
     val_every: int = None
@@ -86,7 +99,7 @@ class TrainConfig:
     weights: str = None
     workers: int = None
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
-    max_val_images: int = 64
+    max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
 
     def resolved(self):
@@ -94,7 +107,10 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESETS)}")
         values = dataclasses.asdict(self)
-        for key, value in PRESETS[self.preset].items():
+        preset = dict(PRESETS[self.preset])
+        if self.preset == "cpu":
+            preset.update(CPU_PRESETS.get(self.feature, {}))
+        for key, value in preset.items():
             if values.get(key) is None:
                 values[key] = value
         values["data"] = values["data"] or SAMPLE_DATA
@@ -171,11 +187,11 @@ def prepare_data(cfg, log=print):
         train_files, val_files = split_files(files, cfg.val_fraction, cfg.seed)
     encoder = Encoder(cfg.feature, cfg.image_size, cfg.weights, cfg.workers, cfg.device)
     summary = {}
-    for split, split_files_, flip in (("train", train_files, cfg.flip), ("val", val_files, False)):
+    for split, split_files_, flip, crops in (("train", train_files, cfg.flip, cfg.crops), ("val", val_files, False, 0)):
         path = os.path.join(cfg.out, f"cache_{split}.h5")
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
         info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
-                           keep_photos=cfg.train_encoder)
+                           keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale)
         bar.close()
         summary[split] = info
         if info["skipped"]:
@@ -223,6 +239,16 @@ class FineTunedEncoder:
         return self.encoder.features(cache.rows("photos", indices))
 
 
+def validate_baselines(train_cache, val_cache, limit):
+    """``{baseline name: normalised error}`` on the validation photos (:mod:`models.baselines`)."""
+    models = fit_baselines(train_cache)
+    n = min(len(val_cache), limit)
+    if n < 2:
+        return {}
+    errors, _ = baseline_errors(models, val_cache.rows("features", np.arange(n)), val_cache.rows("targets", np.arange(n)))
+    return errors
+
+
 def validate(model, cache, scale, device, limit, encoder=None):
     """(normalised error, targets, reconstructions) on the first ``limit`` samples of ``cache``;
     with ``encoder`` (a :class:`FineTunedEncoder`) the features are its current ones."""
@@ -242,19 +268,28 @@ def train(cfg, log=print, on_step=None):
     """
     cfg = cfg.resolved()
     nn.set_default_device(cfg.device)
+    nn.backend.set_blas_threads(cfg.threads or 1)
     os.makedirs(cfg.out, exist_ok=True)
     train_cache, val_cache, data_summary = prepare_data(cfg, log)
     steps_per_epoch = max(1, math.ceil(len(train_cache) / cfg.batch_size))
     total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
 
     ckpt_path = os.path.join(cfg.out, "checkpoint.h5")
+    best_path = os.path.join(cfg.out, "best.h5")
     resuming = cfg.resume and os.path.exists(ckpt_path)
     nn.random.seed(cfg.seed)
     # The feature scale is fixed at the start of a run; a resumed run reuses it.
     scale = read_config(ckpt_path)["feature_scale"] if resuming else feature_scale(train_cache)
+    if resuming and "baselines" in read_config(ckpt_path):
+        baselines = read_config(ckpt_path)["baselines"]
+    else:
+        baselines = {} if cfg.train_encoder else validate_baselines(train_cache, val_cache, cfg.max_val_images)
+    if baselines:
+        log(f"baselines on {min(len(val_cache), cfg.max_val_images)} held-out photos: "
+            + ", ".join(f"{name} {error:.4f}" for name, error in baselines.items()))
     model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
     config = dataclasses.asdict(cfg)
-    config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape))
+    config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape), baselines=baselines)
     encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
     network = encoder.encoder.network if encoder else None
     optimizer = nn.optim.Adam(model.parameters() + (encoder.parameters if encoder else []), lr=cfg.lr)
@@ -282,11 +317,12 @@ def train(cfg, log=print, on_step=None):
     def decoder_input(x):
         return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
 
-    def checkpoint(step):
-        save_checkpoint(ckpt_path, model, optimizer, step, config, schedule, history, encoder=network)
+    def checkpoint(step, path=ckpt_path):
+        save_checkpoint(path, model, optimizer, step, config, schedule, history, encoder=network)
 
     if start == 0:  # the error before training: the baseline the validation curve falls from
         history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images, encoder)[0]])
+    best_error = min((e for s, e in history if s > 0), default=math.inf)
     prefetch = Prefetcher(make_batch, range(start, total))
     bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
     step, loss_value, t0 = start, float("nan"), time.time()
@@ -310,8 +346,11 @@ def train(cfg, log=print, on_step=None):
                     val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images,
                                                        encoder)
                     history.append([step, val_error])
-                    rows = [[t, r] for t, r in zip(targs[:8], recon[:8])]
-                    write_grid(os.path.join(cfg.out, f"recon_{step:07d}.png"), rows)
+                    write_reconstruction_figure(os.path.join(cfg.out, f"recon_{step:07d}.png"), targs[:8],
+                                                recon[:8], f"{cfg.feature} decoder, step {step}: held-out photos")
+                    if val_error < best_error:
+                        best_error = val_error
+                        checkpoint(step, best_path)
                 with open(log_path, "a", newline="") as f:
                     csv.writer(f).writerow([step, f"{loss_value:.6g}", f"{optimizer.lr:.3g}", f"{rate:.2f}",
                                             f"{val_error:.5f}" if val_error != "" else ""])
@@ -319,7 +358,7 @@ def train(cfg, log=print, on_step=None):
                 if step % cfg.checkpoint_every == 0 or step == total:
                     checkpoint(step)
                 if val_error != "":
-                    _plot(cfg.out, losses, history)
+                    _plot(cfg.out, losses, history, baselines)
                 bar.update(step, loss=loss_value, **{"img/s": rate}, **({"val": val_error} if val_error != "" else {}))
                 if on_step is not None and on_step(step):
                     checkpoint(step)
@@ -332,8 +371,13 @@ def train(cfg, log=print, on_step=None):
     finally:
         train_cache.close()
         val_cache.close()
+    trained = [(s, e) for s, e in history if s > 0]
+    best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
     summary = {"steps": step, "final_loss": loss_value, "val_history": history, "checkpoint": ckpt_path,
+               "best": best_path if trained else None, "best_step": best_step, "best_error": best_error,
+               "baselines": baselines,
                "skipped": {k: len(v["skipped"]) for k, v in data_summary.items()},
+               "photos": {k: v["photos"] for k, v in data_summary.items()},
                "samples": {k: v["samples"] for k, v in data_summary.items()}}
     with open(os.path.join(cfg.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -364,9 +408,12 @@ def _truncate_log(log_path, upto):
     return [(int(row[0]), float(row[1])) for row in kept[1:]]
 
 
-def _plot(out, losses, history):
+def _plot(out, losses, history, baselines):
     steps, values = zip(*losses) if losses else ((), ())
-    plot_curves(os.path.join(out, "loss.png"), [(steps, values)])
+    plot_curves(os.path.join(out, "loss.png"), [("training loss", steps, values)],
+                title="Training loss (Euclidean, per image)", xlabel="step", ylabel="loss")
     if history:
         vs, ve = zip(*history)
-        plot_curves(os.path.join(out, "val_error.png"), [(vs, ve)])
+        curves = [("decoder", vs, ve)] + [(name, (vs[0], vs[-1]), (error, error)) for name, error in baselines.items()]
+        plot_curves(os.path.join(out, "val_error.png"), curves, title="Normalised error on held-out photos",
+                    xlabel="step", ylabel="normalised error")

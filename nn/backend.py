@@ -119,3 +119,44 @@ def keep_freed_memory(threshold=1 << 30):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's <malloc.h>
     return mallopt(m_mmap_threshold, threshold) == 1 and mallopt(m_trim_threshold, threshold) == 1
+
+
+BLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                       "openblas_set_num_threads64_", "openblas_set_num_threads", "MKL_Set_Num_Threads")
+
+
+def set_blas_threads(count):
+    """Set how many threads the BLAS libraries loaded in this process use for a GEMM; returns how
+    many libraries took the setting (0 where none could be found, e.g. outside Linux).
+
+    OpenBLAS threads wait for work by spinning: when another process keeps one of the cores busy,
+    a GEMM split over every core waits for its slowest thread, and each step slows by far more
+    than the lost core's share (bench/bench_threads.py measures it). One thread per training
+    process is the safe choice on a shared machine. Child processes inherit the count through the
+    environment variables set here.
+    """
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"BLAS threads must be at least 1, got {count}")
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(count)
+    if not os.path.exists("/proc/self/maps"):
+        return 0
+    with open("/proc/self/maps") as f:
+        libraries = sorted({line.split()[-1] for line in f
+                            if line.rstrip().endswith(".so") or ".so." in line.split()[-1]})
+    done = 0
+    for path in libraries:
+        if "blas" not in os.path.basename(path).lower() and "mkl" not in os.path.basename(path).lower():
+            continue
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in BLAS_THREAD_SETTERS:
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(count))
+                done += 1
+                break
+    return done
