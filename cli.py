@@ -59,6 +59,8 @@ def main():
               "(preset cpu: on, paper: off).")
 @click.option("--crops", type=int, help="Random crops per training photo, at several scales, each flipped at random "
               "with --flip (0: the whole photo; preset cpu: 64, paper: 0).")
+@click.option("--min-scale", type=float, help="Smallest crop side, as a fraction of the photo's short side.")
+@click.option("--colour-jitter", type=float, help="Random gain exp(U(-J, J)) per colour channel of each crop.")
 @click.option("--threads", type=int, help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, help="Processes for feature extraction (default: all cores).")

@@ -38,14 +38,14 @@ def _is_current(path, digest):
 
 
 def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
-                min_scale=0.5):
+                min_scale=0.5, colour_jitter=0.0):
     """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``
     (and keep the photos themselves with ``keep_photos``).
 
     Samples per photo: with ``crops`` = 0, the centre square (and with ``flip`` its mirror image as
     a second sample); with ``crops`` = K > 0, a pool of K random crops of the full-resolution photo
     (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
-    mirrored with probability 1/2 if ``flip``), drawn from a generator seeded by (``seed``, the
+    mirrored with probability 1/2 if ``flip``, colours jittered by ``colour_jitter``), drawn from a generator seeded by (``seed``, the
     photo's index in ``files``), so the pool is the same whenever it is rebuilt.
 
     Returns the cache's summary dict (``samples``, ``skipped``). Unusable photos are skipped with a
@@ -56,7 +56,8 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
     if crops:
-        settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale))
+        settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale),
+                        colour_jitter=float(colour_jitter))
     if keep_photos:
         settings["photos"] = True
     digest = settings_hash(settings, [os.path.abspath(f) for f in files])
@@ -84,7 +85,8 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                     continue
                 if crops:
                     rng = np.random.default_rng([seed, index])
-                    photos.extend(random_crops(image, encoder.image_size, crops, rng, min_scale, flip))
+                    photos.extend(random_crops(image, encoder.image_size, crops, rng, min_scale, flip,
+                                                colour_jitter))
                     names.extend(f"{path_i}#crop{k}" for k in range(crops))
                     continue
                 photo = center_square(image, encoder.image_size)

@@ -91,12 +91,14 @@ def crop_box(shape, rng, min_scale):
     return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
 
 
-def random_crops(image, size, count, rng, min_scale=0.5, flip=True):
+def random_crops(image, size, count, rng, min_scale=0.5, flip=True, colour_jitter=0.0):
     """``count`` random square crops of ``image`` at several scales, each resized to size x size and,
     with ``flip``, mirrored left-right with probability 1/2: (count, size, size, 3) uint8.
 
     Crops of the full-resolution photo show its objects at several sizes and positions, so a small
     set of photos gives many different training samples; ``rng`` (a NumPy Generator) decides all.
+    ``colour_jitter`` = j > 0 multiplies each colour channel of a crop by exp(u), u uniform in
+    [-j, j], so that a decoder cannot learn a photo's exact palette by heart.
     """
     crops = []
     for _ in range(count):
@@ -104,5 +106,8 @@ def random_crops(image, size, count, rng, min_scale=0.5, flip=True):
         crop = resize(image[top:top + side, left:left + side], size, size)
         if flip and rng.random() < 0.5:
             crop = crop[:, ::-1]
+        if colour_jitter:
+            gains = np.exp(rng.uniform(-colour_jitter, colour_jitter, 3)).astype(np.float32)
+            crop = to_uint8(crop * gains)
         crops.append(crop)
     return np.stack(crops)

@@ -54,11 +54,11 @@ SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
-                  val_every=5000, checkpoint_every=5000, flip=False, crops=0),
+                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
-                val_every=50, checkpoint_every=100, flip=True, crops=64),
+                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -89,7 +89,8 @@ class TrainConfig:
     device: str = "cpu"
     resume: bool = False
     crops: int = None           # random crops per training photo (0: the whole photo, centre square)
-    min_scale: float = 0.5      # smallest crop side, as a fraction of the photo's short side
+    min_scale: float = None     # smallest crop side, as a fraction of the photo's short side
+    colour_jitter: float = None  # random gain exp(U(-j, j)) per colour channel of each crop
     threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
     seed: int = 0
     val_fraction: float = 0.1
@@ -191,7 +192,8 @@ def prepare_data(cfg, log=print):
         path = os.path.join(cfg.out, f"cache_{split}.h5")
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
         info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
-                           keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale)
+                           keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
+                           colour_jitter=cfg.colour_jitter)
         bar.close()
         summary[split] = info
         if info["skipped"]:

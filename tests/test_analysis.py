@@ -18,11 +18,17 @@ from models.train import TrainConfig, train
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))
 SMALL_CAFFENET = os.path.join(HERE, "fixtures", "alexnet", "caffenet_small.h5")
-PAD = 2
+PAD = 4
 
 
-def grid_shape(rows, cols, side):
-    return rows * (side + PAD) + PAD, cols * (side + PAD) + PAD, 3
+def assert_grid(path, rows, cols, side, row_labels=False):
+    """The PNG at ``path`` is a grid of rows x cols tiles of ``side`` px, with a text header above
+    (and with ``row_labels`` a column of labels on the left)."""
+    height, width, _ = iio.imread(path).shape
+    header = height - (rows * (side + PAD) + PAD)
+    assert 10 <= header <= 120, (height, header)
+    label_width = width - (cols * (side + PAD) + PAD)
+    assert (label_width > 20) if row_labels else (label_width == 0), (width, label_width)
 
 
 def invoke(*args):
@@ -106,7 +112,7 @@ def test_perturb_writes_a_grid_and_the_errors(runs, tmp_path):
     _, _, ckpt = runs
     out = tmp_path / "perturb.png"
     invoke("perturb", "fc6", *SAMPLES[:2], "--checkpoint", ckpt["fc6"], "--out", out)
-    assert iio.imread(out).shape == grid_shape(2, 4, 128)  # input | clean | binarized | dropped 50%
+    assert_grid(out, 2, 4, 128)  # input | clean | binarized | dropped 50%
     table = (tmp_path / "perturb.md").read_text()
     for name in ("clean", "binarized", "dropped 50%"):
         assert name in table
@@ -116,7 +122,7 @@ def test_dark_knowledge_keeps_the_top_5_or_the_rest(runs, tmp_path):
     _, _, ckpt = runs
     out = tmp_path / "dark.png"
     output = invoke("dark-knowledge", *SAMPLES[:2], "--checkpoint", ckpt["fc8"], "--out", out)
-    assert iio.imread(out).shape == grid_shape(2, 4, 128)
+    assert_grid(out, 2, 4, 128)
     rows = [line.split("|")[2:5] for line in output.splitlines() if line.startswith("| enlightenment")]
     assert [[int(c) for c in row] for row in rows] == [[20, 5, 15]] * 2  # the reduced fc8 has 20 units
 
@@ -125,7 +131,7 @@ def test_single_neuron_by_index_and_class(runs, tmp_path):
     _, _, ckpt = runs
     out = tmp_path / "single.png"
     invoke("single-neuron", "--checkpoint", ckpt["fc8"], "--index", 3, "--class", "goldfish", "--out", out)
-    assert iio.imread(out).shape == grid_shape(1, 2, 128)
+    assert_grid(out, 1, 2, 128)
     trained = TrainedDecoder(ckpt["fc8"])
     _, vectors = analysis.single_neuron_images(trained, [3, 1], 7.0)
     assert ((vectors != 0).sum(1) == 1).all() and vectors[1, 1] == 7.0
@@ -137,7 +143,7 @@ def test_interpolation_endpoints_are_the_images_reconstructions(runs, tmp_path):
     _, _, ckpt = runs
     out = tmp_path / "interp.png"
     invoke("interpolate", SAMPLES[0], SAMPLES[1], "--checkpoint", ckpt["hog"], "--steps", 4, "--out", out)
-    assert iio.imread(out).shape == grid_shape(1, 4, 64)
+    assert_grid(out, 1, 4, 128)
     trained = TrainedDecoder(ckpt["hog"])
     photos, _, _ = trained.photos(SAMPLES[:2])
     images, _ = analysis.interpolation_images(trained, photos[0], photos[1], 4)
@@ -152,7 +158,7 @@ def test_random_features_decode_a_grid(runs, tmp_path, method):
     out = tmp_path / "random.png"
     invoke("random-features", "--checkpoint", ckpt["fc6"], "--data", data, "--method", method, "--count", 3,
            "--out", out)
-    assert iio.imread(out).shape == grid_shape(1, 3, 128)
+    assert_grid(out, 1, 3, 128)
     trained = TrainedDecoder(ckpt["fc6"])
     _, samples, _ = analysis.random_feature_images(trained, data, method, 3, seed=0)
     assert samples.shape == (3, 32) and samples.min() >= 0
@@ -165,7 +171,7 @@ def test_invert_optimize_lowers_the_feature_distance(tmp_path):
     line = next(line for line in output.splitlines() if line.startswith("feature distance"))
     before, after = (float(part.split()[-2]) for part in line.split(":")[1].split(","))
     assert after < before
-    assert iio.imread(out).shape == (227, 227, 3)
+    assert_grid(out, 1, 2, 256)  # photo | inversion (227 px), tiles of the larger size
 
 
 def test_report_has_one_row_per_run(runs, tmp_path):
@@ -180,7 +186,7 @@ def test_report_has_one_row_per_run(runs, tmp_path):
         assert np.isfinite(float(row["error"])) and np.isfinite(float(row["binarized"]))
         assert (row["optimization"] != "") == (row["feature"] != "hog")
     assert "| autoencoder |" in (out / "report.md").read_text()
-    assert iio.imread(out / "report.png").shape == grid_shape(2, 5, 256)  # photo + 4 runs
+    assert_grid(out / "report.png", 2, 5, 256, row_labels=True)  # photo + 4 runs
 
 
 def test_train_encoder_changes_only_the_encoder_layers_it_uses(runs):
