@@ -107,11 +107,11 @@ def training_sample(cache, max_samples, seed=0):
     return features[finite], targets_to_float(cache.rows("targets", indices[finite])), groups[finite]
 
 
-def fit_baselines(cache, max_samples=2000, seed=0, flops=2e11):
+def fit_baselines(cache, max_samples=2000, seed=0, flops=1e11):
     """The mean image and the ridge regression, fitted on a training cache: ``{name: model}``.
 
     At most ``max_samples`` samples, and fewer for wide features, so that the N x N x D product
-    of the kernel stays near ``flops`` (seconds on a CPU): 2000 for HOG, about 1200 for SIFT at 128 px.
+    of the kernel stays near ``flops`` (seconds on a CPU): 2000 for HOG, about 850 for SIFT at 128 px.
     """
     width = int(np.prod(cache.feature_shape))
     max_samples = max(256, min(max_samples, int((flops / width) ** 0.5)))

@@ -155,9 +155,17 @@ class FeatureCache:
 
     def rows(self, name, indices):
         """The rows ``indices`` (any order, repeats allowed) of the dataset ``name``."""
-        indices = np.asarray(indices)
-        unique, inverse = np.unique(indices, return_inverse=True)  # h5py reads increasing indices
-        return self.h5[name][unique][inverse.reshape(-1)]
+        indices = np.asarray(indices, np.int64)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        dataset = self.h5[name]
+        out = np.empty((len(unique),) + dataset.shape[1:], dataset.dtype)
+        # Contiguous runs are read as slices: h5py's list indexing is about 10x slower than this.
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        for run in np.split(np.arange(len(unique)), breaks):
+            if len(run):
+                first, last = unique[run[0]], unique[run[-1]] + 1
+                dataset.read_direct(out, np.s_[first:last], np.s_[run[0]:run[-1] + 1])
+        return out[inverse.reshape(-1)]
 
     def close(self):
         self.h5.close()

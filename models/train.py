@@ -54,18 +54,21 @@ SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
-                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0),
+                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
-                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0),
+                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
 CPU_PRESETS = {
-    "hog": dict(),
-    "sift": dict(image_size=128),
-    "lbp": dict(),
+    "hog": dict(width=0.5, batch_size=16, iters=3500, val_every=100, checkpoint_every=500, crops=128,
+                min_scale=0.25, grad_clip=5000),
+    "sift": dict(image_size=128, width=0.25, batch_size=16, iters=2000, val_every=100, checkpoint_every=500,
+                 crops=64, min_scale=0.25, grad_clip=20000),
+    "lbp": dict(width=0.5, batch_size=16, iters=3500, val_every=100, checkpoint_every=500, crops=128,
+                min_scale=0.25, grad_clip=5000),
 }
 
 
@@ -91,6 +94,7 @@ class TrainConfig:
     crops: int = None           # random crops per training photo (0: the whole photo, centre square)
     min_scale: float = None     # smallest crop side, as a fraction of the photo's short side
     colour_jitter: float = None  # random gain exp(U(-j, j)) per colour channel of each crop
+    grad_clip: float = None     # largest joint gradient norm (nn.optim.clip_grad_norm_); 0: no clipping
     threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
     seed: int = 0
     val_fraction: float = 0.1
@@ -339,6 +343,8 @@ def train(cfg, log=print, on_step=None):
                                         f"checkpoint is {ckpt_path}; try a lower --lr and --resume")
                 optimizer.zero_grad()
                 loss.backward()
+                if cfg.grad_clip:
+                    nn.optim.clip_grad_norm_(optimizer.params, cfg.grad_clip)
                 optimizer.step()
                 schedule.step()
                 step += 1

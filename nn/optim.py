@@ -157,3 +157,24 @@ class ReduceLROnPlateau:
 
     def load_state_dict(self, state):
         self.best, self.bad_steps = float(state["best"]), int(state["bad_steps"])
+
+
+def clip_grad_norm_(parameters, max_norm):
+    """Scale the gradients of ``parameters`` in place so that their joint L2 norm is at most
+    ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``); returns the norm before clipping
+    (an array on the parameters' device: reading it is the caller's choice).
+
+        total = sqrt(sum_p ||g_p||^2),   g_p <- g_p * min(1, max_norm / (total + 1e-6))
+
+    A rare huge gradient (a batch the decoder has never seen the like of) then moves the weights
+    by a bounded step instead of throwing Adam's moments, and the run, off course.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    xp = get_array_module(grads[0])
+    total = xp.sqrt(sum(xp.sum(xp.square(g, dtype=xp.float32)) for g in grads))
+    coefficient = xp.minimum(xp.float32(1.0), xp.float32(max_norm) / (total + xp.float32(1e-6)))
+    for g in grads:
+        g *= coefficient.astype(g.dtype)
+    return total

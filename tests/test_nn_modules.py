@@ -402,3 +402,30 @@ def test_keep_freed_memory_lets_the_next_step_reuse_freed_blocks():
     if not kept:
         pytest.skip("this C library does not take mallopt (not glibc): nothing to check")
     assert after < default / 10, (default, after)
+
+
+def test_clip_grad_norm_scales_to_the_limit_and_leaves_small_gradients():
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(np.zeros((3, 4), np.float32)), nn.Parameter(np.zeros(5, np.float32))]
+    grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+    norm = float(np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads)))
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    returned = float(nn.optim.clip_grad_norm_(params, norm / 4))
+    assert returned == pytest.approx(norm, rel=1e-5)
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.grad, g / 4, rtol=1e-5)
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    nn.optim.clip_grad_norm_(params, norm * 2)
+    for p, g in zip(params, grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_set_blas_threads_sets_the_children_environment_and_refuses_zero(monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert nn.backend.set_blas_threads(1) >= 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    with pytest.raises(ValueError, match="at least 1"):
+        nn.backend.set_blas_threads(0)

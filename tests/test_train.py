@@ -257,3 +257,26 @@ def test_flip_adds_mirrored_copies(tmp_path):
     cache.close()
 
 
+
+
+def test_cpu_preset_is_chosen_per_feature():
+    from models.train import CPU_PRESETS
+    for feature, preset in CPU_PRESETS.items():
+        resolved = TrainConfig(feature=feature).resolved()
+        for key, value in preset.items():
+            assert getattr(resolved, key) == value, (feature, key)
+    sift = TrainConfig(feature="sift").resolved()
+    shape = decoders.feature_shape("sift", sift.image_size)
+    assert shape[1] // 16 >= 2  # four stride-2 convolutions leave at least 2x2: the map never collapses to 1x1
+    assert TrainConfig(feature="sift", image_size=64, width=0.5).resolved().image_size == 64  # options win
+
+
+def test_cache_rows_in_any_order_with_repeats(tmp_path):
+    encoder = Encoder("lbp", 64, workers=1)
+    path = str(tmp_path / "cache.h5")
+    build_cache(path, SAMPLES[:6], encoder)
+    cache = FeatureCache(path)
+    every = cache.features[()]
+    indices = [4, 1, 2, 4, 0, 5, 3, 3]  # runs, gaps, repeats, unsorted
+    np.testing.assert_array_equal(cache.rows("features", indices), every[indices])
+    cache.close()
