@@ -80,6 +80,15 @@ def train(feature, **options):
     if history:
         click.echo("validation error: " + ", ".join(f"step {s}: {e:.4f}" for s, e in history))
     click.echo(f"checkpoint: {summary['checkpoint']}")
+    if summary["best_step"] is not None:
+        photos = summary["photos"]
+        click.echo(f"trained on {photos['train']} photos ({summary['samples']['train']} samples), validated on "
+                   f"{photos['val']} held-out photos; best: step {summary['best_step']}, error "
+                   f"{summary['best_error']:.4f} ({summary['best']})")
+        if summary["baselines"]:
+            click.echo("baselines on the same photos: " + ", ".join(
+                f"{name} {error:.4f}" for name, error in summary["baselines"].items()))
+            click.echo(_verdict(summary["best_error"], summary["baselines"]))
 
 
 @main.command()

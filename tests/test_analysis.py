@@ -185,7 +185,13 @@ def test_report_has_one_row_per_run(runs, tmp_path):
     for row in rows:
         assert np.isfinite(float(row["error"])) and np.isfinite(float(row["binarized"]))
         assert (row["optimization"] != "") == (row["feature"] != "hog")
-    assert "| autoencoder |" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "| autoencoder |" in markdown and "| baseline: mean image |" in markdown
+    assert "| baseline: linear (ridge) |" in markdown
+    for row in rows:  # each fixed-encoder run is shown beside its baselines, and flagged if it does not beat them
+        if row["encoder"] == "fixed":
+            assert 0 < float(row["mean image"]) < 2 and 0 < float(row["linear (ridge)"]) < 3
+            assert row["beats baselines"] in ("yes", "NO")
     assert_grid(out / "report.png", 2, 5, 256, row_labels=True)  # photo + 4 runs
 
 

@@ -27,6 +27,8 @@ def trained_run(tmp_path_factory):
                                        "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "validation error" in result.output
+    assert "validated on 5 held-out photos; best: step" in result.output
+    assert "baselines on the same photos: mean image" in result.output
     return root, data, out
 
 
