@@ -61,6 +61,8 @@ def main():
               "with --flip (0: the whole photo; preset cpu: 64, paper: 0).")
 @click.option("--min-scale", type=float, help="Smallest crop side, as a fraction of the photo's short side.")
 @click.option("--colour-jitter", type=float, help="Random gain exp(U(-J, J)) per colour channel of each crop.")
+@click.option("--channel-scale/--no-channel-scale", default=None,
+              help="Scale each feature channel to unit RMS instead of all channels by one factor.")
 @click.option("--grad-clip", type=float, help="Clip the joint gradient norm to this (0: no clipping).")
 @click.option("--threads", type=int, help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, default=0, show_default=True)

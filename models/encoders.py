@@ -62,3 +62,10 @@ def targets_to_float(images):
 def float_to_images(outputs):
     """The decoders' float output (N, 3, T, T) -> (N, T, T, 3) float on 0..255 (inverse of above)."""
     return (nn.to_numpy(outputs).transpose(0, 2, 3, 1) + 0.5) * 255.0
+
+
+def scale_array(scale, features):
+    """The feature scale (a number, or one per channel) as a float32 array that broadcasts over
+    ``features`` (N, C, ...)."""
+    scale = np.asarray(scale, np.float32)
+    return scale.reshape(scale.shape + (1,) * (np.ndim(features) - 2)) if scale.ndim else scale

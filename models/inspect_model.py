@@ -20,7 +20,7 @@ import nn
 import nn.functional as F
 
 from . import alexnet, decoders
-from .encoders import Encoder
+from .encoders import Encoder, scale_array
 
 NETWORKS = ("caffenet", "alexnet_torchvision")
 TINY_CAFFENET_WIDTHS = (4, 8, 8, 8, 8, 8, 8, 5)
@@ -83,7 +83,8 @@ def trained_model_and_input(trained, photos=None):
     """(a trained decoder's network, its input batch of one): the scaled features of ``photos[:1]``,
     or zeros of the decoder's feature shape."""
     if photos is not None:
-        return trained.model, trained.encoder.features(photos[:1]) * np.float32(trained.scale)
+        features = trained.encoder.features(photos[:1])
+        return trained.model, features * scale_array(trained.scale, features)
     shape = (trained.model.in_channels,) + decoders.feature_shape(trained.feature, trained.config["image_size"])[1:]
     return trained.model, np.zeros((1,) + shape, np.float32)
 

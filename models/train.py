@@ -42,7 +42,7 @@ from . import alexnet, decoders
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
-from .encoders import Encoder, float_to_images, targets_to_float
+from .encoders import Encoder, float_to_images, scale_array, targets_to_float
 from .images import find_images
 from .figures import write_reconstruction_figure
 from .metrics import normalized_error
@@ -54,11 +54,13 @@ SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
-                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0),
+                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
+                  channel_scale=False),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
-                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0),
+                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
+                channel_scale=False),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -94,6 +96,7 @@ class TrainConfig:
     crops: int = None           # random crops per training photo (0: the whole photo, centre square)
     min_scale: float = None     # smallest crop side, as a fraction of the photo's short side
     colour_jitter: float = None  # random gain exp(U(-j, j)) per colour channel of each crop
+    channel_scale: bool = None  # scale each feature channel to unit RMS (else one factor for all)
     grad_clip: float = None     # largest joint gradient norm (nn.optim.clip_grad_norm_); 0: no clipping
     threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
     seed: int = 0
@@ -125,6 +128,9 @@ class TrainConfig:
         if self.train_encoder and decoders.representation(self.feature).encoder != "caffenet":
             raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
                              "computed by minifeat, which is not differentiable")
+        if values["channel_scale"] and self.train_encoder:
+            raise ValueError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
+                             "features are scaled by one factor)")
         return TrainConfig(**values)
 
 
@@ -174,11 +180,18 @@ class Prefetcher:
         return step, item
 
 
-def feature_scale(cache, limit=256):
-    """1 / RMS of the training features, so every representation reaches the decoder at unit scale [D]."""
-    sample = cache.features[:min(limit, len(cache))]
-    rms = float(np.sqrt(np.mean(np.square(sample, dtype=np.float64))))
-    return 1.0 / rms if rms > 0 else 1.0
+def feature_scale(cache, per_channel=False, limit=256):
+    """1 / RMS of the training features, so every representation reaches the decoder at unit scale
+    (a project decision: the paper is silent). With ``per_channel`` a list, one factor per channel:
+    for SIFT's map, whose position and scale channels (values up to 4) would otherwise drown the
+    descriptor's 128 channels (values about 0.1); a channel that is always 0 keeps factor 1."""
+    sample = np.asarray(cache.features[:min(limit, len(cache))], np.float64)
+    if not per_channel:
+        rms = float(np.sqrt(np.mean(np.square(sample))))
+        return 1.0 / rms if rms > 0 else 1.0
+    axes = (0,) + tuple(range(2, sample.ndim))
+    rms = np.sqrt(np.mean(np.square(sample), axis=axes))
+    return [float(1.0 / r) if r > 0 else 1.0 for r in rms]
 
 
 def prepare_data(cfg, log=print):
@@ -213,7 +226,8 @@ def reconstruct_batches(model, features, scale, device, batch_size=16):
     model.eval()
     with nn.no_grad():
         for i in range(0, len(features), batch_size):
-            x = nn.to_device(np.asarray(features[i:i + batch_size], np.float32) * np.float32(scale), device)
+            batch = np.asarray(features[i:i + batch_size], np.float32)
+            x = nn.to_device(batch * scale_array(scale, batch), device)
             out.append(float_to_images(model(nn.Tensor(x)).data))
     model.train()
     return np.concatenate(out)
@@ -285,7 +299,8 @@ def train(cfg, log=print, on_step=None):
     resuming = cfg.resume and os.path.exists(ckpt_path)
     nn.random.seed(cfg.seed)
     # The feature scale is fixed at the start of a run; a resumed run reuses it.
-    scale = read_config(ckpt_path)["feature_scale"] if resuming else feature_scale(train_cache)
+    scale = read_config(ckpt_path)["feature_scale"] if resuming else \
+        feature_scale(train_cache, per_channel=cfg.channel_scale)
     if resuming and "baselines" in read_config(ckpt_path):
         baselines = read_config(ckpt_path)["baselines"]
     else:
@@ -315,8 +330,11 @@ def train(cfg, log=print, on_step=None):
 
     def make_batch(step):
         indices = batch_indices(step, cfg.batch_size, len(train_cache), cfg.seed)
-        x = encoder.inputs(train_cache, indices) if encoder else \
-            train_cache.rows("features", indices) * np.float32(scale)
+        if encoder:
+            x = encoder.inputs(train_cache, indices)
+        else:
+            x = train_cache.rows("features", indices)
+            x = x * scale_array(scale, x)
         targs = train_cache.rows("targets", indices)
         return nn.to_device(x, cfg.device), nn.to_device(targets_to_float(targs), cfg.device)
 

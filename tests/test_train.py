@@ -280,3 +280,21 @@ def test_cache_rows_in_any_order_with_repeats(tmp_path):
     indices = [4, 1, 2, 4, 0, 5, 3, 3]  # runs, gaps, repeats, unsorted
     np.testing.assert_array_equal(cache.rows("features", indices), every[indices])
     cache.close()
+
+
+def test_per_channel_feature_scale_is_stored_and_used_by_inference(photo_dir, tmp_path):
+    from models.inference import TrainedDecoder
+    from models.train import feature_scale
+    train(tiny_config(photo_dir, tmp_path / "run", feature="sift", channel_scale=True, iters=2), log=lambda *_: None)
+    trained = TrainedDecoder(str(tmp_path / "run" / "checkpoint.h5"))
+    assert len(trained.scale) == 133
+    cache = FeatureCache(str(tmp_path / "run" / "cache_train.h5"))
+    scaled = cache.features[()] * np.asarray(trained.scale, np.float32)[:, None, None]
+    cache.close()
+    rms = np.sqrt((scaled.astype(np.float64) ** 2).mean(axis=(0, 2, 3)))
+    used = rms > 0
+    np.testing.assert_allclose(rms[used], 1.0, rtol=1e-3)  # every channel with values reaches unit RMS
+    assert np.allclose(np.asarray(trained.scale)[~used], 1.0)
+    photos, _, _ = trained.photos(SAMPLES[:2])
+    targets, recons = trained.reconstruct(photos)
+    assert recons.shape == targets.shape and np.isfinite(recons).all()
