@@ -19,7 +19,8 @@ def font(size=FONT_SIZE):
 
 
 def _wrap(draw, text, width, typeface):
-    """Split ``text`` into lines no wider than ``width`` pixels (at spaces; long words stay whole)."""
+    """Split ``text`` into lines no wider than ``width`` pixels: at spaces, and inside a word that
+    is wider than a line by itself (a long file name)."""
     lines, line = [], ""
     for word in str(text).split(" "):
         candidate = f"{line} {word}".strip()
@@ -28,6 +29,11 @@ def _wrap(draw, text, width, typeface):
             line = word
         else:
             line = candidate
+        while draw.textlength(line, font=typeface) > width and len(line) > 1:
+            cut = max(1, next(i for i in range(len(line), 0, -1)
+                              if draw.textlength(line[:i], font=typeface) <= width or i == 1))
+            lines.append(line[:cut])
+            line = line[cut:]
     return lines + [line]
 
 

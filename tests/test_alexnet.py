@@ -154,9 +154,11 @@ def test_gradcheck_tiny_caffenet_float64():
         blobs = net.blobs(x.astype(np.float32))
     assert blobs["pool1"].shape[2:] == (8, 8) and blobs["pool2"].shape[2:] == (4, 4)
     assert blobs["pool5"].shape[2:] == (2, 2)
+    # 3e-5: central differences through ReLU, LRN and max-pooling reach 1.6e-5 on conv1.bias when
+    # OpenBLAS runs its Haswell kernels (OPENBLAS_CORETYPE=Haswell), 5e-6 with the default ones.
     for tap in ("conv2", "fc8"):
-        report = nn.gradcheck(lambda t, tap=tap: net.forward(t, until=tap), [x], params=net, rtol=1e-5)
-        assert max(report.values()) < 1e-5, (tap, report)
+        report = nn.gradcheck(lambda t, tap=tap: net.forward(t, until=tap), [x], params=net, rtol=3e-5)
+        assert max(report.values()) < 3e-5, (tap, report)
 
 
 def test_gradcheck_tiny_torchvision_float64():
