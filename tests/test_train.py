@@ -117,13 +117,15 @@ def test_split_is_by_file_and_reproducible():
     assert split_files(files, 0.1, seed=0) == (train_files, val_files)
 
 
-def test_resume_continues_exactly(photo_dir, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"crops": 3, "grad_clip": 50.0, "channel_scale": True}],
+                         ids=["whole photos", "crops, clipping, per-channel scale"])
+def test_resume_continues_exactly(photo_dir, tmp_path, options):
     """2 steps, stop, --resume, 2 more == 4 uninterrupted steps, bit for bit."""
-    train(tiny_config(photo_dir, tmp_path / "full"), log=lambda *_: None)
-    train(tiny_config(photo_dir, tmp_path / "split"), log=lambda *_: None, on_step=lambda step: step == 2)
+    train(tiny_config(photo_dir, tmp_path / "full", **options), log=lambda *_: None)
+    train(tiny_config(photo_dir, tmp_path / "split", **options), log=lambda *_: None, on_step=lambda step: step == 2)
     with h5py.File(tmp_path / "split" / "checkpoint.h5", "r") as f:
         assert f.attrs["step"] == 2
-    train(tiny_config(photo_dir, tmp_path / "split", resume=True), log=lambda *_: None)
+    train(tiny_config(photo_dir, tmp_path / "split", resume=True, **options), log=lambda *_: None)
     with h5py.File(tmp_path / "full" / "checkpoint.h5", "r") as a, \
             h5py.File(tmp_path / "split" / "checkpoint.h5", "r") as b:
         assert a.attrs["step"] == b.attrs["step"] == 4
