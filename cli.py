@@ -98,14 +98,22 @@ def train(feature, **options):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--checkpoint", required=True, type=click.Path())
 @click.option("--out", default="reconstructions.png", show_default=True, type=click.Path())
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Add the mean-image and ridge baselines' images (when the run's training cache is at hand).")
 @DEVICE
-def reconstruct(feature, images, checkpoint, out, device):
-    """Reconstruct IMAGES from their FEATURE; writes a grid (input | reconstruction)."""
+def reconstruct(feature, images, checkpoint, out, baselines, device):
+    """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
+    from models.baselines import predictions_as_images
     from models.figures import write_grid
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
-    targets, recons = _run(trained.reconstruct, photos)
-    write_grid(out, [[t, r] for t, r in zip(targets, recons)], ["photo", f"{feature} decoder"],
+    targets, recons, features_ = _run(trained.reconstruct, photos, with_features=True)
+    columns, labels = [targets, recons], ["photo", f"{feature} decoder"]
+    fitted = _run(trained.baselines) if baselines else None
+    for name, model in (fitted or {}).items():
+        columns.append(predictions_as_images(model, features_, (3,) + targets.shape[1:3]))
+        labels.append(f"baseline: {name}")
+    write_grid(out, [list(row) for row in zip(*columns)], labels,
                row_labels=[os.path.basename(p) for p in kept], title=f"Reconstructions from {feature} ({checkpoint})")
     click.echo(f"wrote {out} ({len(kept)} images)")
 

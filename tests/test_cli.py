@@ -46,7 +46,7 @@ def test_reconstruct_writes_a_grid(trained_run):
     assert result.exit_code == 0, result.output
     import imageio.v3 as iio
     image = iio.imread(grid)
-    assert image.shape[0] > 2 * 128 and image.shape[1] > 2 * 128  # 2 rows of (photo | recon), tiles of 128 px
+    assert image.shape[0] > 2 * 128 and image.shape[1] > 4 * 128  # 2 rows of (photo | recon | 2 baselines)
     assert (image[:30] < 100).all(-1).sum() > 50  # the title and column labels
 
 
