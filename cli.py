@@ -104,17 +104,15 @@ def train(feature, **options):
 def reconstruct(feature, images, checkpoint, out, baselines, device):
     """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
     from models.baselines import predictions_as_images
-    from models.figures import write_grid
+    from models.figures import write_reconstruction_figure
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
     targets, recons, features_ = _run(trained.reconstruct, photos, with_features=True)
-    columns, labels = [targets, recons], ["photo", f"{feature} decoder"]
-    fitted = _run(trained.baselines) if baselines else None
-    for name, model in (fitted or {}).items():
-        columns.append(predictions_as_images(model, features_, (3,) + targets.shape[1:3]))
-        labels.append(f"baseline: {name}")
-    write_grid(out, [list(row) for row in zip(*columns)], labels,
-               row_labels=[os.path.basename(p) for p in kept], title=f"Reconstructions from {feature} ({checkpoint})")
+    fitted = (_run(trained.baselines) if baselines else None) or {}
+    extra = {f"baseline: {name}": predictions_as_images(model, features_, (3,) + targets.shape[1:3])
+             for name, model in fitted.items()}
+    write_reconstruction_figure(out, targets, recons, f"Reconstructions from {feature} ({checkpoint})", extra,
+                                row_labels=[os.path.basename(p) for p in kept])
     click.echo(f"wrote {out} ({len(kept)} images)")
 
 
@@ -427,7 +425,8 @@ def gradcheck(target, rtol, seed):
 
 def _verdict(error, baselines):
     """One line: does the decoder beat every baseline? (flagged loudly when it does not)"""
-    worse = [name for name, value in baselines.items() if error >= value]
+    from models.baselines import unbeaten
+    worse = unbeaten(error, baselines)
     if worse:
         return "WARNING: the decoder does not beat the " + " and the ".join(worse) + " baseline"
     return "the decoder beats every baseline"

@@ -120,6 +120,11 @@ def fit_baselines(cache, max_samples=2000, seed=0, flops=1e11):
     return {m.name: m.fit(features, targets, groups) for m in models}
 
 
+def unbeaten(error, errors):
+    """The names of the baselines (``errors``: {name: normalised error}) that ``error`` does not beat."""
+    return [name for name, value in errors.items() if error >= value]
+
+
 def predictions_as_images(model, features, shape):
     """A baseline's predictions for ``features`` as (N, T, T, 3) float images on 0..255."""
     out = np.asarray(model.predict(features), np.float32).reshape((len(features),) + tuple(shape))

@@ -30,8 +30,9 @@ def _wrap(draw, text, width, typeface):
         else:
             line = candidate
         while draw.textlength(line, font=typeface) > width and len(line) > 1:
-            cut = max(1, next(i for i in range(len(line), 0, -1)
-                              if draw.textlength(line[:i], font=typeface) <= width or i == 1))
+            cut = 1  # the longest start of the word that fits (at least one character)
+            while cut < len(line) and draw.textlength(line[:cut + 1], font=typeface) <= width:
+                cut += 1
             lines.append(line[:cut])
             line = line[cut:]
     return lines + [line]
@@ -80,9 +81,9 @@ def write_grid(path, rows, column_labels=None, row_labels=None, title=None, tile
     return np.asarray(image)
 
 
-def write_reconstruction_figure(path, targets, reconstructions, title, extra=None):
+def write_reconstruction_figure(path, targets, reconstructions, title, extra=None, row_labels=None):
     """Columns: the photo, the decoder's reconstruction, then ``extra`` ({label: images}), one row per photo."""
     extra = extra or {}
     columns = [targets, reconstructions, *extra.values()]
     rows = [[column[i] for column in columns] for i in range(len(targets))]
-    return write_grid(path, rows, ["photo", "decoder", *extra], title=title)
+    return write_grid(path, rows, ["photo", "decoder", *extra], row_labels=row_labels, title=title)

@@ -78,7 +78,7 @@ class TrainedDecoder:
         """The mean image and ridge regression fitted on this run's training samples
         (:mod:`models.baselines`); None when the training cache is not at hand."""
         path = self.training_cache()
-        if path is None or self.encoder.network is not None and self.config.get("train_encoder"):
+        if path is None or self.config.get("train_encoder"):
             return None
         cache = FeatureCache(path)
         try:

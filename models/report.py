@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from . import analysis, decoders
+from .baselines import unbeaten
 from .figures import write_grid
 from .images import ImageError, center_square, find_images, read_image
 from .inference import TrainedDecoder, evaluate_folder
@@ -72,7 +73,7 @@ def evaluate_run(folder, data, seed=0, optimization_photos=0, optimization_iters
     baselines = result.get("baselines", {})
     row.update(baselines)
     if baselines:
-        row["beats baselines"] = "yes" if all(result["error"] < e for e in baselines.values()) else "NO"
+        row["beats baselines"] = "NO" if unbeaten(result["error"], baselines) else "yes"
     row.update(analysis.perturbation_errors(trained, data, seed))
     if optimization_photos and trained.encoder.network is not None:
         cfg = InversionConfig(iters=optimization_iters, seed=seed)

@@ -182,7 +182,7 @@ class Prefetcher:
 
 def feature_scale(cache, per_channel=False, limit=256):
     """1 / RMS of the training features, so every representation reaches the decoder at unit scale
-    (a project decision: the paper is silent). With ``per_channel`` a list, one factor per channel:
+    (a project decision: the paper is silent). With ``per_channel``, a list of one factor per channel:
     for SIFT's map, whose position and scale channels (values up to 4) would otherwise drown the
     descriptor's 128 channels (values about 0.1); a channel that is always 0 keeps factor 1."""
     sample = np.asarray(cache.features[:min(limit, len(cache))], np.float64)
@@ -298,11 +298,11 @@ def train(cfg, log=print, on_step=None):
     best_path = os.path.join(cfg.out, "best.h5")
     resuming = cfg.resume and os.path.exists(ckpt_path)
     nn.random.seed(cfg.seed)
-    # The feature scale is fixed at the start of a run; a resumed run reuses it.
-    scale = read_config(ckpt_path)["feature_scale"] if resuming else \
-        feature_scale(train_cache, per_channel=cfg.channel_scale)
-    if resuming and "baselines" in read_config(ckpt_path):
-        baselines = read_config(ckpt_path)["baselines"]
+    # The feature scale and the baselines are fixed at the start of a run; a resumed run reuses them.
+    saved = read_config(ckpt_path) if resuming else {}
+    scale = saved["feature_scale"] if resuming else feature_scale(train_cache, per_channel=cfg.channel_scale)
+    if "baselines" in saved:
+        baselines = saved["baselines"]
     else:
         baselines = {} if cfg.train_encoder else validate_baselines(train_cache, val_cache, cfg.max_val_images)
     if baselines:
