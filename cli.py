@@ -27,6 +27,7 @@ def _features_choice():
 
 
 DEVICE = click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+                      envvar="FEATINV_DEVICE", show_envvar=True,
                       help="Run on the CPU (NumPy) or the GPU (CuPy).")
 
 
@@ -144,12 +145,13 @@ def evaluate(feature, checkpoint, data, device):
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
 @click.option("--image-size", type=int)
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights for AlexNet features.")
-def features(feature, image, out, image_size, weights):
+@DEVICE
+def features(feature, image, out, image_size, weights, device):
     """Compute FEATURE of IMAGE (channels first) and save it to an HDF5 file."""
     from models.encoders import Encoder
     from models.images import center_square, read_image
     from nn.serialization import save_arrays
-    encoder = _run(Encoder, feature, image_size, weights)
+    encoder = _run(Encoder, feature, image_size, weights, device=device)
     photo = _run(read_image, image)
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
     save_arrays(out, {"features": values}, kind="features", representation=feature, source=image,
@@ -256,8 +258,7 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
     from models.figures import write_grid
     from models.images import center_square, read_image
     from models.optimize_inversion import InversionConfig, invert
-    nn.set_default_device(device)
-    network = _run(alexnet.caffenet, weights).to(device)
+    network = _run(alexnet.caffenet, weights).to(_run(nn.check_device, device))
     photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
     cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
     result = _run(invert, network, feature, photo, cfg, log=lambda line: click.echo(line, err=True))
@@ -376,23 +377,26 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
 @click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
 @click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
 @click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
-def inspect(model, image, weights, width, image_size, checkpoint, csv_path):
+@DEVICE
+def inspect(model, image, weights, width, image_size, checkpoint, csv_path, device):
     """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
     parameters, FLOPs per image, and with --image activation statistics."""
     import csv
+    import nn
     from models.images import center_square, read_image
     from models.inference import TrainedDecoder
     from models.inspect_model import layer_table, model_and_input, trained_model_and_input
     if checkpoint:
         if image:
-            trained, photos, _ = _trained_photos(checkpoint, [image], "cpu")
+            trained, photos, _ = _trained_photos(checkpoint, [image], device)
         else:
-            trained, photos = _run(TrainedDecoder, checkpoint), None
+            trained, photos = _run(TrainedDecoder, checkpoint, device), None
         _check_feature(model, trained)
         network, x = trained_model_and_input(trained, photos)
     else:
         photo = center_square(_run(read_image, image), image_size or 256) if image else None
         network, x = _run(model_and_input, model, photo, weights, width, image_size)
+        network.to(_run(nn.check_device, device))
     rows = layer_table(network, x)
     columns = ["layer", "kind", "output", "params", "flops"] + (["mean", "std", "zeros", "max"] if image else [])
     cells = [[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
@@ -409,12 +413,13 @@ def inspect(model, image, weights, width, image_size, checkpoint, csv_path):
 @click.argument("target", required=False)
 @click.option("--rtol", type=float, default=1e-5, show_default=True)
 @SEED
-def gradcheck(target, rtol, seed):
+@DEVICE
+def gradcheck(target, rtol, seed, device):
     """Check backward against finite differences in float64 for an op or a tiny model (default: every op)."""
     from models.inspect_model import OPS, check_gradients
     rows, failed = [], False
     for name in [target] if target else list(OPS):
-        for part, error in _run(check_gradients, name, seed).items():
+        for part, error in _run(check_gradients, name, seed, device).items():
             failed |= error > rtol
             rows.append((name, part, f"{error:.2e}", "ok" if error <= rtol else "FAIL"))
     click.echo(_markdown(["op or model", "input / parameter", "worst relative error", f"rtol {rtol:g}"], rows),

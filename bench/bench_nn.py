@@ -118,18 +118,28 @@ def gemm_dims(op, n, c_in, c_out, h, w, k, s, oh, ow):
     return s * s * c_out, c_in * taps * taps, n * (h + taps - 1) * (w + taps - 1)
 
 
-def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, itemsize=4):
-    """Bytes that a forward+backward of this banded im2col design must hold at its peak (besides
-    x, w, b and gy): the output, the input gradient, the weight and bias gradients, one zero-padded
-    phase copy of the larger of input and output (what the bands are cut from, or what the
-    transposed convolution's phases are written into), and one im2col band."""
+def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, device="cpu", itemsize=4):
+    """Bytes that a forward+backward of this design must hold at its peak on ``device`` (besides x,
+    w, b and gy): the output, the input gradient, the weight and bias gradients, and
+
+    * on the CPU (banded im2col): one zero-padded phase copy of the larger of input and output
+      (what the bands are cut from, or what the transposed convolution's phases are written
+      into), and one im2col band;
+    * on the GPU (gather, conv.GATHER): the channel-major canvas, the whole im2col, and the
+      col2im gather's (T, input) intermediate, T = ceil(k / s)^2 taps per pixel.
+    """
     y, gx, gw = n * c_out * oh * ow, n * c_in * h * w, c_in * c_out * k * k
     padded = max(n * c_in * (h + 2 * p + s) * (w + 2 * p + s), n * c_out * (oh + 2 * p + s) * (ow + 2 * p + s))
     if op == "conv2d":
         col_row = c_in * k * k * n * ow           # im2col of x, one output row
+        rows, image = oh, gx
     else:
         col_row = c_out * k * k * n * w           # im2col of gy (backward), one input row
-    band = min(C.BAND_BYTES["cpu"] // itemsize, col_row * (oh if op == "conv2d" else h))
+        rows, image = h, y
+    if C.GATHER[device]:
+        taps = -(-k // s) ** 2
+        return (y + gx + gw + c_out + padded + col_row * rows + taps * image) * itemsize
+    band = min(C.BAND_BYTES[device] // itemsize, col_row * rows)
     return (y + gx + gw + c_out + padded + max(band, col_row)) * itemsize
 
 
@@ -211,7 +221,7 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
         del out
 
     row["peak_mb"] = backend.peak_bytes(one_step) / 2 ** 20
-    row["required_mb"] = required_bytes(op, batch, c_in, c_out, h, w, k, s, p, oh, ow) / 2 ** 20
+    row["required_mb"] = required_bytes(op, batch, c_in, c_out, h, w, k, s, p, oh, ow, backend.device) / 2 ** 20
     row["mem_ratio"] = row["peak_mb"] / row["required_mb"]
     if profile:
         row["profile"] = profile_layer(backend, lambda: run_nn(backend, op, x, wt, b, gy, s, p), repeat)
@@ -282,6 +292,9 @@ def load_torch(device, threads):
     if device == "gpu":
         if not torch.cuda.is_available():
             return None
+        # full FP32 on both sides: ours has no TF32, so PyTorch's TF32 GEMMs/convolutions would not compare
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         return torch, "cuda"
     torch.set_num_threads(threads)
     return torch, "cpu"

@@ -23,8 +23,7 @@ class TrainedDecoder:
         """``checkpoint``: a training checkpoint, or a decoder weight file (``import-weights
         --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
         features, overriding the ones the run was trained with."""
-        self.device = device
-        nn.set_default_device(device)
+        self.device = nn.check_device(device)
         with open_h5(checkpoint) as f:
             attrs, holds_encoder = dict(f.attrs), "encoder" in f
         is_checkpoint = attrs.get("kind") == "checkpoint"

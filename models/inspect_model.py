@@ -58,7 +58,7 @@ def layer_table(model, x):
             handles.append(module.register_forward_hook(record(name)))
     try:
         with nn.no_grad():
-            model(nn.Tensor(x))
+            model(nn.Tensor(nn.to_device(x, model.device)))  # the input follows the model
     finally:
         for handle in handles:
             handle.remove()
@@ -124,15 +124,17 @@ def gradcheck_targets():
     return list(OPS) + ["caffenet"] + list(decoders.REPRESENTATIONS)
 
 
-def check_gradients(target, seed=0):
-    """``{input or parameter name: worst relative error}`` of ``target`` (an op or a model name)."""
+def check_gradients(target, seed=0, device="cpu"):
+    """``{input or parameter name: worst relative error}`` of ``target`` (an op or a model name),
+    computed on ``device``."""
     if target in OPS:
         fn, shapes = OPS[target]
         rng = np.random.default_rng(seed)
         # away from 0, so that ReLU-like kinks are not straddled by the finite differences
-        inputs = [rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s) for s in shapes]
+        inputs = [nn.to_device(rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s), device) for s in shapes]
         return nn.gradcheck(fn, inputs, seed=seed, raise_on_failure=False)
     if target in gradcheck_targets():
         model, x = tiny_model(target)
-        return nn.gradcheck(model, [x], params=model, seed=seed, raise_on_failure=False)
+        model.to(device)
+        return nn.gradcheck(model, [nn.to_device(x, device)], params=model, seed=seed, raise_on_failure=False)
     raise ValueError(f"unknown op or model {target!r}; expected one of {', '.join(gradcheck_targets())}")

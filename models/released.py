@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+import nn
 from nn.serialization import WeightFileError, save_arrays
 
 from . import decoders
@@ -47,6 +48,6 @@ def load_released_decoder(path, name):
 def import_released_decoder(path, name, out):
     """Write a released decoder as our decoder weight file (``model = decoder/<name>``); returns the arrays."""
     model = load_released_decoder(path, name)
-    arrays = {k: np.asarray(v) for k, v in model.state_dict().items()}
+    arrays = {k: nn.to_numpy(v) for k, v in model.state_dict().items()}
     save_arrays(out, arrays, model=f"decoder/{name}", source=f"{os.path.basename(path)} (Caffe caffemodel)")
     return arrays

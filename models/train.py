@@ -7,8 +7,9 @@
 2. build the decoder (:mod:`models.decoders`) and Adam; with ``resume``, restore the last
    checkpoint (model, optimiser, schedule, random state, step);
 3. for each step: the batch of step t is a fixed function of (seed, t), so a resumed run sees
-   exactly the batches an uninterrupted one would; the next batch is read (and copied to the
-   device) in a background thread while the current one trains;
+   exactly the batches an uninterrupted one would; the next batch is read in a background thread
+   while the current one trains; the loss stays on the device and is read back every
+   ``log_every`` steps (one host-device synchronisation for all of them);
 4. every ``val_every`` steps: the normalised reconstruction error on the validation set, a line in
    ``log.csv``, ``loss.png`` and a grid ``recon_<step>.png`` (input | reconstruction);
 5. checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C; a NaN or infinite loss
@@ -103,6 +104,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_every: int = None
     checkpoint_every: int = None
+    log_every: int = 10         # losses are read back from the device (one synchronisation) this often
     flip: bool = None
     weights: str = None
     workers: int = None
@@ -158,26 +160,54 @@ def batch_indices(step, batch_size, n, seed):
 
 
 class Prefetcher:
-    """Prepares batch t+1 (read from the cache, scaled, copied to the device) while batch t trains."""
+    """Prepares batch t+1 on the host (read from the cache, scaled) while batch t trains.
+
+    The copy to the device is left to the training thread (:meth:`next` takes ``device``), so it
+    is ordered on the training thread's stream before the step that uses it: a copy made here on
+    another thread would race with it. :meth:`close` (also at an early stop) unblocks and ends the
+    thread, so no batch is left held.
+    """
 
     def __init__(self, make_batch, steps):
         self.queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(make_batch, steps), daemon=True)
         self.thread.start()
+
+    def _put(self, item):
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _run(self, make_batch, steps):
         for step in steps:
             try:
-                self.queue.put((step, make_batch(step)))
+                item = make_batch(step)
             except Exception as exc:  # handed to the training thread, raised there
-                self.queue.put((step, exc))
+                self._put((step, exc))
+                return
+            if not self._put((step, item)):
                 return
 
-    def next(self):
+    def next(self, device):
+        """(step, the batch's arrays copied to ``device``)."""
         step, item = self.queue.get()
         if isinstance(item, Exception):
             raise item
-        return step, item
+        return step, tuple(nn.to_device(a, device) for a in item)
+
+    def close(self):
+        self.stopping.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self.thread.join()
 
 
 def feature_scale(cache, per_channel=False, limit=256):
@@ -287,7 +317,7 @@ def train(cfg, log=print, on_step=None):
     with a checkpoint, as Ctrl-C does but without raising.
     """
     cfg = cfg.resolved()
-    nn.set_default_device(cfg.device)
+    nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.backend.set_blas_threads(cfg.threads or 1)
     os.makedirs(cfg.out, exist_ok=True)
     train_cache, val_cache, data_summary = prepare_data(cfg, log)
@@ -308,7 +338,8 @@ def train(cfg, log=print, on_step=None):
     if baselines:
         log(f"baselines on {min(len(val_cache), cfg.max_val_images)} held-out photos: "
             + ", ".join(f"{name} {error:.4f}" for name, error in baselines.items()))
-    model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=train_cache.feature_shape[0])
+    model = decoders.build(cfg.feature, cfg.width, cfg.image_size,
+                           in_channels=train_cache.feature_shape[0]).to(cfg.device)
     config = dataclasses.asdict(cfg)
     config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape), baselines=baselines)
     encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
@@ -335,8 +366,7 @@ def train(cfg, log=print, on_step=None):
         else:
             x = train_cache.rows("features", indices)
             x = x * scale_array(scale, x)
-        targs = train_cache.rows("targets", indices)
-        return nn.to_device(x, cfg.device), nn.to_device(targets_to_float(targs), cfg.device)
+        return x, targets_to_float(train_cache.rows("targets", indices))
 
     def decoder_input(x):
         return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
@@ -350,15 +380,31 @@ def train(cfg, log=print, on_step=None):
     prefetch = Prefetcher(make_batch, range(start, total))
     bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
     step, loss_value, t0 = start, float("nan"), time.time()
+    pending = []  # [step, loss on the device, lr, images/s, validation error]: not yet read back
+
+    def read_losses():
+        """Read the pending losses back (one synchronisation); stop on a NaN."""
+        nonlocal loss_value
+        values = nn.to_numpy(nn.get_array_module(pending[0][1]).stack([row[1] for row in pending]))
+        for row, value in zip(pending, values.tolist()):
+            if not math.isfinite(value):
+                raise TrainingError(f"loss became {value} at step {row[0]}; stopped. The last good "
+                                    f"checkpoint is {ckpt_path}; try a lower --lr and --resume")
+            row[1] = loss_value = value
+
+    def log_losses():
+        """Append the pending (read) steps to log.csv and the loss curve."""
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerows([[s, f"{v:.6g}", f"{lr:.3g}", f"{rate:.2f}", f"{e:.5f}" if e != "" else ""]
+                                     for s, v, lr, rate, e in pending])
+        losses.extend((row[0], row[1]) for row in pending)
+        pending.clear()
+
     try:
         with _deferred_interrupt() as interrupted:
             while step < total and not interrupted():
-                _, (x, target) = prefetch.next()
+                _, (x, target) = prefetch.next(cfg.device)
                 loss = F.mse_loss(model(decoder_input(x)), nn.Tensor(target), reduction="paper")
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingError(f"loss became {loss_value} at step {step + 1}; stopped. The last good "
-                                        f"checkpoint is {ckpt_path}; try a lower --lr and --resume")
                 optimizer.zero_grad()
                 loss.backward()
                 if cfg.grad_clip:
@@ -367,34 +413,42 @@ def train(cfg, log=print, on_step=None):
                 schedule.step()
                 step += 1
                 rate = cfg.batch_size * (step - start) / max(time.time() - t0, 1e-9)
+                pending.append([step, loss.data, optimizer.lr, rate, ""])
+                validating = step % cfg.val_every == 0 or step == total
+                saving = step % cfg.checkpoint_every == 0 or step == total
+                stopping = on_step is not None and on_step(step)
+                if not (validating or saving or stopping or step % cfg.log_every == 0 or interrupted()):
+                    continue
+                read_losses()  # before anything is saved: a NaN never reaches a checkpoint
                 val_error = ""
-                if step % cfg.val_every == 0 or step == total:
+                if validating:
                     val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images,
                                                        encoder)
                     history.append([step, val_error])
+                    pending[-1][4] = val_error
                     write_reconstruction_figure(os.path.join(cfg.out, f"recon_{step:07d}.png"), targs[:8],
                                                 recon[:8], f"{cfg.feature} decoder, step {step}: held-out photos")
                     if val_error < best_error:
                         best_error = val_error
                         checkpoint(step, best_path)
-                with open(log_path, "a", newline="") as f:
-                    csv.writer(f).writerow([step, f"{loss_value:.6g}", f"{optimizer.lr:.3g}", f"{rate:.2f}",
-                                            f"{val_error:.5f}" if val_error != "" else ""])
-                losses.append((step, loss_value))
-                if step % cfg.checkpoint_every == 0 or step == total:
+                log_losses()
+                if saving or stopping:
                     checkpoint(step)
-                if val_error != "":
+                if validating:
                     _plot(cfg.out, losses, history, baselines)
-                bar.update(step, loss=loss_value, **{"img/s": rate}, **({"val": val_error} if val_error != "" else {}))
-                if on_step is not None and on_step(step):
-                    checkpoint(step)
+                bar.update(step, loss=loss_value, **{"img/s": rate}, **({"val": val_error} if validating else {}))
+                if stopping:
                     break
             bar.close()
             if interrupted():
+                if pending:
+                    read_losses()
+                    log_losses()
                 checkpoint(step)
                 log(f"interrupted: checkpoint at step {step} saved to {ckpt_path}; continue with --resume")
                 raise KeyboardInterrupt
     finally:
+        prefetch.close()
         train_cache.close()
         val_cache.close()
     trained = [(s, e) for s, e in history if s > 0]

@@ -4,8 +4,10 @@ Every op asks its input for the array module (``xp = get_array_module(x)``) and 
 functions that NumPy and CuPy both have, so one code path serves both devices. CuPy is imported
 lazily, only when the GPU is asked for, and is optional.
 
-The default device comes from the environment variable ``FEATINV_DEVICE`` (``cpu`` or ``gpu``);
-the command line's ``--device`` flag sets the same thing through :func:`set_default_device`.
+One rule for the device, as in PyTorch: a model is built on the host, then moved with
+``model.to(device)``; inputs follow the model (``to_device(x, model.device)``). Nothing is placed
+by a global default. The environment variable ``FEATINV_DEVICE`` (``cpu`` or ``gpu``) is the
+default of the command line's ``--device`` option, and nothing else.
 """
 import ctypes
 import os
@@ -14,7 +16,6 @@ import sys
 import numpy as np
 
 DEVICES = ("cpu", "gpu")
-_default_device = None
 _cupy = None
 
 
@@ -64,29 +65,18 @@ def device_of(x):
 
 
 def check_device(device):
+    """``device`` if it is ``cpu``, or ``gpu`` with a usable CuPy (else the DeviceError with the
+    install hint, before anything has been computed)."""
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    if device == "gpu":
+        cupy()
     return device
 
 
-def default_device():
-    """The device new arrays go to: set by :func:`set_default_device`, else ``$FEATINV_DEVICE``."""
-    if _default_device is not None:
-        return _default_device
-    return check_device(os.environ.get("FEATINV_DEVICE", "cpu").lower())
-
-
-def set_default_device(device):
-    global _default_device
-    if check_device(device) == "gpu":
-        cupy()  # fails with the install hint before anything changes
-    _default_device = device
-
-
-def to_device(array, device=None):
+def to_device(array, device):
     """Copy ``array`` to ``device`` (``cpu``/``gpu``); no copy if it is already there."""
-    device = check_device(device or default_device())
-    if device == "gpu":
+    if check_device(device) == "gpu":
         return cupy().asarray(array)
     if is_gpu_array(array):
         return array.get()

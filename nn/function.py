@@ -5,6 +5,8 @@ An op subclasses ``Function`` and implements two methods on raw arrays (NumPy or
 * ``forward(*xs) -> y`` (or a tuple of outputs), keeping on ``self`` what backward needs;
 * ``backward(*gys) -> gx`` (or a tuple, one per input; None where no gradient flows): given
   dL/dy for every output, return dL/dx for every input — the vector-Jacobian product.
+  ``self.needs_input_grad`` (a bool per input, as in PyTorch) lets it skip gradients that no
+  one asked for (a first layer's input gradient, a loss's target).
 
 Calling the op on tensors runs ``forward`` and, when gradients are wanted, links the outputs
 to the op so that ``Tensor.backward`` can find it.
@@ -24,6 +26,7 @@ class Function:
 
     def __call__(self, *inputs):
         inputs = [as_tensor(x) for x in inputs]
+        self.needs_input_grad = tuple(x.requires_grad for x in inputs)
         ys = self.forward(*[x.data for x in inputs])
         single = not isinstance(ys, tuple)
         outputs = [Tensor(y) for y in ((ys,) if single else ys)]

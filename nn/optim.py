@@ -7,6 +7,7 @@ state as plain arrays and numbers, so a checkpoint can restore a run exactly.
 import math
 
 from .backend import get_array_module, to_device, device_of
+from .fused import adam_update, scale_in_place, sum_of_squares
 
 
 class Optimizer:
@@ -83,14 +84,9 @@ class Adam(Optimizer):
             state["step"] = 0
         # (a checkpoint from before per-parameter counts has none: the global count stands in)
         state["step"] = t = state.get("step", self.step_count - 1) + 1
-        m, v = state["m"], state["v"]
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * (g * g)
-        step_size = self.lr / (1 - beta1 ** t)
-        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
-        p.data -= (step_size * (m / denom)).astype(p.data.dtype)
+        dtype = p.data.dtype.type  # every constant in the parameter's dtype, rounded from float64
+        adam_update(p.data, g, state["m"], state["v"], dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
+                    dtype(self.lr / (1 - beta1 ** t)), dtype(math.sqrt(1 - beta2 ** t)), dtype(self.eps))
 
 
 class SGD(Optimizer):
@@ -173,8 +169,8 @@ def clip_grad_norm_(parameters, max_norm):
     if not grads:
         return 0.0
     xp = get_array_module(grads[0])
-    total = xp.sqrt(sum(xp.sum(xp.square(g, dtype=xp.float32)) for g in grads))
+    total = xp.sqrt(xp.stack([sum_of_squares(g.astype(xp.float32, copy=False)) for g in grads]).sum())
     coefficient = xp.minimum(xp.float32(1.0), xp.float32(max_norm) / (total + xp.float32(1e-6)))
     for g in grads:
-        g *= coefficient.astype(g.dtype)
+        scale_in_place(g, coefficient if g.dtype == coefficient.dtype else coefficient.astype(g.dtype))
     return total

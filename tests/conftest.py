@@ -1,13 +1,15 @@
 """Shared pytest setup: which array modules (devices) the tests run on.
 
-Every test that takes the ``xp`` fixture runs once with NumPy and once with CuPy. The CuPy
-variant is skipped, with the reason printed by ``pytest -rs`` (and summarised in the report
-header), where CuPy is not importable or no CUDA GPU is usable.
+Every test that takes the ``xp`` fixture runs once with NumPy and once with CuPy. Where no real
+CuPy with a CUDA GPU is usable, "CuPy" is the strict NumPy-backed stand-in of
+``tests/strict_device/cupy`` (it refuses host/device mixing as CuPy does, and counts launches and
+syncs); the report header says which one ran. Real CuPy takes precedence where it works.
 
     def test_something(xp):
         x = xp.asarray(...)          # numpy or cupy
 
-A test that only makes sense on the GPU takes ``@pytest.mark.gpu``.
+A GPU variant takes ``@pytest.mark.gpu``; one that needs real CUDA (speed, memory) takes
+``requires_real_gpu``.
 ``device`` gives the matching device name (``"cpu"``/``"gpu"``) for code that takes one, and
 ``to_numpy(a)`` brings any array back to the host for comparisons.
 """
@@ -22,28 +24,43 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-GPU_SKIP_REASON = "CuPy/GPU not available: GPU variants skipped"
+STRICT_DEVICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strict_device")
 
 
 def _probe_gpu():
-    """(cupy module or None, a one-line explanation)."""
+    """(real cupy module or None, a one-line explanation)."""
     try:
         import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-        return None, f"{GPU_SKIP_REASON} (import cupy failed: {type(exc).__name__}: {exc})"
+        return None, f"import cupy failed: {type(exc).__name__}: {exc}"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return None, f"{GPU_SKIP_REASON} (no usable CUDA device: {type(exc).__name__}: {exc})"
+        return None, f"no usable CUDA device: {type(exc).__name__}: {exc}"
     if count < 1:
-        return None, f"{GPU_SKIP_REASON} (CUDA reports no device)"
-    return cupy, f"CuPy {cupy.__version__} with {count} CUDA device(s): GPU variants enabled"
+        return None, "CUDA reports no device"
+    return cupy, f"CuPy {cupy.__version__} with {count} CUDA device(s): GPU variants on the GPU"
+
+
+def use_strict_device():
+    """Put the strict stand-in (tests/strict_device/cupy) first on the import path, for this
+    process and (through PYTHONPATH) for the commands it starts."""
+    for name in [m for m in sys.modules if m == "cupy" or m.startswith("cupy.")]:
+        del sys.modules[name]  # a real CuPy that failed its probe
+    sys.path.insert(0, STRICT_DEVICE)
+    os.environ["PYTHONPATH"] = os.pathsep.join([STRICT_DEVICE, ROOT] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    import cupy
+    return cupy
 
 
 CUPY, GPU_STATUS = _probe_gpu()
-HAS_GPU = CUPY is not None
-
-requires_gpu = pytest.mark.skipif(not HAS_GPU, reason=GPU_STATUS)
+REAL_GPU = CUPY is not None
+if not REAL_GPU:
+    CUPY, GPU_STATUS = use_strict_device(), (f"no real GPU ({GPU_STATUS}): GPU variants run on the strict "
+                                             "NumPy-backed stand-in tests/strict_device/cupy")
+HAS_GPU = True  # a GPU or the stand-in: the GPU variants always run
+requires_real_gpu = pytest.mark.skipif(not REAL_GPU, reason=f"needs a real GPU ({GPU_STATUS})")
 
 
 def pytest_report_header(config):
@@ -51,34 +68,19 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: the test needs CuPy and a CUDA GPU (skipped, with the reason, "
-                                       "where there is none)")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked ``@pytest.mark.gpu`` are skipped with the printed reason where no GPU is usable."""
-    if HAS_GPU:
-        return
-    skip = pytest.mark.skip(reason=GPU_STATUS)
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    config.addinivalue_line("markers", "gpu: a GPU variant (on the strict stand-in where no GPU is usable)")
 
 
 ARRAY_MODULES = [
     pytest.param("numpy", id="numpy"),
-    pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason=GPU_STATUS)]),
+    pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu]),
 ]
 
 
 @pytest.fixture(params=ARRAY_MODULES)
 def xp(request):
-    """The array module under test: numpy, or cupy (skipped with its reason without a GPU)."""
-    if request.param == "numpy":
-        return np
-    if not HAS_GPU:  # defensive: the skipif mark already handles it
-        pytest.skip(GPU_STATUS)
-    return CUPY
+    """The array module under test: numpy, or cupy (the strict stand-in where no GPU is usable)."""
+    return np if request.param == "numpy" else CUPY
 
 
 @pytest.fixture

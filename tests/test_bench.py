@@ -20,3 +20,11 @@ def test_bench_nn_runs_and_profiles_every_stage():
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert "targets: convJ1: throughput" in out and "upconvJ5: throughput" in out
     assert "GEMMs (BLAS)" in out and "profile upconvJ5" in out
+
+
+def test_bench_nn_runs_on_the_device():
+    """On the GPU (the strict stand-in where there is none): the gather design's memory need."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_nn.py"), "--device", "gpu",
+                          "--batch", "1", "--repeat", "1", "--no-torch"],
+                         capture_output=True, text=True, timeout=300, check=True, env=dict(os.environ)).stdout
+    assert "device gpu" in out and "targets: convJ1: throughput" in out

@@ -69,14 +69,18 @@ CONV_CONFIGS = [
 ]
 
 
-@pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im"])
+@pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im", "gather"])
 def bands(request, monkeypatch):
-    """Runs a conv test three ways: as each small shape chooses by itself (im2col in one band, and
-    conv.py's size-based choices), and forced to one output row per band (what large layers get)
-    with each of those choices pinned: stride phases with the transposed weight-gradient GEMM, or
-    col2im with the direct one."""
+    """Runs a conv test four ways: as each small shape and device chooses by itself (im2col in one
+    band, conv.py's size-based choices, gathering on the GPU), forced to one output row per band
+    (what large layers get on the CPU) with each of those choices pinned: stride phases with the
+    transposed weight-gradient GEMM, or col2im with the direct one; and forced to gather by index
+    (the GPU's way) on either device."""
     from nn.functional import conv
-    if request.param != "whole":
+    if request.param == "gather":
+        monkeypatch.setattr(conv, "GATHER", {"cpu": True, "gpu": True})
+    elif request.param != "whole":
+        monkeypatch.setattr(conv, "GATHER", {"cpu": False, "gpu": False})
         monkeypatch.setattr(conv, "BAND_BYTES", {"cpu": 1, "gpu": 1})
         monkeypatch.setattr(conv, "MIN_BAND_COLUMNS", 1)
         large = 1 << 62

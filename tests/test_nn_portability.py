@@ -45,7 +45,11 @@ HOST_ONLY = {
     "random.default_rng": {"random.py", "gradcheck.py"},   # the library's one seedable stream
     "random.Generator": {"random.py"},
     "cuda.runtime.getDeviceCount": {"backend.py"},          # probing for a GPU
+    # conv.py's index tables for gathering (built once per shape on the host, then copied over)
+    "ix_": {"conv.py"}, "flatnonzero": {"conv.py"}, "argsort": {"conv.py"}, "bincount": {"conv.py"},
 }
+# CuPy-only names: allowed only where the GPU kernel sits beside its portable twin.
+GPU_ONLY = {"fuse": {"fused.py"}}
 
 # Never allowed, with the reason (CuPy lacks them, or they silently run on the host).
 FORBIDDEN = {
@@ -124,7 +128,7 @@ def test_scanner_finds_the_array_module_calls():
     """Guards the scanner itself: known uses in the sources must be found."""
     found = {(os.path.basename(f), name) for f, name, _, _ in ALL_USES}
     for expected in [("conv.py", "empty"), ("conv.py", "zeros"), ("conv.py", "ascontiguousarray"),
-                     ("pooling.py", "full"), ("pooling.py", "where"), ("activation.py", "where"),
+                     ("pooling.py", "full"), ("pooling.py", "where"), ("fused.py", "where"),
                      ("arithmetic.py", "sign"), ("shape.py", "concatenate"), ("tensor.py", "ones_like")]:
         assert expected in found, f"scanner missed {expected}; found {sorted(found)}"
 
@@ -151,9 +155,10 @@ def _violation(filename, name, keywords):
             return f"forbidden: {reason}"
     if "optimize" in keywords:
         return "optimize= is NumPy-only"
-    if name in HOST_ONLY:
-        allowed = HOST_ONLY[name]
-        return None if os.path.basename(filename) in allowed else f"host-only name, allowed only in {sorted(allowed)}"
+    for kind, names in (("host-only", HOST_ONLY), ("GPU-only", GPU_ONLY)):
+        if name in names:
+            allowed = names[name]
+            return None if os.path.basename(filename) in allowed else f"{kind} name, allowed only in {sorted(allowed)}"
     if name not in COMMON:
         return "not in the NumPy/CuPy common allow-list (add it there only if CuPy has it with the same meaning)"
     return None

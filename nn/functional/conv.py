@@ -44,7 +44,11 @@ gradient is ``conv_forward_data(gy, w)`` and its weight gradient ``conv_backward
 computed together from one im2col of gy. So ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>``
 holds by construction (and is tested). Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
 """
-from ..backend import device_of, get_array_module
+import functools
+
+import numpy as np
+
+from ..backend import device_of, get_array_module, to_device
 from ..function import Function
 from .validation import check_float, check_rank, pair
 
@@ -60,6 +64,11 @@ MIN_BAND_COLUMNS = 512
 # layers, whose weights reach 1024 x 512 x 4 x 4 at 4x4 pixels).
 PHASE_MIN_POSITIONS_PER_CHANNEL = 4
 WEIGHT_GRAD_TRANSPOSE_POSITIONS = 1024
+# By device: build im2col, and its adjoint col2im, by gathering with an index table (a few kernel
+# launches per layer, whatever the kernel size: the GPU's way; see im2col_by_gather) instead of
+# band by band with kH*kW block copies through the phase layout (cache-friendly: the CPU's way).
+# Both are portable NumPy/CuPy code, and the tests run each on both devices against the other.
+GATHER = {"cpu": False, "gpu": True}
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -219,7 +228,11 @@ def band_rows(first, stop, stride, padding, size):
 def im2col_bands(x, kernel, stride, padding, out_size):
     """Yields (first, stop, col) for each row band: col (C, kH, kW, N, stop - first, OW), contiguous,
     holds the windows of output rows first .. stop - 1. The block's memory is reused by the next
-    band: use each one before asking for the next."""
+    band: use each one before asking for the next. Where GATHER says so, one band built by
+    :func:`im2col_by_gather`."""
+    if GATHER[device_of(x)]:
+        yield 0, out_size[0], im2col_by_gather(x, kernel, stride, padding, out_size)
+        return
     xp = get_array_module(x)
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = kernel, out_size
@@ -231,6 +244,86 @@ def im2col_bands(x, kernel, stride, padding, out_size):
         col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, ow)
         _fill_col(col, phases, stride, first)
         yield first, stop, col
+
+
+# --- im2col and col2im by index (GATHER) ------------------------------------------------------
+
+def _canvas_size(kernel, stride, out_size):
+    """Rows (columns) that the windows cover: (O - 1) s + k."""
+    return tuple((o - 1) * st + k for o, st, k in zip(out_size, stride, kernel))
+
+
+def _canvas(x, padding, canvas):
+    """x (N, C, H, W) -> (C, N, HC, WC), channel-major: canvas row r holds image row r - pH (zero
+    where there is none; a negative padding crops)."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.zeros((c, n) + tuple(canvas), dtype=x.dtype)
+    (ph, pw), (hc, wc) = padding, canvas
+    r0, r1, c0, c1 = max(0, ph), min(hc, h + ph), max(0, pw), min(wc, w + pw)
+    if r0 < r1 and c0 < c1:
+        out[:, :, r0:r1, c0:c1] = x[:, :, r0 - ph:r1 - ph, c0 - pw:c1 - pw].transpose(1, 0, 2, 3)
+    return out
+
+
+def _taps(n, canvas, kernel, stride, out_size):
+    """Host arrays broadcasting to (kH, kW, N, OH, OW): the canvas row and column each window tap
+    reads (i sH + u, j sW + v), and the image index n."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_size
+    u, v, b, i, j = np.ix_(range(kh), range(kw), range(n), range(oh), range(ow))
+    return i * sh + u, j * sw + v, b
+
+
+@functools.lru_cache(maxsize=128)
+def _window_index(device, n, canvas, kernel, stride, out_size):
+    """(kH kW N OH OW,) positions in a (N, HC, WC) canvas of every window tap, on ``device``."""
+    rows, cols, b = _taps(n, canvas, kernel, stride, out_size)
+    return to_device((b * (canvas[0] * canvas[1]) + rows * canvas[1] + cols).ravel(), device)
+
+
+def im2col_by_gather(x, kernel, stride, padding, out_size):
+    """x (N, C, H, W) -> col (C, kH, kW, N, OH, OW) as one gather from the channel-major canvas:
+    ``col[c, u, v, n, i, j] = canvas[c, n, i sH + u, j sW + v]`` (3 kernel launches)."""
+    n, c = x.shape[:2]
+    kernel, stride, out_size = tuple(kernel), tuple(stride), tuple(out_size)
+    canvas = _canvas_size(kernel, stride, out_size)
+    index = _window_index(device_of(x), n, canvas, kernel, stride, out_size)
+    col = _canvas(x, padding, canvas).reshape(c, -1).take(index, axis=1)
+    return col.reshape((c,) + kernel + (n,) + out_size)
+
+
+@functools.lru_cache(maxsize=128)
+def _pixel_taps(device, n, image_size, padding, kernel, stride, out_size):
+    """(T, N H W) table, on ``device``: for each image pixel, the positions in col's flattened
+    (kH kW N OH OW) axis of the window taps that read it, T = the most any pixel has; a pixel with
+    fewer points its spare entries one past the end (at an appended zero)."""
+    (h, w), (ph, pw) = image_size, padding
+    rows, cols, b = _taps(n, _canvas_size(kernel, stride, out_size), kernel, stride, out_size)
+    y, x = np.broadcast_arrays(rows - ph, cols - pw, b)[:2]
+    b = np.broadcast_to(b, y.shape)
+    inside = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).ravel()
+    pixel = ((b * h + y) * w + x).ravel()[inside]
+    source = np.flatnonzero(inside)
+    order = np.argsort(pixel, kind="stable")
+    pixel, source = pixel[order], source[order]
+    counts = np.bincount(pixel, minlength=n * h * w)
+    rank = np.arange(pixel.size) - (np.cumsum(counts) - counts)[pixel]
+    table = np.full((max(1, counts.max()), n * h * w), y.size, dtype=np.int64)
+    table[rank, pixel] = source
+    return to_device(table, device)
+
+
+def col2im_by_gather(gcol, image_size, stride, padding, bias=None):
+    """The adjoint of :func:`im2col_by_gather`: gcol (C, kH, kW, N, OH, OW) -> gx (N, C, H, W), each
+    pixel the sum of the taps that read it, as one gather and one sum (+ bias (C,))."""
+    xp = get_array_module(gcol)
+    c, kh, kw, n, oh, ow = gcol.shape
+    table = _pixel_taps(device_of(gcol), n, tuple(image_size), tuple(padding), (kh, kw), tuple(stride), (oh, ow))
+    flat = xp.concatenate([gcol.reshape(c, -1), xp.zeros((c, 1), dtype=gcol.dtype)], axis=1)
+    summed = flat.take(table, axis=1).sum(axis=1).reshape((c, n) + tuple(image_size)).transpose(1, 0, 2, 3)
+    if bias is None:
+        return xp.ascontiguousarray(summed)
+    return xp.add(summed, bias.reshape(1, -1, 1, 1), out=xp.empty(summed.shape, dtype=summed.dtype))
 
 
 # --- GEMM operands --------------------------------------------------------------------------
@@ -326,7 +419,13 @@ def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
     ``image_size`` (+ bias (C,)). By stride phases where :func:`_by_phases` says they apply and pay
     (the kernel a multiple of the stride, and enough output positions for the weight), else by
-    col2im."""
+    col2im (by gather where GATHER says so: one GEMM and one gather)."""
+    if GATHER[device_of(gy)]:
+        weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
+        gcol = _gemm(weight_t, _grouped_rows(gy, 0, gy.shape[2], groups))
+        c = w.shape[1] * groups
+        return col2im_by_gather(gcol.reshape((c,) + tuple(w.shape[2:]) + (gy.shape[0],) + tuple(gy.shape[2:])),
+                                image_size, stride, padding, bias)
     if _by_phases(gy.shape, w.shape, stride, groups):
         return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
     phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
@@ -419,7 +518,8 @@ class Conv2d(Function):
         return y
 
     def backward(self, gy):
-        gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups)
+        gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups) \
+            if self.needs_input_grad[0] else None  # a first layer's input: features, no gradient wanted
         gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups, self.col)
         return gx, gw, _bias_grad(gy)
 

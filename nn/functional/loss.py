@@ -1,5 +1,6 @@
 """The reconstruction loss: squared Euclidean distance between images."""
 from ..function import Function
+from ..fused import scaled, sum_of_squares
 from .validation import check_float
 
 
@@ -12,11 +13,11 @@ class MSELoss(Function):
 
     def forward(self, x, t):
         self.diff = x - t
-        return (self.diff * self.diff).sum() / x.dtype.type(self.divisor)
+        return sum_of_squares(self.diff) / x.dtype.type(self.divisor)
 
     def backward(self, gy):
-        gx = self.diff * (gy * self.diff.dtype.type(2.0 / self.divisor))
-        return gx, -gx
+        gx = scaled(self.diff, gy, self.diff.dtype.type(2.0 / self.divisor))
+        return gx, (-gx if self.needs_input_grad[1] else None)
 
 
 REDUCTIONS = ("paper", "mean", "sum")

@@ -50,7 +50,9 @@ class MaxPool2d(Function):
             else:
                 better = window > y
                 y = xp.where(better, window, y)
-                self.argmax[better] = offset
+                # a where, not a boolean-mask write: a mask write's size depends on the data, and
+                # on the GPU it waits for the device once per kernel offset
+                self.argmax = xp.where(better, xp.uint8(offset), self.argmax)
         return y
 
     def _offsets(self):

@@ -2,7 +2,6 @@
 import numpy as np
 
 from .. import functional as F
-from ..backend import default_device, to_device
 from ..functional.validation import pair
 from ..init import kaiming_normal
 from .module import Module, Parameter
@@ -11,9 +10,8 @@ from .module import Module, Parameter
 class _ConvNd(Module):
     def __init__(self, weight_shape, fan_in, out_channels, bias, negative_slope):
         super().__init__()
-        device = default_device()
-        self.weight = Parameter(to_device(kaiming_normal(weight_shape, fan_in, negative_slope), device))
-        self.bias = Parameter(to_device(np.zeros(out_channels, np.float32), device)) if bias else None
+        self.weight = Parameter(kaiming_normal(weight_shape, fan_in, negative_slope))
+        self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
 
 
 class Conv2d(_ConvNd):

@@ -2,7 +2,6 @@
 import numpy as np
 
 from .. import functional as F
-from ..backend import default_device, to_device
 from ..init import kaiming_normal
 from .module import Module, Parameter
 
@@ -12,10 +11,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, negative_slope=0.2):
         super().__init__()
-        device = default_device()
-        self.weight = Parameter(to_device(kaiming_normal((out_features, in_features), in_features,
-                                                         negative_slope), device))
-        self.bias = Parameter(to_device(np.zeros(out_features, np.float32), device)) if bias else None
+        self.weight = Parameter(kaiming_normal((out_features, in_features), in_features, negative_slope))
+        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)

@@ -1,0 +1,98 @@
+"""The fused GPU kernels (nn/fused.py) against their portable twins, and what a training step
+costs on the device: kernel launches and host synchronisations, counted on the strict stand-in."""
+import numpy as np
+import pytest
+
+import nn
+import nn.functional as F
+from models import decoders
+from nn import fused
+from tests.conftest import CUPY, REAL_GPU, to_numpy
+
+RNG = np.random.default_rng(0)
+
+
+def arrays(xp, *shapes):
+    return [xp.asarray(RNG.standard_normal(s).astype(np.float32)) for s in shapes]
+
+
+def test_adam_update_equals_its_twin(xp):
+    f32 = np.float32
+    p, g, m, v = arrays(xp, (5, 7), (5, 7), (5, 7), (5, 7))
+    v = xp.abs(v)
+    twin = [a.copy() for a in (p, g, m, v)]
+    constants = (f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(0.003), f32(0.02), f32(1e-8))
+    fused.adam_update(p, g, m, v, *constants)
+    fused.adam_update.build(xp)(*twin, *constants)
+    for a, b in zip((p, m, v), (twin[0], twin[2], twin[3])):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0, -0.5])
+def test_leaky_relu_kernels_equal_their_twins_and_the_definition(xp, slope):
+    x, gy = arrays(xp, (4, 9), (4, 9))
+    s = np.float32(slope)
+    y = fused.leaky_relu_forward(x, s)
+    np.testing.assert_array_equal(to_numpy(y), to_numpy(fused.leaky_relu_forward.build(xp)(x, s)))
+    host_x, host_gy = to_numpy(x), to_numpy(gy)
+    np.testing.assert_array_equal(to_numpy(y), np.where(host_x > 0, host_x, host_x * s))
+    gx = fused.leaky_relu_backward(y if slope >= 0 else x, gy, s)
+    np.testing.assert_array_equal(to_numpy(gx), np.where(host_x > 0, host_gy, host_gy * s))
+
+
+def test_loss_kernels_equal_their_twins(xp):
+    d, = arrays(xp, (3, 4, 5))
+    np.testing.assert_allclose(to_numpy(fused.sum_of_squares(d)), to_numpy(fused.sum_of_squares.build(xp)(d)),
+                               rtol=1e-6)
+    gy = xp.asarray(np.float32(1.5))
+    np.testing.assert_array_equal(to_numpy(fused.scaled(d, gy, np.float32(0.5))), to_numpy(d * (gy * 0.5)))
+    a = d.copy()
+    fused.scale_in_place(a, xp.asarray(np.float32(0.25)))
+    np.testing.assert_array_equal(to_numpy(a), to_numpy(d) * np.float32(0.25))
+
+
+@pytest.mark.skipif(REAL_GPU, reason="launches are counted by the stand-in")
+def test_each_fused_kernel_is_one_launch():
+    p, g, m, v = arrays(CUPY, (5, 7), (5, 7), (5, 7), (5, 7))
+    v = CUPY.abs(v)
+    CUPY.reset_counts()
+    fused.adam_update(p, g, m, v, *[np.float32(c) for c in (0.9, 0.1, 0.999, 0.001, 0.003, 0.02, 1e-8)])
+    fused.leaky_relu_forward(p, np.float32(0.2))
+    fused.leaky_relu_backward(p, g, np.float32(0.2))
+    fused.sum_of_squares(p)
+    assert CUPY.counts() == {"launches": 4, "syncs": 0, "host_to_device": 0}
+
+
+def hog_step_launches(clip):
+    """Kernel launches of one training step of the full-width HOG decoder (paper preset shapes)."""
+    nn.random.seed(0)
+    model = decoders.build("hog", 1.0, 64, in_channels=31).to("gpu")
+    optimizer = nn.optim.Adam(model.parameters(), lr=1e-3)
+    x = nn.to_device(RNG.random((2, 31, 8, 8), dtype=np.float32), "gpu")
+    target = nn.to_device(RNG.random((2, 3, 64, 64), dtype=np.float32) - 0.5, "gpu")
+    counts = []
+    for _ in range(2):  # the first step also allocates Adam's moments
+        CUPY.reset_counts()
+        loss = F.mse_loss(model(nn.Tensor(x)), nn.Tensor(target), reduction="paper")
+        optimizer.zero_grad()
+        loss.backward()
+        if clip:
+            nn.optim.clip_grad_norm_(optimizer.params, 5000.0)
+        optimizer.step()
+        counts.append(CUPY.counts())
+    return counts[-1]
+
+
+@pytest.mark.skipif(REAL_GPU, reason="launches are counted by the stand-in")
+def test_a_hog_step_launches_at_most_300_kernels_and_never_waits():
+    plain, clipped = hog_step_launches(clip=False), hog_step_launches(clip=True)
+    assert plain["launches"] <= 300 and plain["syncs"] == 0 and plain["host_to_device"] == 0, plain
+    assert clipped["launches"] <= plain["launches"] + 2 * 26 + 8 and clipped["syncs"] == 0, clipped
+
+
+@pytest.mark.skipif(REAL_GPU, reason="synchronisations are counted by the stand-in")
+def test_max_pooling_never_waits_for_the_device():
+    x = nn.Tensor(arrays(CUPY, (2, 3, 9, 9))[0], requires_grad=True)
+    CUPY.reset_counts()
+    F.max_pool2d(x, 3, 2, ceil_mode=True).sum().backward()
+    assert CUPY.counts()["syncs"] == 0
