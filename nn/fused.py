@@ -92,3 +92,35 @@ def scale_in_place(xp):
     def scale_in_place(a, c):
         a *= c
     return scale_in_place
+
+
+@elementwise
+def lrn_scale(xp):
+    """scale = k + (alpha / size) * (the channel-window sum of x^2)."""
+    def lrn_scale(window_sum, k, alpha_over_size):
+        return k + alpha_over_size * window_sum
+    return lrn_scale
+
+
+@elementwise
+def lrn_output(xp):
+    """y = x * scale^(-beta)."""
+    def lrn_output(x, scale, minus_beta):
+        return x * scale ** minus_beta
+    return lrn_output
+
+
+@elementwise
+def lrn_spread_source(xp):
+    """gy y / scale: what the window spreads back in LRN's backward."""
+    def lrn_spread_source(gy, y, scale):
+        return gy * y / scale
+    return lrn_spread_source
+
+
+@elementwise
+def lrn_input_grad(xp):
+    """gx = gy scale^(-beta) - c x spread, c = 2 alpha beta / size."""
+    def lrn_input_grad(gy, scale, minus_beta, c, x, spread):
+        return gy * scale ** minus_beta - c * x * spread
+    return lrn_input_grad

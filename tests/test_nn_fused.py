@@ -96,3 +96,14 @@ def test_max_pooling_never_waits_for_the_device():
     CUPY.reset_counts()
     F.max_pool2d(x, 3, 2, ceil_mode=True).sum().backward()
     assert CUPY.counts()["syncs"] == 0
+
+
+def test_lrn_kernels_equal_their_twins(xp):
+    x, s, gy, spread = arrays(xp, (2, 5, 3, 3), (2, 5, 3, 3), (2, 5, 3, 3), (2, 5, 3, 3))
+    scale = fused.lrn_scale(xp.abs(s), np.float32(1.0), np.float32(2e-5))
+    twin_scale = fused.lrn_scale.build(xp)(xp.abs(s), np.float32(1.0), np.float32(2e-5))
+    np.testing.assert_array_equal(to_numpy(scale), to_numpy(twin_scale))
+    for kernel, args in ((fused.lrn_output, (x, scale, np.float32(-0.75))),
+                         (fused.lrn_spread_source, (gy, x, scale)),
+                         (fused.lrn_input_grad, (gy, scale, np.float32(-0.75), np.float32(3e-5), x, spread))):
+        np.testing.assert_allclose(to_numpy(kernel(*args)), to_numpy(kernel.build(xp)(*args)), rtol=1e-6)

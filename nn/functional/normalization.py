@@ -9,9 +9,12 @@ after, zeros beyond the ends)::
 Backward, with the window's adjoint (the same sum with before/after swapped)::
 
     gx[c] = gy[c] scale[c]^(-beta) - (2 alpha beta / size) x[c] sum_{c': c in window(c')} gy[c'] y[c'] / scale[c']
+
+The element-wise steps are fused kernels on the GPU (nn.fused); the window sums are size shifted adds.
 """
 from ..backend import get_array_module
 from ..function import Function
+from ..fused import lrn_input_grad, lrn_output, lrn_scale, lrn_spread_source
 from .validation import check_rank
 
 
@@ -34,14 +37,16 @@ class LocalResponseNorm(Function):
     def forward(self, x):
         dtype = x.dtype.type
         self.x = x
-        self.scale = dtype(self.k) + dtype(self.alpha / self.size) * _channel_window_sum(x * x, self.before, self.after)
-        self.y = x * self.scale ** dtype(-self.beta)
+        self.scale = lrn_scale(_channel_window_sum(x * x, self.before, self.after), dtype(self.k),
+                               dtype(self.alpha / self.size))
+        self.y = lrn_output(x, self.scale, dtype(-self.beta))
         return self.y
 
     def backward(self, gy):
         dtype = gy.dtype.type
-        spread = _channel_window_sum(gy * self.y / self.scale, self.after, self.before)
-        return gy * self.scale ** dtype(-self.beta) - dtype(2 * self.alpha * self.beta / self.size) * self.x * spread
+        spread = _channel_window_sum(lrn_spread_source(gy, self.y, self.scale), self.after, self.before)
+        return lrn_input_grad(gy, self.scale, dtype(-self.beta), dtype(2 * self.alpha * self.beta / self.size),
+                              self.x, spread)
 
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
