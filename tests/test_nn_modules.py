@@ -429,3 +429,41 @@ def test_set_blas_threads_sets_the_children_environment_and_refuses_zero(monkeyp
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
     with pytest.raises(ValueError, match="at least 1"):
         nn.backend.set_blas_threads(0)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "linear"])
+def test_gradients_no_one_asked_for_are_not_computed(op, monkeypatch):
+    """A first layer's input (features) and a frozen weight get no gradient, and none is computed:
+    the gradients that are computed equal those of the full backward."""
+    rng = np.random.default_rng(0)
+    if op == "linear":
+        shapes, call = [(4, 6), (5, 6), (5,)], F.linear
+    elif op == "conv2d":
+        shapes, call = [(2, 3, 6, 6), (4, 3, 3, 3), (4,)], lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1)
+    else:
+        shapes, call = [(2, 3, 4, 4), (3, 4, 4, 4), (4,)], \
+            lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1)
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    full = [nn.Tensor(v, requires_grad=True) for v in values]
+    call(*full).sum().backward()
+    for frozen in range(3):
+        partial = [nn.Tensor(v, requires_grad=i != frozen) for i, v in enumerate(values)]
+        call(*partial).sum().backward()
+        for i, (a, b) in enumerate(zip(partial, full)):
+            if i == frozen:
+                assert a.grad is None
+            else:
+                np.testing.assert_allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_a_first_convolution_does_not_compute_its_input_gradient(monkeypatch):
+    from nn.functional import conv
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the input gradient was computed although no one asked for it")
+
+    monkeypatch.setattr(conv, "conv_backward_data", refuse)
+    x = nn.Tensor(np.ones((1, 2, 5, 5), np.float32))
+    w = nn.Tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True)
+    F.conv2d(x, w).sum().backward()
+    assert w.grad is not None

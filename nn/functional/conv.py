@@ -518,10 +518,12 @@ class Conv2d(Function):
         return y
 
     def backward(self, gy):
+        needs = self.needs_input_grad  # a first layer's input (features) wants no gradient
         gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups) \
-            if self.needs_input_grad[0] else None  # a first layer's input: features, no gradient wanted
-        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups, self.col)
-        return gx, gw, _bias_grad(gy)
+            if needs[0] else None
+        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups, self.col) \
+            if needs[1] else None
+        return gx, gw, (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 
 class ConvTranspose2d(Function):
@@ -539,8 +541,12 @@ class ConvTranspose2d(Function):
         return conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups, bias=b)
 
     def backward(self, gy):
-        gx, gw = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups, weight_grad_with=self.x)
-        return gx, gw, _bias_grad(gy)
+        needs = self.needs_input_grad
+        if needs[0]:
+            gx, gw = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups, weight_grad_with=self.x)
+        else:  # gy's im2col for the weight gradient alone
+            gx, gw = None, conv_backward_weight(gy, self.x, self.w.shape, self.stride, self.padding, self.groups)
+        return gx, (gw if needs[1] else None), (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 
 def _check_conv(op, x, w, b, groups, in_per_group_axis):

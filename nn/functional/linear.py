@@ -6,7 +6,7 @@ from .validation import check_float, check_rank
 class Linear(Function):
     """y = x w^T + b with x (N, in), w (out, in), b (out,) -> y (N, out).
 
-    Backward:  dx = gy w,  dw = gy^T x,  db = sum_n gy.
+    Backward:  dx = gy w,  dw = gy^T x,  db = sum_n gy (each only where it is needed).
     """
 
     def forward(self, x, w, b=None):
@@ -17,7 +17,9 @@ class Linear(Function):
         return y
 
     def backward(self, gy):
-        return gy @ self.w, gy.T @ self.x, gy.sum(axis=0)
+        needs = self.needs_input_grad
+        return (gy @ self.w if needs[0] else None, gy.T @ self.x if needs[1] else None,
+                gy.sum(axis=0) if needs[-1] and len(needs) == 3 else None)
 
 
 def linear(x, w, b=None):
