@@ -21,6 +21,14 @@ def _run(fn, *args, **kwargs):
         raise click.ClickException(str(exc)) from None
 
 
+def _finite(ctx, param, value):
+    """Click callback: a float option must be a finite number (ranges alone let NaN through)."""
+    import math
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def _features_choice():
     from models.decoders import REPRESENTATIONS
     return click.Choice(list(REPRESENTATIONS))
@@ -47,13 +55,14 @@ def main():
 @click.argument("feature", type=_features_choice())
 @click.option("--data", type=click.Path(), help="Folder of training photos (default: the bundled samples).")
 @click.option("--val", type=click.Path(), help="Folder of validation photos (default: 10% of --data).")
-@click.option("--preset", type=click.Choice(["paper", "cpu"]), default="cpu", show_default=True)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--epochs", type=int)
-@click.option("--iters", type=int)
-@click.option("--width", type=float, help="Channel width multiplier of the decoder.")
-@click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
+@click.option("--preset", type=click.Choice(["paper", "cpu"]), help="Settings to start from (default: cpu).")
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1e3), callback=_finite)
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--iters", type=click.IntRange(min=1))
+@click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite,
+              help="Channel width multiplier of the decoder.")
+@click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (from import-weights) for AlexNet features.")
 @click.option("--flip/--no-flip", default=None,
               help="Mirror training photos: flipped copies, or with --crops half the crops at random "
@@ -66,11 +75,15 @@ def main():
               help="Scale each feature channel to unit RMS instead of all channels by one factor.")
 @click.option("--grad-clip", type=float, help="Clip the joint gradient norm to this (0: no clipping).")
 @click.option("--threads", type=int, help="BLAS threads (default 1: safe when other jobs share the cores).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
 @click.option("--workers", type=int, help="Processes for feature extraction (default: all cores).")
 @DEVICE
 @click.option("--out", type=click.Path(), help="Run folder (default: runs/FEATURE).")
-@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (options not given are "
+              "the run's; a given one that differs is refused).")
+@click.option("--reference", is_flag=True, help="Compute convolutions as their plain definitions "
+              "(nn/functional/conv_reference.py): the same results, slowly; for study.")
+@click.option("--overwrite", is_flag=True, help="Replace the finished run in --out (train refuses otherwise).")
 @click.option("--train-encoder", is_flag=True,
               help="Autoencoder variant: fine-tune CaffeNet up to FEATURE together with the decoder.")
 def train(feature, **options):
@@ -78,7 +91,8 @@ def train(feature, **options):
     from models.train import TrainConfig, train as run_training
     summary = _run(run_training, TrainConfig(feature=feature, **options))
     history = summary["val_history"]
-    click.echo(f"done: {summary['steps']} steps, final loss {summary['final_loss']:.4g}, "
+    loss = summary["final_loss"]
+    click.echo(f"done: {summary['steps']} steps, final loss {loss:.4g}, "
                f"samples {summary['samples']}, skipped images {summary['skipped']}")
     if history:
         click.echo("validation error: " + ", ".join(f"step {s}: {e:.4f}" for s, e in history))
@@ -97,7 +111,8 @@ def train(feature, **options):
 @main.command()
 @click.argument("feature", type=_features_choice())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--checkpoint", required=True, type=click.Path())
+@click.option("--checkpoint", type=click.Path(),
+              help="A training checkpoint or decoder file (default: the decoder shipped for FEATURE).")
 @click.option("--out", default="reconstructions.png", show_default=True, type=click.Path())
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Add the mean-image and ridge baselines' images (when the run's training cache is at hand).")
@@ -106,6 +121,13 @@ def reconstruct(feature, images, checkpoint, out, baselines, device):
     """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
     from models.baselines import predictions_as_images
     from models.figures import write_reconstruction_figure
+    from models.pretrained import shipped_decoder
+    if checkpoint is None:
+        checkpoint = shipped_decoder(feature)
+        if checkpoint is None:
+            raise click.ClickException(f"no decoder is shipped for {feature}; train one ('cli.py train {feature}') "
+                                       "and pass --checkpoint runs/FEATURE/best.h5")
+        click.echo(f"decoder: {checkpoint} (shipped)")
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
     targets, recons, features_ = _run(trained.reconstruct, photos, with_features=True)
@@ -180,6 +202,21 @@ def import_weights(file, format_, model, prototxt, decoder, out):
                       prototxt=prototxt)
     total = sum(a.size for a in arrays.values())
     click.echo(f"wrote {out}: {len(arrays)} tensors, {total:,} parameters")
+
+
+@main.command(name="export-decoder")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Decoder file to write (HDF5, float16 weights).")
+@click.option("--recipe", default="", help="The command that trained it, kept in the file.")
+def export_decoder(checkpoint, out, recipe):
+    """Write the decoder of a training CHECKPOINT as a small file that reconstruct and
+    models.load_decoder read (weights in float16; settings and held-out errors as attributes)."""
+    from models.pretrained import export_decoder as export
+    held_out = _run(export, checkpoint, out, recipe)
+    baselines = ", ".join(f"{k} {v:.4f}" for k, v in held_out["baselines"].items())
+    error = held_out["decoder"]
+    click.echo(f"wrote {out} ({os.path.getsize(out) / 2 ** 20:.1f} MiB): step {held_out['step']}, error on its "
+               f"validation photos {error if error is None else f'{error:.4f}'}" + (f" ({baselines})" if baselines else ""))
 
 
 # --- the paper's analyses and the study tools ------------------------------------------------------

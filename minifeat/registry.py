@@ -1,6 +1,6 @@
 """The paper's shallow representations by name, and their parallel extraction over many images.
 
-``REPRESENTATIONS`` maps each name to how the paper computes it (SPEC section 1): VLFeat's
+``REPRESENTATIONS`` maps each name to how the paper computes it (its section on the representations): VLFeat's
 features with default settings on the *greyscale* image (colour input is converted with
 :func:`minifeat.image.to_grey` first; values on the 0..255 scale, see :mod:`minifeat.image`).
 

@@ -1,6 +1,6 @@
 """The AlexNet encoders: CaffeNet (the paper's network) and torchvision's AlexNet (a second encoder).
 
-CaffeNet is Caffe's ``bvlc_reference_caffenet`` exactly as SPEC section 1 describes it::
+CaffeNet is Caffe's ``bvlc_reference_caffenet`` exactly as the paper uses it::
 
     conv1 96x11x11 /4 -> relu1 -> pool1 3/2 (ceil) -> norm1 LRN(5, 1e-4, 0.75, k=1)
     conv2 256x5x5 pad 2, 2 groups -> relu2 -> pool2 3/2 (ceil) -> norm2
@@ -23,7 +23,7 @@ Every processing step is a sub-module named as in Caffe (``conv1``, ``relu1``, `
 (PyTorch) layouts of our HDF5 weight files (conv ``(out, in/groups, kh, kw)``, fc ``(out, in)``).
 The flattening of pool5 for fc6 is done inside the network (C order, as Caffe and PyTorch).
 
-Feature taps (SPEC section 1): a layer's features are its output after its last processing step,
+Feature taps (as the paper defines them): a layer's features are its output after its last processing step,
 dropout excluded (dropout comes after the tap, so taps are the same in training and evaluation)::
 
     tap     CaffeNet step   torchvision step   full-width CaffeNet shape
@@ -76,7 +76,7 @@ TORCHVISION_TAP_SHAPES = {
 IMAGE_SIZE = 256  # the data pipeline feeds 256x256 RGB images
 CAFFENET_CROP = 227
 TORCHVISION_CROP = 224
-# Caffe's per-channel ImageNet mean, BGR order (SPEC section 1; the exact values of the mean image's
+# Caffe's per-channel ImageNet mean, BGR order (the exact values of the mean image's
 # channel means are 104.007, 116.669, 122.679).
 CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
 TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)

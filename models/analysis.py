@@ -1,4 +1,4 @@
-"""The paper's analyses of a trained decoder: what its input features still tell (SPEC section 5).
+"""The paper's analyses of a trained decoder: what its input features still tell (the paper's analysis section).
 
 The functions on feature arrays take and return host NumPy arrays (N, ...), as the encoder gives
 them; the ``*_images`` functions run one analysis end to end with a
@@ -219,7 +219,7 @@ def dark_knowledge_images(trained, photos, k=TOP_K):
 
 
 def default_unit_value(trained):
-    """The value of a lone active unit when none is given [D]: the one that gives the vector the L2
+    """The value of a lone active unit when none is given (a project decision; the paper is silent): the one that gives the vector the L2
     norm of an average training feature vector, sqrt(D) x RMS = sqrt(D) / feature_scale."""
     return math.sqrt(_require_vectors(trained, "a single neuron")) / trained.scale
 

@@ -1,4 +1,4 @@
-"""Training checkpoints in HDF5, written atomically (DESIGN.md).
+"""Training checkpoints in HDF5, written atomically (nn.serialization.atomic_write).
 
 Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``, and for the autoencoder
 variant ``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and

@@ -6,7 +6,7 @@ per layer, ``(name, kind, out_channels, kernel, stride, input)``, where ``input`
 along channels (the "J" layers joining streams A and B). Padding follows from kernel and stride:
 a k x k stride-s convolution uses padding (k - 1) // 2 (5/2 halves, 3/1 keeps or halves); an
 up-convolution with kernel 4 stride 2 uses padding 1 and one with kernel 5 stride 2 padding 2
-and output padding 1, so both exactly double the size (SPEC section 2).
+and output padding 1, so both exactly double the size (the paper's supplementary decoder tables).
 
 After every layer but the last comes a leaky ReLU with slope 0.2; the last layer is linear.
 ``width`` multiplies every hidden channel count (the input and the 3 output channels stay), and
@@ -89,7 +89,7 @@ CONV5 = (
 
 
 def fully_connected_table():
-    """Supplementary Table 6 (fc8 -> 128x128); fc6 and fc7 use it with a 4096-d input [D]."""
+    """Supplementary Table 6 (fc8 -> 128x128); fc6 and fc7 use it with a 4096-d input (a project decision; the paper is silent)."""
     return (
         Layer("fc1", "fc", 4096, None, None, "input"),
         Layer("fc2", "fc", 4096, None, None, None),
@@ -104,7 +104,7 @@ def fully_connected_table():
 
 
 def conv_template_table(channels, upconvs):
-    """conv1..conv4 [D]: Table 5's template: three 3x3 convolutions keeping ``channels``, then
+    """conv1..conv4 (a project decision; the paper is silent): Table 5's template: three 3x3 convolutions keeping ``channels``, then
     ``upconvs`` 5x5 stride-2 up-convolutions halving the channels each time, the last one to 3."""
     rows = [Layer(f"conv{i}", "conv", channels, 3, 1, "input" if i == 1 else None) for i in (1, 2, 3)]
     for i in range(1, upconvs + 1):

@@ -2,7 +2,7 @@
 
 Shallow features (hog, sift, lbp) are computed by ``minifeat`` on the greyscale 256x256 photo (or
 ``image_size``); their target is the photo itself. AlexNet features come from CaffeNet on the
-centre 227x227 crop; their target is that crop, resized to the decoder's output size (SPEC §3).
+centre 227x227 crop; their target is that crop, resized to the decoder's output size (as the paper trains its AlexNet decoders).
 """
 import warnings
 

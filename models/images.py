@@ -70,7 +70,7 @@ def resize(image, height, width):
 
 
 def center_square(image, size):
-    """Resize the short side to ``size`` and cut the central size x size square (SPEC section 3)."""
+    """Resize the short side to ``size`` and cut the central size x size square (as the paper prepares its photos)."""
     h, w = image.shape[:2]
     scale = size / min(h, w)
     image = resize(image, max(size, round(h * scale)), max(size, round(w * scale)))

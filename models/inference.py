@@ -13,6 +13,7 @@ from .checkpoint import load_checkpoint, read_config
 from .encoders import Encoder
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
+from .pretrained import read_decoder_file
 from .train import reconstruct_batches
 
 
@@ -20,8 +21,8 @@ class TrainedDecoder:
     """A decoder restored from a training checkpoint, with the encoder it was trained on."""
 
     def __init__(self, checkpoint, device="cpu", workers=None, weights=None):
-        """``checkpoint``: a training checkpoint, or a decoder weight file (``import-weights
-        --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
+        """``checkpoint``: a training checkpoint, a decoder file (models.pretrained), or a released
+        decoder's weight file (``import-weights --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
         features, overriding the ones the run was trained with."""
         self.device = nn.check_device(device)
         with open_h5(checkpoint) as f:
@@ -31,11 +32,16 @@ class TrainedDecoder:
             cfg = read_config(checkpoint)
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
                                         in_channels=cfg["feature_shape"][0])
+        elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.pretrained)
+            cfg, arrays, _ = read_decoder_file(checkpoint)
+            self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
+                                        in_channels=cfg["feature_shape"][0])
+            self.model.load_state_dict(arrays, source=str(checkpoint))
         elif str(attrs.get("model", "")).startswith("decoder/"):
             cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}
             self.model = decoders.from_arrays(cfg["feature"], nn.load_arrays(checkpoint)[0], source=checkpoint)
         else:
-            raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder weight file; "
+            raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder file; "
                                      "pass a checkpoint.h5 written by 'cli.py train'")
         self.config, self.feature, self.scale = cfg, cfg["feature"], cfg["feature_scale"]
         self.path = checkpoint

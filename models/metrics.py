@@ -1,4 +1,4 @@
-"""The paper's normalised reconstruction error (SPEC section 4).
+"""The paper's normalised reconstruction error (Dosovitskiy & Brox 2016, its evaluation).
 
     error = mean_i ||x_i - r_i||_2  /  mean_{i != j} ||x_i - x_j||_2
 

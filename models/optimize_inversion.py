@@ -13,7 +13,7 @@ alpha-norm keeps the values in range, total variation keeps the image smooth) ha
 independent of the image size and range, as M&V normalise them. The gradient of E is taken through
 nn's autodiff (the network's weights frozen) and x follows gradient descent with momentum
 (nn.optim.SGD). The learning rate is set from the first gradient so that the first step moves the
-pixels by ``first_step`` (RMS, on the 0-255 scale) [D]; it is divided by 10 for the last 20% of the
+pixels by ``first_step`` (RMS, on the 0-255 scale) (a project decision: the method's paper is silent); it is divided by 10 for the last 20% of the
 iterations. x starts from seeded Gaussian noise of standard deviation ``init_std``.
 """
 import dataclasses

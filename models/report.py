@@ -1,4 +1,4 @@
-"""The paper's table of reconstruction errors over every trained run in a folder (SPEC sections 4, 5).
+"""The paper's table of reconstruction errors over every trained run in a folder (its Table 1 and analyses).
 
 A run is a folder holding ``checkpoint.h5`` (found at any depth). Each is evaluated on the photos
 of one data folder with the normalised reconstruction error (:mod:`models.metrics`), as ``cli.py

@@ -1,4 +1,4 @@
-"""Training a decoder: data, loop, validation, checkpoints, logs and figures (SPEC section 3).
+"""Training a decoder: data, loop, validation, checkpoints, logs and figures (the paper's training setup).
 
 ``train(TrainConfig(...))`` runs the whole job that ``cli.py train`` starts:
 
@@ -84,7 +84,7 @@ class TrainConfig:
     feature: str
     data: str = None
     val: str = None
-    preset: str = "cpu"
+    preset: str = None          # default "cpu"
     out: str = None
     batch_size: int = None
     lr: float = None
@@ -100,7 +100,8 @@ class TrainConfig:
     channel_scale: bool = None  # scale each feature channel to unit RMS (else one factor for all)
     grad_clip: float = None     # largest joint gradient norm (nn.optim.clip_grad_norm_); 0: no clipping
     threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
-    seed: int = 0
+    seed: int = None            # default 0
+    overwrite: bool = False     # replace a finished run in ``out`` (else train refuses to touch it)
     val_fraction: float = 0.1
     val_every: int = None
     checkpoint_every: int = None
@@ -111,19 +112,23 @@ class TrainConfig:
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
+    reference: bool = False     # convolutions as their plain definitions (nn/functional/conv_reference.py)
 
     def resolved(self):
         """A copy with the preset's values filled in where an option was not given."""
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESETS)}")
+        name = self.preset or "cpu"
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
         values = dataclasses.asdict(self)
-        preset = dict(PRESETS[self.preset])
-        if self.preset == "cpu":
+        values["preset"] = name
+        preset = dict(PRESETS[name])
+        if name == "cpu":
             preset.update(CPU_PRESETS.get(self.feature, {}))
         for key, value in preset.items():
             if values.get(key) is None:
                 values[key] = value
         values["data"] = values["data"] or SAMPLE_DATA
+        values["seed"] = 0 if values["seed"] is None else values["seed"]
         if values["weights"]:  # stored in the checkpoint: must resolve from any working directory
             values["weights"] = os.path.abspath(values["weights"])
         values["out"] = values["out"] or os.path.join("runs", self.feature)
@@ -266,7 +271,7 @@ def reconstruct_batches(model, features, scale, device, batch_size=16):
 class FineTunedEncoder:
     """The trainable encoder of the autoencoder variant: CaffeNet's layers up to the tap ``feature``.
 
-    Dropout stays off (evaluation mode), so the features trained on are those inverted later [D].
+    Dropout stays off (evaluation mode), so the features trained on are those inverted later (a project decision; the paper is silent).
     """
 
     def __init__(self, feature, weights, device):
@@ -310,16 +315,117 @@ def validate(model, cache, scale, device, limit, encoder=None):
     return error, targs, recon
 
 
+# What defines a run: --resume takes these from the run's checkpoint where they are not given,
+# and refuses a given one that differs (the others, such as --iters or --device, may change).
+RUN_DEFINING = ("feature", "preset", "width", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
+                "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder")
+RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
+
+
+def _same(name, given, saved):
+    if name in ("data", "val", "weights") and given is not None and saved is not None:
+        return os.path.abspath(given) == os.path.abspath(saved)
+    return given == saved or (isinstance(given, (int, float)) and isinstance(saved, (int, float))
+                              and math.isclose(given, saved, rel_tol=1e-12))
+
+
+def resumed_config(cfg, saved, out):
+    """``cfg`` completed from the saved run's config ``saved``: every run-defining option not given
+    is the saved one; a given one that differs is refused, naming it."""
+    values = dataclasses.asdict(cfg)
+    for name in RUN_DEFINING:
+        if values[name] is None or name not in saved:
+            values[name] = saved.get(name, values[name])
+        elif not _same(name, values[name], saved[name]):
+            flag = "--" + name.replace("_", "-")
+            raise TrainingError(f"--resume: {flag} {values[name]!r} differs from the run in {out}, which was trained "
+                                f"with {saved[name]!r}; resume without {flag}, or start a new run with another --out")
+    return TrainConfig(**values)
+
+
+class RunFolder:
+    """A run folder belongs to one run: ``run.lock`` names the training process while it runs, and
+    a finished run is replaced only on request (``overwrite``)."""
+
+    def __init__(self, out, resume, overwrite):
+        self.out, self.lock = out, os.path.join(out, "run.lock")
+        os.makedirs(out, exist_ok=True)
+        self._acquire()
+        try:
+            checkpoint = os.path.join(out, "checkpoint.h5")
+            if os.path.exists(checkpoint) and not resume:
+                if not overwrite:
+                    raise TrainingError(f"{out} already holds a run ({checkpoint}); continue it with --resume, "
+                                        "replace it with --overwrite, or choose another --out")
+                for name in RUN_OUTPUTS + tuple(f for f in os.listdir(out) if f.startswith("recon_")):
+                    if os.path.exists(os.path.join(out, name)):
+                        os.remove(os.path.join(out, name))
+            for name in os.listdir(out):  # half-written files of a killed run (nn.serialization.atomic_write)
+                if name.startswith(".tmp-"):
+                    os.remove(os.path.join(out, name))
+        except BaseException:
+            self.release()
+            raise
+
+    def _acquire(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise TrainingError(f"{self.out} is in use by another run (process {owner}, {self.lock}); "
+                                        "wait for it, or choose another --out") from None
+                os.remove(self.lock)  # left by a run that was killed
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            return
+        raise TrainingError(f"{self.lock}: could not take the run folder's lock; remove it if no run is using {self.out}")
+
+    def _owner(self):
+        try:
+            with open(self.lock) as f:
+                return int(f.read().strip() or -1)
+        except (OSError, ValueError):
+            return None
+
+    def release(self):
+        if self._owner() == os.getpid():
+            os.remove(self.lock)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def train(cfg, log=print, on_step=None):
     """Run (or resume) a training job; returns a summary dict (final loss, validation errors, paths).
 
     ``on_step(step)``, when given, is called after each step; returning True stops the run there
     with a checkpoint, as Ctrl-C does but without raising.
     """
+    out = cfg.resolved().out
+    if cfg.resume and os.path.exists(os.path.join(out, "checkpoint.h5")):
+        cfg = resumed_config(cfg, read_config(os.path.join(out, "checkpoint.h5")), out)
     cfg = cfg.resolved()
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.backend.set_blas_threads(cfg.threads or 1)
-    os.makedirs(cfg.out, exist_ok=True)
+    folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite)
+    try:
+        with F.reference_convolutions(cfg.reference):
+            return _train(cfg, log, on_step)
+    finally:
+        folder.release()
+
+
+def _train(cfg, log, on_step):
     train_cache, val_cache, data_summary = prepare_data(cfg, log)
     steps_per_epoch = max(1, math.ceil(len(train_cache) / cfg.batch_size))
     total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
@@ -371,7 +477,16 @@ def train(cfg, log=print, on_step=None):
     def decoder_input(x):
         return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
 
+    def last_good():
+        return (f"the last good checkpoint is {ckpt_path}" if os.path.exists(ckpt_path)
+                else "no checkpoint was written yet")
+
     def checkpoint(step, path=ckpt_path):
+        """Save, unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
+        state = [v for st in optimizer.state for v in st.values() if hasattr(v, "shape")]
+        if not _all_finite([p.data for p in optimizer.params] + state):
+            raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
+                                f"{last_good()}; try a lower --lr (and --resume)")
         save_checkpoint(path, model, optimizer, step, config, schedule, history, encoder=network)
 
     if start == 0:  # the error before training: the baseline the validation curve falls from
@@ -388,8 +503,8 @@ def train(cfg, log=print, on_step=None):
         values = nn.to_numpy(nn.get_array_module(pending[0][1]).stack([row[1] for row in pending]))
         for row, value in zip(pending, values.tolist()):
             if not math.isfinite(value):
-                raise TrainingError(f"loss became {value} at step {row[0]}; stopped. The last good "
-                                    f"checkpoint is {ckpt_path}; try a lower --lr and --resume")
+                raise TrainingError(f"loss became {value} at step {row[0]}; stopped: {last_good()}; "
+                                    "try a lower --lr (and --resume)")
             row[1] = loss_value = value
 
     def log_losses():
@@ -460,22 +575,44 @@ def train(cfg, log=print, on_step=None):
                "photos": {k: v["photos"] for k, v in data_summary.items()},
                "samples": {k: v["samples"] for k, v in data_summary.items()}}
     with open(os.path.join(cfg.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+        json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
     return summary
 
 
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Ctrl-C during a step only raises a flag; the loop finishes the step, saves, then stops."""
+    """Ctrl-C (SIGINT) or SIGTERM (what batch schedulers and containers send) during a step only
+    raises a flag; the loop finishes the step, saves, then stops."""
     flag = []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    previous = signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+    previous = {sig: signal.signal(sig, lambda *_: flag.append(True)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield lambda: bool(flag)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _json_safe(value):
+    """``value`` with every NaN or infinite float as None (JSON has no NaN: a resumed finished run
+    trains no step and has no loss; a validation set of one photo has no error)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _all_finite(arrays):
+    """Whether every element of every array is finite (one read-back from the device)."""
+    if not arrays:
+        return True
+    xp = nn.get_array_module(arrays[0])
+    return bool(nn.to_numpy(xp.stack([xp.isfinite(a).all() for a in arrays])).all())
 
 
 def _truncate_log(log_path, upto):

@@ -1,6 +1,6 @@
 """Weight initialisation: He (Kaiming) normal scaled for the leaky ReLU that follows each layer.
 
-The paper does not say how its decoders were initialised (SPEC section 3), so we use the standard
+The paper does not say how its decoders were initialised (its training section), so we use the standard
 scaled initialisation: w ~ N(0, gain^2 / fan_in) with gain = sqrt(2 / (1 + slope^2)), biases 0.
 ``fan_in`` is the number of inputs feeding one output: C_in/groups kH kW for a convolution,
 in_features for a linear layer, and (C_in/groups) kH kW / (sH sW) for a transposed convolution

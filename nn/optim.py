@@ -12,6 +12,8 @@ from .fused import adam_update, scale_in_place, sum_of_squares
 
 class Optimizer:
     def __init__(self, params, lr):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"{type(self).__name__}: invalid learning rate {lr!r} (a finite number >= 0)")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -71,6 +73,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
+        if not all(0.0 <= b < 1.0 for b in betas) or not eps >= 0:
+            raise ValueError(f"Adam: betas {betas} must lie in [0, 1) and eps {eps} must be >= 0")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
     def update(self, p, g, state):
@@ -116,6 +120,8 @@ class StepLR:
     """lr = initial lr * gamma^(epoch // step_size); call ``step()`` once per epoch (or iteration)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
         self.base_lr, self.count = optimizer.lr, 0
 

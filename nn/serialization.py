@@ -31,7 +31,10 @@ def _h5py():
 
 
 def atomic_write(path, write):
-    """Call ``write(tmp_path)`` and rename the finished temporary file to ``path``."""
+    """Call ``write(tmp_path)``, flush the finished temporary file to the disk, and rename it to
+    ``path`` (then flush the folder, so that the rename itself survives a power cut). A kill at any
+    moment leaves either the old file or the new one; a kill before the rename leaves a
+    ``.tmp-*`` file, which the next run in that folder removes (models.train.RunFolder)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -39,11 +42,27 @@ def atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _fsync_folder(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _attr_value(value):

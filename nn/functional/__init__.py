@@ -1,7 +1,7 @@
 """Differentiable ops on tensors, PyTorch-style names and NCHW layouts (``import nn.functional as F``)."""
 from .activation import leaky_relu, relu
 from .arithmetic import abs, add, div, mean, mul, neg, pow, sub, sum
-from .conv import conv2d, conv_transpose2d
+from .conv import conv2d, conv_transpose2d, reference_convolutions
 from .dropout import dropout
 from .linear import linear
 from .loss import mse_loss
@@ -11,4 +11,4 @@ from .shape import concat, flatten, get_item, reshape
 
 __all__ = ["abs", "add", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
            "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
-           "pow", "relu", "reshape", "sub", "sum"]
+           "pow", "reference_convolutions", "relu", "reshape", "sub", "sum"]

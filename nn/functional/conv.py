@@ -44,12 +44,15 @@ gradient is ``conv_forward_data(gy, w)`` and its weight gradient ``conv_backward
 computed together from one im2col of gy. So ``<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>``
 holds by construction (and is tested). Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
 """
+import contextlib
 import functools
+import threading
 
 import numpy as np
 
 from ..backend import device_of, get_array_module, to_device
 from ..function import Function
+from .conv_reference import Conv2dReference, ConvTranspose2dReference
 from .validation import check_float, check_rank, pair
 
 # Bytes of one band's im2col block, by device. 4 MiB keeps a band in this CPU's L2/L3 cache, so the
@@ -567,6 +570,21 @@ def _check_conv(op, x, w, b, groups, in_per_group_axis):
         raise ValueError(f"{op}: bias shape {tuple(b.shape)}, expected ({out_channels},)")
 
 
+_REFERENCE = threading.local()
+
+
+@contextlib.contextmanager
+def reference_convolutions(active=True):
+    """Within this block (this thread), conv2d and conv_transpose2d compute as their plain
+    definitions in conv_reference.py: the same results, without the layout engine, slowly."""
+    previous = getattr(_REFERENCE, "active", False)
+    _REFERENCE.active = active
+    try:
+        yield
+    finally:
+        _REFERENCE.active = previous
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
     """2-D convolution of x (N, C, H, W) with w (C_out, C/groups, kH, kW) and bias b (C_out,)."""
     stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
@@ -576,7 +594,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
         raise ValueError(f"conv2d: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
                          f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
                          "or negative padding")
-    fn = Conv2d(stride, padding, groups)
+    reference = getattr(_REFERENCE, "active", False)
+    fn = Conv2dReference(stride, padding, groups) if reference else Conv2d(stride, padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)
 
 
@@ -593,5 +612,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
                          f"stride {stride}, padding {padding}, output_padding {output_padding} gives "
                          f"output size {tuple(out)}; need a positive size, stride >= 1 and "
                          "output_padding < stride")
-    fn = ConvTranspose2d(stride, padding, output_padding, groups)
+    if getattr(_REFERENCE, "active", False):
+        fn = ConvTranspose2dReference(stride, padding, groups, tuple(out))
+    else:
+        fn = ConvTranspose2d(stride, padding, output_padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)

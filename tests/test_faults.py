@@ -1,0 +1,141 @@
+"""Faults a training run must survive without losing or corrupting a result (issue: nothing lost):
+a second run into a finished run's folder, two runs at once, a NaN that would reach disk, SIGTERM,
+a resume with conflicting options, and arguments that make no sense."""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from models.train import TrainConfig, TrainingError, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in SAMPLES[:8]:
+        shutil.copy(path, folder)
+    return str(folder)
+
+
+def tiny(photos, out, **overrides):
+    options = dict(feature="hog", data=photos, out=str(out), iters=2, batch_size=2, width=1 / 16, image_size=64,
+                   val_every=2, checkpoint_every=2, workers=1, crops=0)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def quiet(*_):
+    pass
+
+
+def test_a_finished_run_is_not_replaced_without_overwrite(photos, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(photos, out), log=quiet)
+    before = (out / "checkpoint.h5").read_bytes()
+    with pytest.raises(TrainingError, match="already holds a run .* --resume, replace it with --overwrite"):
+        train(tiny(photos, out), log=quiet)
+    assert (out / "checkpoint.h5").read_bytes() == before
+    (out / "recon_0000999.png").write_bytes(b"from the old run")
+    train(tiny(photos, out, overwrite=True, iters=4), log=quiet)
+    assert not (out / "recon_0000999.png").exists()
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 4
+    assert not (out / "run.lock").exists()
+
+
+def test_a_running_run_locks_its_folder(photos, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "run.lock").write_text(f"{other.pid}\n")
+        with pytest.raises(TrainingError, match=f"in use by another run \\(process {other.pid}"):
+            train(tiny(photos, out), log=quiet)
+    finally:
+        other.kill()
+        other.wait()
+    train(tiny(photos, out), log=quiet)  # the lock of a dead process is taken over
+    assert (out / "checkpoint.h5").exists() and not (out / "run.lock").exists()
+
+
+def test_nan_weights_never_reach_disk(photos, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="NaN or infinite by step 1; nothing was saved and no checkpoint was "
+                                            "written yet"):  # Adam's first step size lr / 0.1 overflows float32
+        train(tiny(photos, out, iters=1, lr=1e38), log=quiet)
+    assert not (out / "checkpoint.h5").exists()
+
+
+def test_an_exploding_loss_names_no_checkpoint_that_does_not_exist(photos, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="no checkpoint was written yet"):
+        train(tiny(photos, out, iters=3, lr=1e38, val_every=100, checkpoint_every=100), log=quiet)
+    assert not (out / "checkpoint.h5").exists()
+
+
+def test_sigterm_saves_like_ctrl_c(photos, tmp_path):
+    out = tmp_path / "run"
+
+    def terminate(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(photos, out, iters=10, checkpoint_every=100), log=quiet, on_step=terminate)
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 3
+
+
+def test_resume_takes_the_runs_options_and_refuses_conflicting_ones(photos, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(photos, out, width=1 / 8, seed=3), log=quiet)
+    resumed = TrainConfig(feature="hog", data=photos, out=str(out), iters=4, resume=True, workers=1)
+    train(resumed, log=quiet)  # width 1/8, seed 3, batch 2, 64 px ... all from the run
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 4
+    for option, value in (("lr", 5e-4), ("seed", 0), ("width", 0.25), ("batch_size", 4), ("image_size", 128)):
+        conflicting = TrainConfig(feature="hog", data=photos, out=str(out), iters=6, resume=True, workers=1,
+                                  **{option: value})
+        flag = "--" + option.replace("_", "-")
+        with pytest.raises(TrainingError, match=f"--resume: {flag} .* differs from the run"):
+            train(conflicting, log=quiet)
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "-3"], ["--iters", "0"], ["--iters", "-5"],
+                                  ["--epochs", "0"], ["--width", "0"], ["--width", "-1"], ["--lr", "-1"],
+                                  ["--lr", "nan"], ["--lr", "inf"], ["--image-size", "0"]])
+def test_nonsense_arguments_are_refused_before_any_work(args, tmp_path):
+    result = CliRunner().invoke(main, ["train", "hog", "--out", str(tmp_path / "run")] + args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=float("nan")), dict(lr=-1.0), dict(betas=(1.0, 1.0)), dict(eps=-1.0)])
+def test_adam_refuses_what_pytorch_refuses(kwargs):
+    import nn
+    with pytest.raises(ValueError, match="Adam"):
+        nn.optim.Adam([nn.Tensor(np.zeros(2, np.float32), requires_grad=True)], **kwargs)
+
+
+def test_resuming_a_finished_run_writes_valid_json_and_no_orphans_stay(photos, tmp_path):
+    import json
+    out = tmp_path / "run"
+    train(tiny(photos, out), log=quiet)
+    (out / ".tmp-abc123.h5").write_bytes(b"half a checkpoint from a killed run")
+    summary = train(tiny(photos, out, resume=True), log=quiet)  # already at its last step
+    assert summary["steps"] == 2
+    json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+    assert not (out / ".tmp-abc123.h5").exists()

@@ -1,0 +1,72 @@
+"""Trained decoders as small files (models/pretrained.py): export, load, and reconstruct with the
+shipped decoder when no checkpoint is given."""
+import glob
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from models import pretrained
+from models.train import TrainConfig, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrained")
+    photos = root / "photos"
+    photos.mkdir()
+    for path in SAMPLES[:7]:
+        shutil.copy(path, photos)
+    cfg = TrainConfig(feature="hog", data=str(photos), out=str(root / "run"), iters=4, batch_size=2, width=1 / 16,
+                      image_size=64, val_every=2, checkpoint_every=2, workers=1, crops=2, channel_scale=True)
+    train(cfg, log=lambda *_: None)
+    return root
+
+
+def test_export_keeps_half_the_bytes_and_the_same_reconstructions(run, tmp_path):
+    out = tmp_path / "hog.h5"
+    result = CliRunner().invoke(main, ["export-decoder", str(run / "run" / "best.h5"), "--out", str(out),
+                                       "--recipe", "cli.py train hog ..."])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f:
+        assert f.attrs["kind"] == "decoder"
+        dtypes = set()
+        f["model"].visititems(lambda name, obj: dtypes.add(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
+        assert dtypes == {np.dtype(np.float16)}
+    _, _, attrs = pretrained.read_decoder_file(out)
+    assert attrs["training"]["recipe"] == "cli.py train hog ..." and attrs["training"]["width"] == 1 / 16
+    assert attrs["held_out"]["decoder"] > 0 and set(attrs["held_out"]["baselines"]) == {"mean image",
+                                                                                        "linear (ridge)"}
+    from_checkpoint = pretrained.load_decoder(str(run / "run" / "best.h5"))
+    from_file = pretrained.load_decoder(str(out))
+    photos = from_file.photos(SAMPLES[:2])[0]
+    a, b = from_checkpoint.reconstruct(photos)[1], from_file.reconstruct(photos)[1]
+    assert np.abs(a - b).max() < 2.0  # float16 weights: within 2 grey levels of 255
+
+
+def test_reconstruct_uses_the_shipped_decoder_when_no_checkpoint_is_given(run, tmp_path, monkeypatch):
+    shipped = tmp_path / "pretrained"
+    shipped.mkdir()
+    pretrained.export_decoder(str(run / "run" / "checkpoint.h5"), str(shipped / "hog.h5"))
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", str(shipped))
+    out = tmp_path / "r.png"
+    result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLES[0], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(shipped)" in result.output and out.exists()
+    missing = CliRunner().invoke(main, ["reconstruct", "lbp", SAMPLES[0], "--out", str(out)])
+    assert missing.exit_code == 1 and "no decoder is shipped for lbp" in missing.output
+
+
+def test_a_file_that_is_not_a_decoder_is_one_clear_error(tmp_path):
+    bogus = tmp_path / "x.h5"
+    with h5py.File(bogus, "w") as f:
+        f.attrs["kind"] = "decoder"
+    with pytest.raises(Exception, match="not a featinv decoder file"):
+        pretrained.read_decoder_file(str(bogus))
