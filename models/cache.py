@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from nn.serialization import open_h5
+from nn.serialization import WeightFileError, open_h5
 
 from .images import ImageError, center_square, random_crops, read_image
 
@@ -29,11 +29,10 @@ def settings_hash(settings, files):
 
 
 def _is_current(path, digest):
-    import h5py
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             return f.attrs.get("settings_hash") == digest
-    except OSError:
+    except (OSError, WeightFileError):
         return False
 
 

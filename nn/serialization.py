@@ -104,17 +104,72 @@ def save_arrays(path, arrays, **attrs):
     atomic_write(path, write)
 
 
+# Declared dataset bytes allowed per byte of file: featinv writes uncompressed data (ratio <= 1);
+# a dataset declaring far more than its file holds is sparse or hostile and would be read whole.
+MAX_DECLARED_PER_FILE_BYTE = 4
+SLACK_BYTES = 1 << 20
+
+
 def open_h5(path):
-    """Open an HDF5 file for reading, turning every failure into one :class:`WeightFileError`."""
+    """Open an HDF5 file for reading, turning every failure into one :class:`WeightFileError`.
+
+    Files are data, never pointers: a file with an external link, a soft link, a virtual dataset
+    or a dataset in external storage (each of which makes h5py read another file, say
+    /etc/passwd, as if it were in this one) is refused, as is a dataset that declares much more
+    data than the file holds (a sparse dataset that would be read whole)."""
     h5py = _h5py()
     path = os.fspath(path)
     if not os.path.exists(path):
         raise WeightFileError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise WeightFileError(f"{path}: not a readable HDF5 file ({exc}); "
                               "pass a file written by featinv (cli.py import-weights or train)") from None
+    try:
+        check_self_contained(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_self_contained(f, path):
+    """Raise WeightFileError unless every object of the open HDF5 file ``f`` is stored in it."""
+    h5py = _h5py()
+    budget = MAX_DECLARED_PER_FILE_BYTE * os.path.getsize(path) + SLACK_BYTES
+    declared = 0
+
+    def refuse(name, what):
+        raise WeightFileError(f"{path}: {name} is {what}, which would read data from outside the file; "
+                              "refused (featinv files hold their data themselves): pass a file written by featinv")
+
+    def walk(group, prefix):
+        nonlocal declared
+        for name in group:
+            full = f"{prefix}/{name}"
+            try:
+                link = group.get(name, getlink=True)
+            except (OSError, KeyError, ValueError) as exc:
+                raise WeightFileError(f"{path}: {full} cannot be read ({exc})") from None
+            if isinstance(link, h5py.ExternalLink):
+                refuse(full, f"an external link to {link.filename}")
+            if isinstance(link, h5py.SoftLink):
+                refuse(full, f"a soft link to {link.path}")
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                walk(obj, full)
+                continue
+            if obj.is_virtual:
+                refuse(full, "a virtual dataset")
+            if obj.external:
+                refuse(full, f"stored in external files ({obj.external[0][0]!r}...)")
+            declared += obj.size * obj.dtype.itemsize
+            if declared > budget:
+                raise WeightFileError(f"{path}: its datasets declare {declared:,} bytes (at {full}) but the file has "
+                                      f"{os.path.getsize(path):,}: a sparse or hostile file; refused")
+
+    walk(f, "")
 
 
 def load_arrays(path):

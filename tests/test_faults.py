@@ -139,3 +139,43 @@ def test_resuming_a_finished_run_writes_valid_json_and_no_orphans_stay(photos, t
     assert summary["steps"] == 2
     json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
     assert not (out / ".tmp-abc123.h5").exists()
+
+
+# --- files are data, never pointers -----------------------------------------------------------
+
+def _hostile(kind, tmp_path):
+    """A checkpoint-like HDF5 file whose one dataset points outside the file (or claims to)."""
+    path = tmp_path / f"{kind}.h5"
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(64, dtype=np.float32).tobytes())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as g:
+        g["w"] = np.ones(4, np.float32)
+    with h5py.File(path, "w") as f:
+        f.attrs["kind"] = "checkpoint"
+        model = f.create_group("model")
+        if kind == "external_storage":
+            model.create_dataset("w", shape=(64,), dtype=np.float32, external=[(str(secret), 0, 256)])
+        elif kind == "external_link":
+            model["w"] = h5py.ExternalLink(str(other), "/w")
+        elif kind == "soft_link":
+            f["data"] = np.ones(4, np.float32)
+            model["w"] = h5py.SoftLink("/data")
+        elif kind == "virtual":
+            layout = h5py.VirtualLayout(shape=(4,), dtype=np.float32)
+            layout[:] = h5py.VirtualSource(str(other), "w", shape=(4,))
+            model.create_virtual_dataset("w", layout)
+        elif kind == "sparse":
+            model.create_dataset("w", shape=(400_000_000,), dtype=np.float32, chunks=(1 << 16,))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["external_storage", "external_link", "soft_link", "virtual", "sparse"])
+def test_hdf5_files_that_point_outside_themselves_are_refused(kind, tmp_path):
+    from nn.serialization import WeightFileError, open_h5
+    path = _hostile(kind, tmp_path)
+    with pytest.raises(WeightFileError, match=str(path).replace("/", ".") + ".*refused"):
+        open_h5(path).close()
+    result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLES[0], "--checkpoint", str(path),
+                                       "--out", str(tmp_path / "r.png")])
+    assert result.exit_code == 1 and "refused" in result.output and "Traceback" not in result.output
