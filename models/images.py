@@ -12,6 +12,7 @@ from scipy import ndimage
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
+MAX_PIXELS = 40_000_000  # a larger photo is refused (decoding and blurring it takes minutes and GBs)
 
 
 class ImageError(ValueError):
@@ -24,18 +25,32 @@ def find_images(folder):
         raise FileNotFoundError(f"{folder}: no such folder; pass --data with a folder of JPEG or PNG photos")
     found = []
     for root, _, names in os.walk(folder):
-        found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+        found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)
+                  and os.path.isfile(os.path.join(root, n))]  # not a FIFO or device named *.jpg
     return sorted(found)
 
 
 def read_image(path):
-    """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable."""
+    """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable.
+
+    CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows their inverted
+    Adobe variant; anything but a regular file, and photos above MAX_PIXELS, are refused."""
     import imageio.v3 as iio
+    from PIL import Image
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: not a regular file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types for broken files
+            with Image.open(path) as probe:
+                if probe.size[0] * probe.size[1] > MAX_PIXELS:
+                    raise ImageError(f"{path}: {probe.size[0]}x{probe.size[1]} pixels, more than the "
+                                     f"{MAX_PIXELS // 10 ** 6}-megapixel limit; shrink it first")
+                cmyk = probe.mode == "CMYK"
+                image = np.asarray(probe.convert("RGB")) if cmyk else np.asarray(iio.imread(path))
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow and imageio raise many types for broken files
         raise ImageError(f"{path}: unreadable or truncated image ({type(exc).__name__}: {exc})") from None
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]

@@ -179,3 +179,37 @@ def test_hdf5_files_that_point_outside_themselves_are_refused(kind, tmp_path):
     result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLES[0], "--checkpoint", str(path),
                                        "--out", str(tmp_path / "r.png")])
     assert result.exit_code == 1 and "refused" in result.output and "Traceback" not in result.output
+
+
+# --- photos that gave silently wrong data or hung ---------------------------------------------
+
+def test_a_cmyk_jpeg_is_read_in_its_true_colours(tmp_path):
+    from PIL import Image
+    from models.images import read_image
+    path = tmp_path / "cmyk.jpg"
+    Image.new("RGB", (64, 48), (200, 40, 30)).convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+    image = read_image(str(path))
+    assert image.shape == (48, 64, 3)
+    assert np.abs(image.reshape(-1, 3).mean(axis=0) - (200, 40, 30)).max() < 12
+
+
+def test_a_fifo_named_like_a_photo_is_skipped_not_waited_on(tmp_path):
+    from models.images import ImageError, find_images, read_image
+    shutil.copy(SAMPLES[0], tmp_path / "good.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert find_images(str(tmp_path)) == [str(tmp_path / "good.jpg")]
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image(str(tmp_path / "pipe.jpg"))
+
+
+def test_a_huge_photo_is_refused_at_once(tmp_path):
+    import time
+    from PIL import Image
+    from models.images import ImageError, read_image
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (8000, 6000)).save(path)
+    start = time.time()
+    with pytest.raises(ImageError, match="8000x6000 pixels, more than the 40-megapixel limit"):
+        read_image(str(path))
+    assert time.time() - start < 5
