@@ -213,3 +213,33 @@ def test_a_huge_photo_is_refused_at_once(tmp_path):
     with pytest.raises(ImageError, match="8000x6000 pixels, more than the 40-megapixel limit"):
         read_image(str(path))
     assert time.time() - start < 5
+
+
+# --- the library's edge cases -------------------------------------------------------------------
+
+def test_library_edge_cases_give_results_or_clear_errors():
+    import nn
+    import nn.functional as F
+    x0 = nn.Tensor(np.zeros((0, 3, 8, 8), np.float32))
+    w = nn.Tensor(np.ones((4, 3, 3, 3), np.float32))
+    assert F.conv2d(x0, w, padding=1).shape == (0, 4, 8, 8)
+    assert F.conv_transpose2d(nn.Tensor(np.zeros((0, 4, 4, 4), np.float32)), w, stride=2, padding=1).shape \
+        == (0, 3, 7, 7)
+    x = nn.Tensor(np.ones((1, 3, 8, 8), np.float32))
+    assert F.conv2d(x, w, stride=np.int64(2)).shape == (1, 4, 3, 3)
+    with pytest.raises(ValueError, match="mse_loss: empty input"):
+        F.mse_loss(nn.Tensor(np.zeros((0, 3), np.float32)), nn.Tensor(np.zeros((0, 3), np.float32)))
+    ints = nn.Tensor(np.ones((1, 3, 4, 4), np.int64))
+    for name, call in (("relu", F.relu), ("dropout", F.dropout), ("local_response_norm", lambda t: F.local_response_norm(t, 3)),
+                       ("max_pool2d", lambda t: F.max_pool2d(t, 2))):
+        with pytest.raises(ValueError, match=f"{name}: inputs must share one float dtype"):
+            call(ints)
+    with pytest.raises(ValueError, match="flatten: start_dim 5"):
+        F.flatten(x, start_dim=5)
+    for build, match in ((lambda: nn.Conv2d(0, 4, 3), "Conv2d: in_channels must be a positive int"),
+                         (lambda: nn.Linear(0, 4), "Linear: in_features must be a positive int"),
+                         (lambda: nn.ConvTranspose2d(3, 0, 4), "ConvTranspose2d: out_channels"),
+                         (lambda: nn.optim.StepLR(nn.optim.SGD([nn.Tensor(np.zeros(1, np.float32),
+                                                                          requires_grad=True)]), 0), "StepLR")):
+        with pytest.raises(ValueError, match=match):
+            build()

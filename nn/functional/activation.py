@@ -1,6 +1,7 @@
 """Pointwise nonlinearities: ReLU and leaky ReLU."""
 from ..fused import leaky_relu_backward, leaky_relu_forward
 from ..function import Function
+from .validation import check_float
 
 
 class LeakyReLU(Function):
@@ -25,9 +26,11 @@ class LeakyReLU(Function):
 
 def relu(x):
     """max(x, 0)."""
+    check_float("relu", x)
     return LeakyReLU(0.0)(x)
 
 
 def leaky_relu(x, negative_slope=0.2):
     """x if x > 0 else negative_slope * x (the paper's decoders use 0.2)."""
+    check_float("leaky_relu", x)
     return LeakyReLU(negative_slope)(x)

@@ -215,7 +215,7 @@ def row_bands(out_rows, bytes_per_row, columns_per_row, array):
     device ``array`` lives on, but at least MIN_BAND_COLUMNS GEMM columns (``columns_per_row``
     each) per band: thinner bands cost more in per-call overhead than the cache saves."""
     budget = BAND_BYTES[device_of(array)]
-    step = max(budget // max(1, bytes_per_row), -(-MIN_BAND_COLUMNS // columns_per_row), 1)
+    step = max(budget // max(1, bytes_per_row), -(-MIN_BAND_COLUMNS // max(1, columns_per_row)), 1)
     return [(first, min(out_rows, first + step)) for first in range(0, out_rows, step)]
 
 

@@ -1,6 +1,7 @@
 """Dropout: zero each unit with probability p in training, scale the rest by 1/(1-p)."""
 from ..backend import device_of, to_device
 from ..function import Function
+from .validation import check_float
 from .. import random
 
 
@@ -23,6 +24,7 @@ def dropout(x, p=0.5, training=True):
     """Inverted dropout; the identity when not training or p == 0."""
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    check_float("dropout", x)
     if not training or p == 0:
         return x
     return Dropout(p)(x)

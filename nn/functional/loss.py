@@ -32,6 +32,8 @@ def mse_loss(x, target, reduction="paper"):
     if tuple(x.shape) != tuple(target.shape):
         raise ValueError(f"mse_loss: input shape {tuple(x.shape)} differs from target shape {tuple(target.shape)}")
     check_float("mse_loss", x, target)
+    if x.size == 0:
+        raise ValueError(f"mse_loss: empty input of shape {tuple(x.shape)}: no loss to average")
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     divisor = {"paper": x.shape[0], "mean": x.size, "sum": 1}[reduction]

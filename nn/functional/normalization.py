@@ -15,7 +15,7 @@ The element-wise steps are fused kernels on the GPU (nn.fused); the window sums 
 from ..backend import get_array_module
 from ..function import Function
 from ..fused import lrn_input_grad, lrn_output, lrn_scale, lrn_spread_source
-from .validation import check_rank
+from .validation import check_float, check_rank
 
 
 def _channel_window_sum(a, before, after):
@@ -52,6 +52,7 @@ class LocalResponseNorm(Function):
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """LRN across ``size`` neighbouring channels; alpha is divided by size (Caffe, PyTorch, ONNX)."""
     check_rank("local_response_norm", "input", x, 4, "(N, C, H, W)")
+    check_float("local_response_norm", x)
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
     return LocalResponseNorm(size, alpha, beta, k)(x)

@@ -9,7 +9,7 @@ import math
 
 from ..backend import get_array_module
 from ..function import Function
-from .validation import check_rank, pair
+from .validation import check_float, check_rank, pair
 
 
 def _offset_slices(u, v, stride, out_h, out_w):
@@ -76,6 +76,7 @@ class MaxPool2d(Function):
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max-pool x (N, C, H, W); stride defaults to kernel_size; ceil_mode as Caffe (CaffeNet uses it)."""
     check_rank("max_pool2d", "input", x, 4, "(N, C, H, W)")
+    check_float("max_pool2d", x)
     kernel = pair(kernel_size, "max_pool2d: kernel_size")
     stride = kernel if stride is None else pair(stride, "max_pool2d: stride")
     padding = pair(padding, "max_pool2d: padding")

@@ -68,6 +68,8 @@ def reshape(x, shape):
 def flatten(x, start_dim=1):
     """(N, d1, d2, ...) -> (N, d1*d2*...) for start_dim=1, in C order as PyTorch and Caffe flatten."""
     shape = x.shape
+    if not 0 <= start_dim < max(1, len(shape)):
+        raise ValueError(f"flatten: start_dim {start_dim} outside the {len(shape)} dimensions of shape {tuple(shape)}")
     return reshape(x, tuple(shape[:start_dim]) + (-1,))
 
 

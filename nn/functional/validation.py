@@ -1,4 +1,6 @@
 """Argument checks shared by the ops: one clear ValueError naming the op and both shapes."""
+import numbers
+
 import numpy as np
 
 
@@ -15,11 +17,25 @@ def check_float(op, *arrays):
                          f"checks), got {sorted(str(d) for d in dtypes)}; convert with .astype('float32')")
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def pair(value, name):
-    """An int or a pair of ints as a (height, width) pair."""
-    if isinstance(value, int):
-        return value, value
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, int) for v in value):
+    """An int (Python's or NumPy's) or a pair of ints as a (height, width) pair of Python ints."""
+    if _is_int(value):
+        return int(value), int(value)
+    try:
+        value = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if len(value) != 2 or not all(_is_int(v) for v in value):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return value
+    return int(value[0]), int(value[1])
+
+
+def check_positive(op, **counts):
+    """Sizes that must be at least 1 (channels, features)."""
+    for name, value in counts.items():
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from ..functional.validation import pair
+from ..functional.validation import check_positive, pair
 from ..init import kaiming_normal
 from .module import Module, Parameter
 
@@ -20,6 +20,7 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
                  negative_slope=0.2):
         kh, kw = pair(kernel_size, "Conv2d: kernel_size")
+        check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups, kernel_size=min(kh, kw))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} not divisible by groups={groups}")
         super().__init__((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
@@ -42,6 +43,8 @@ class ConvTranspose2d(_ConvNd):
                  groups=1, bias=True, negative_slope=0.2):
         kh, kw = pair(kernel_size, "ConvTranspose2d: kernel_size")
         sh, sw = pair(stride, "ConvTranspose2d: stride")
+        check_positive("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels, groups=groups,
+                       kernel_size=min(kh, kw), stride=min(sh, sw))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"ConvTranspose2d: channels {in_channels} -> {out_channels} "
                              f"not divisible by groups={groups}")

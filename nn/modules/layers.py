@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import functional as F
+from ..functional.validation import check_positive
 from ..init import kaiming_normal
 from .module import Module, Parameter
 
@@ -11,6 +12,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, negative_slope=0.2):
         super().__init__()
+        check_positive("Linear", in_features=in_features, out_features=out_features)
         self.weight = Parameter(kaiming_normal((out_features, in_features), in_features, negative_slope))
         self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
