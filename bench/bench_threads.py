@@ -40,7 +40,7 @@ x = nn.Tensor(rng.random((preset["batch_size"],) + shape, dtype=np.float32))
 t = nn.Tensor(rng.random((preset["batch_size"], 3, size, size), dtype=np.float32) - 0.5)
 opt = nn.optim.Adam(model.parameters(), lr=1e-4)
 def step():
-    loss = F.mse_loss(model(x), t)
+    loss = F.mse_loss(model(x), t, reduction="paper")
     opt.zero_grad(); loss.backward(); opt.step()
 for _ in range(3):
     step()

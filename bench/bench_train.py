@@ -36,7 +36,7 @@ t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
 if framework == "ours":
     opt = nn.optim.Adam(ours.parameters(), lr=1e-4)
     def step():
-        loss = F.mse_loss(ours(nn.Tensor(x)), nn.Tensor(t))
+        loss = F.mse_loss(ours(nn.Tensor(x)), nn.Tensor(t), reduction="paper")
         opt.zero_grad(); loss.backward(); opt.step()
 else:
     import torch

@@ -181,8 +181,9 @@ def load_arrays(path):
             raise WeightFileError(f"{path}: corrupt HDF5 content ({exc}); re-create the file") from None
 
 
-def save_module(path, module, **attrs):
-    """Write a module's parameters (host copies) to an HDF5 weight file."""
+def save_module(module, path, **attrs):
+    """Write a module's parameters (host copies) to an HDF5 weight file (``torch.save``'s order:
+    the object, then where)."""
     save_arrays(path, {name: to_numpy(a) for name, a in module.state_dict().items()}, **attrs)
 
 

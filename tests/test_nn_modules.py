@@ -79,7 +79,7 @@ def test_load_state_dict_errors():
 def test_save_and_load_module(tmp_path, xp, device):
     a, b = small_model(0, device), small_model(1, device)
     path = tmp_path / "weights" / "model.h5"
-    nn.save_module(path, a, model="small", config={"layers": 6})
+    nn.save_module(a, path, model="small", config={"layers": 6})
     assert sorted(os.listdir(path.parent)) == ["model.h5"]  # no temporary file left behind
     attrs = nn.load_module(path, b)
     assert_same_params(a, b)
@@ -94,7 +94,7 @@ def test_save_and_load_module(tmp_path, xp, device):
 
 def test_load_module_shape_mismatch_names_file(tmp_path):
     path = tmp_path / "m.h5"
-    nn.save_module(path, small_model())
+    nn.save_module(small_model(), path)
     other = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
     with pytest.raises(ValueError, match="m.h5"):
         nn.load_module(path, other)

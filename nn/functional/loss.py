@@ -23,11 +23,12 @@ class MSELoss(Function):
 REDUCTIONS = ("paper", "mean", "sum")
 
 
-def mse_loss(x, target, reduction="paper"):
+def mse_loss(x, target, reduction="mean"):
     """Squared error between x and target (same shape, batch first).
 
-    reduction: ``paper`` (summed over pixels, averaged over the batch, as the paper trains),
-    ``mean`` (averaged over every element, as PyTorch's default) or ``sum``.
+    reduction: ``mean`` (averaged over every element: PyTorch's default, and ours), ``paper``
+    (summed over pixels, averaged over the batch: how the paper trains, so training asks for it
+    by name) or ``sum``.
     """
     if tuple(x.shape) != tuple(target.shape):
         raise ValueError(f"mse_loss: input shape {tuple(x.shape)} differs from target shape {tuple(target.shape)}")
