@@ -67,16 +67,16 @@ def main():
 @click.option("--flip/--no-flip", default=None,
               help="Mirror training photos: flipped copies, or with --crops half the crops at random "
               "(preset cpu: on, paper: off).")
-@click.option("--crops", type=int, help="Random crops per training photo, at several scales, each flipped at random "
+@click.option("--crops", type=click.IntRange(min=0, max=100_000), help="Random crops per training photo, at several scales, each flipped at random "
               "with --flip (0: the whole photo; preset cpu: 64, paper: 0).")
-@click.option("--min-scale", type=float, help="Smallest crop side, as a fraction of the photo's short side.")
-@click.option("--colour-jitter", type=float, help="Random gain exp(U(-J, J)) per colour channel of each crop.")
+@click.option("--min-scale", type=click.FloatRange(min=0, min_open=True, max=1), callback=_finite, help="Smallest crop side, as a fraction of the photo's short side.")
+@click.option("--colour-jitter", type=click.FloatRange(min=0, max=5), callback=_finite, help="Random gain exp(U(-J, J)) per colour channel of each crop.")
 @click.option("--channel-scale/--no-channel-scale", default=None,
               help="Scale each feature channel to unit RMS instead of all channels by one factor.")
-@click.option("--grad-clip", type=float, help="Clip the joint gradient norm to this (0: no clipping).")
-@click.option("--threads", type=int, help="BLAS threads (default 1: safe when other jobs share the cores).")
+@click.option("--grad-clip", type=click.FloatRange(min=0), callback=_finite, help="Clip the joint gradient norm to this (0: no clipping).")
+@click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
-@click.option("--workers", type=int, help="Processes for feature extraction (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")
 @DEVICE
 @click.option("--out", type=click.Path(), help="Run folder (default: runs/FEATURE).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (options not given are "
@@ -165,7 +165,7 @@ def evaluate(feature, checkpoint, data, device):
 @click.argument("feature", type=_features_choice())
 @click.argument("image", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
-@click.option("--image-size", type=int)
+@click.option("--image-size", type=click.IntRange(min=64))
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights for AlexNet features.")
 @DEVICE
 def features(feature, image, out, image_size, weights, device):
@@ -173,6 +173,9 @@ def features(feature, image, out, image_size, weights, device):
     from models.encoders import Encoder
     from models.images import center_square, read_image
     from nn.serialization import save_arrays
+    if os.path.isdir(out):
+        raise click.BadParameter(f"{out} is a folder; give a file name such as {os.path.join(out, feature + '.h5')}",
+                                 param_hint="--out")
     encoder = _run(Encoder, feature, image_size, weights, device=device)
     photo = _run(read_image, image)
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
@@ -262,10 +265,10 @@ def _trained_photos(checkpoint, images, device):
 @click.option("--runs", required=True, type=click.Path(), help="Folder holding training runs (any depth).")
 @click.option("--data", required=True, type=click.Path(), help="Folder of test photos.")
 @click.option("--out", default="report", show_default=True, type=click.Path(), help="Folder to write into.")
-@click.option("--with-optimization", "optimization_photos", type=int, default=0, show_default=True,
+@click.option("--with-optimization", "optimization_photos", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also run the optimisation baseline on the first N photos of --data (N >= 2).")
-@click.option("--optimization-iters", type=int, default=200, show_default=True)
-@click.option("--figure-images", type=int, default=4, show_default=True)
+@click.option("--optimization-iters", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--figure-images", type=click.IntRange(min=1), default=4, show_default=True)
 @SEED
 @DEVICE
 def report(runs, data, out, optimization_photos, optimization_iters, figure_images, seed, device):
@@ -282,9 +285,9 @@ def report(runs, data, out, optimization_photos, optimization_iters, figure_imag
 @click.argument("feature", type=_alexnet_layers())
 @click.argument("image", type=click.Path())
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (default: random weights).")
-@click.option("--iters", type=int, default=200, show_default=True)
-@click.option("--lambda-alpha", type=float, default=1e-5, show_default=True)
-@click.option("--lambda-tv", type=float, default=0.5, show_default=True)
+@click.option("--iters", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--lambda-alpha", type=click.FloatRange(min=0), callback=_finite, default=1e-5, show_default=True)
+@click.option("--lambda-tv", type=click.FloatRange(min=0), callback=_finite, default=0.5, show_default=True)
 @click.option("--out", default="inversion.png", show_default=True, type=click.Path())
 @SEED
 @DEVICE
@@ -327,7 +330,7 @@ def perturb(feature, images, checkpoint, out, seed, device):
 @main.command(name="dark-knowledge")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @CHECKPOINT
-@click.option("--top", type=int, default=5, show_default=True, help="How many of the largest values.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many of the largest values.")
 @click.option("--out", default="dark_knowledge.png", show_default=True, type=click.Path())
 @DEVICE
 def dark_knowledge(images, checkpoint, top, out, device):
@@ -344,7 +347,7 @@ def dark_knowledge(images, checkpoint, top, out, device):
 @CHECKPOINT
 @click.option("--index", "indices", type=int, multiple=True, help="A unit to activate (repeatable).")
 @click.option("--class", "classes", multiple=True, help="An ImageNet class name or WordNet id (fc8; repeatable).")
-@click.option("--value", type=float, help="The unit's value (default: the norm of an average feature vector).")
+@click.option("--value", type=float, callback=_finite, help="The unit's value (default: the norm of an average feature vector).")
 @click.option("--out", default="single_neurons.png", show_default=True, type=click.Path())
 @DEVICE
 def single_neuron(checkpoint, indices, classes, value, out, device):
@@ -370,7 +373,7 @@ def single_neuron(checkpoint, indices, classes, value, out, device):
 @click.argument("image_a", type=click.Path())
 @click.argument("image_b", type=click.Path())
 @CHECKPOINT
-@click.option("--steps", type=int, default=8, show_default=True)
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--out", default="interpolation.png", show_default=True, type=click.Path())
 @DEVICE
 def interpolate(image_a, image_b, checkpoint, steps, out, device):
@@ -389,8 +392,8 @@ def interpolate(image_a, image_b, checkpoint, steps, out, device):
 @CHECKPOINT
 @click.option("--data", required=True, type=click.Path(), help="Photos whose features give the statistics.")
 @click.option("--method", type=click.Choice(["histogram", "gaussian"]), default="gaussian", show_default=True)
-@click.option("--count", type=int, default=8, show_default=True)
-@click.option("--bins", type=int, default=32, show_default=True, help="Histogram bins (histogram method).")
+@click.option("--count", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--bins", type=click.IntRange(min=2), default=32, show_default=True, help="Histogram bins (histogram method).")
 @click.option("--out", default="random_features.png", show_default=True, type=click.Path())
 @SEED
 @DEVICE
@@ -410,8 +413,9 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
 @click.argument("model")
 @click.option("--image", type=click.Path(), help="A photo to run (adds activation statistics).")
 @click.option("--weights", type=click.Path(), help="CaffeNet / AlexNet HDF5 weights.")
-@click.option("--width", type=float, default=1.0, show_default=True, help="Decoder width multiplier.")
-@click.option("--image-size", type=int, help="Photo size for shallow features (multiple of 64).")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite, default=1.0,
+              show_default=True, help="Decoder width multiplier.")
+@click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
 @click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
 @DEVICE
@@ -448,7 +452,7 @@ def inspect(model, image, weights, width, image_size, checkpoint, csv_path, devi
 
 @main.command()
 @click.argument("target", required=False)
-@click.option("--rtol", type=float, default=1e-5, show_default=True)
+@click.option("--rtol", type=click.FloatRange(min=0, min_open=True), callback=_finite, default=1e-5, show_default=True)
 @SEED
 @DEVICE
 def gradcheck(target, rtol, seed, device):

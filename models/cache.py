@@ -137,9 +137,17 @@ class FeatureCache:
     def __init__(self, path):
         self.path = path
         self.h5 = open_h5(path)
-        self.features = self.h5["features"]
-        self.targets = self.h5["targets"]
-        self.files = [s.decode() if isinstance(s, bytes) else s for s in self.h5["files"][()]]
+        try:
+            self.features, self.targets, files = (self.h5[name] for name in ("features", "targets", "files"))
+            self.files = [s.decode() if isinstance(s, bytes) else str(s) for s in files[()]]
+            if (self.features.dtype.kind != "f" or self.targets.dtype != np.uint8 or self.targets.ndim != 4
+                    or not len(self.features) == len(self.targets) == len(self.files)):
+                raise ValueError(f"features {self.features.shape} {self.features.dtype}, targets "
+                                 f"{self.targets.shape} {self.targets.dtype}, {len(self.files)} files")
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+            self.h5.close()
+            raise WeightFileError(f"{path}: not a complete feature cache ({type(exc).__name__}: {exc}); delete it "
+                                  "and it is rebuilt on the next run") from None
 
     def __len__(self):
         return len(self.files)

@@ -10,7 +10,8 @@ import json
 
 from nn import random
 from nn.backend import to_numpy
-from nn.serialization import FORMAT, VERSION, WeightFileError, atomic_write, open_h5, read_groups, write_groups
+from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
+                              write_groups)
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
@@ -40,22 +41,58 @@ def read_config(path):
         if f.attrs.get("kind") != "checkpoint":
             raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
                                   "attribute); pass a file written by 'cli.py train'")
-        return json.loads(f.attrs["config"])
+        return validate_config(json_attr(f, "config", path), path)
+
+
+def validate_config(config, path):
+    """A run configuration from a file, checked for what rebuilding its decoder reads."""
+    from .decoders import REPRESENTATIONS
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    checks = {"feature": lambda v: v in REPRESENTATIONS,
+              "width": lambda v: number(v) and 0 < v <= 64,
+              "image_size": lambda v: v is None or (isinstance(v, int) and 64 <= v <= 4096),
+              "feature_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 3
+              and all(isinstance(d, int) and 0 < d < 1 << 20 for d in v),
+              "feature_scale": lambda v: number(v) or (isinstance(v, list) and all(number(x) for x in v))}
+    for key, ok in checks.items():
+        if key in config and not ok(config[key]):
+            raise WeightFileError(f"{path}: its configuration has an invalid {key} ({config[key]!r}); "
+                                  "the file is damaged or not featinv's: re-create it")
+    missing = [key for key in ("feature", "width", "feature_shape", "feature_scale") if key not in config]
+    if missing:
+        raise WeightFileError(f"{path}: its configuration lacks {', '.join(missing)}; re-create the file")
+    return config
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
     """Restore model (and optimiser, scheduler, fine-tuned encoder, random state); returns (step, history)."""
     read_config(path)
     with open_h5(path) as f:
-        model.load_state_dict(read_groups(f["model"]), source=str(path))
-        if optimizer is not None:
-            state = read_groups(f["optimizer"])
-            state.update(step=int(f.attrs["optimizer_step"]), lr=float(f.attrs["lr"]))
-            optimizer.load_state_dict(state)
-        if scheduler is not None:
-            scheduler.load_state_dict(json.loads(f.attrs["scheduler"]))
-        if encoder is not None:
-            encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
-        random.set_state(json.loads(f.attrs["random_state"]))
-        return int(f.attrs["step"]), json.loads(f.attrs["history"])
+        try:
+            return _restore(f, path, model, optimizer, scheduler, encoder)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); "
+                                  "re-create it, or resume from another one") from None
+
+
+def _restore(f, path, model, optimizer, scheduler, encoder):
+    if "model" not in f:
+        raise WeightFileError(f"{path}: the checkpoint has no 'model' group; re-create it")
+    model.load_state_dict(read_groups(f["model"]), source=str(path))
+    if optimizer is not None:
+        state = read_groups(f["optimizer"])
+        state.update(step=int(f.attrs["optimizer_step"]), lr=float(f.attrs["lr"]))
+        optimizer.load_state_dict(state)
+    if scheduler is not None:
+        scheduler.load_state_dict(json_attr(f, "scheduler", path))
+    if encoder is not None:
+        encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+    try:
+        random.set_state(json_attr(f, "random_state", path))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WeightFileError(f"{path}: its random state is malformed ({exc}); re-create the checkpoint") from None
+    return int(f.attrs["step"]), json_attr(f, "history", path, list)
 

@@ -25,6 +25,13 @@ class TrainedDecoder:
         decoder's weight file (``import-weights --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
         features, overriding the ones the run was trained with."""
         self.device = nn.check_device(device)
+        try:
+            self._load(checkpoint, device, workers, weights)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:  # a hand-made file's surprises
+            raise nn.WeightFileError(f"{checkpoint}: malformed file ({type(exc).__name__}: {exc}); pass a "
+                                     "checkpoint.h5 written by 'cli.py train' or a decoder file") from None
+
+    def _load(self, checkpoint, device, workers, weights):
         with open_h5(checkpoint) as f:
             attrs, holds_encoder = dict(f.attrs), "encoder" in f
         is_checkpoint = attrs.get("kind") == "checkpoint"

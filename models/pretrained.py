@@ -15,9 +15,10 @@ import os
 import numpy as np
 
 from nn.backend import to_numpy
-from nn.serialization import FORMAT, VERSION, WeightFileError, atomic_write, open_h5, read_groups, write_groups
+from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
+                              write_groups)
 
-from .checkpoint import read_config
+from .checkpoint import read_config, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 TRAINING_KEYS = ("preset", "width", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
@@ -63,9 +64,12 @@ def read_decoder_file(path):
         if f.attrs.get("kind") != "decoder" or "model" not in f:
             raise WeightFileError(f"{path}: not a featinv decoder file (kind=decoder); export one with "
                                   "'cli.py export-decoder CHECKPOINT --out FILE'")
-        attrs = {k: json.loads(f.attrs[k]) for k in ("config", "training", "held_out")}
-        weights = {k: v.astype(np.float32) for k, v in read_groups(f["model"]).items()}
-    return attrs["config"], weights, attrs
+        attrs = {k: json_attr(f, k, path) for k in ("config", "training", "held_out")}
+        try:
+            weights = {k: np.asarray(v, np.float32) for k, v in read_groups(f["model"]).items()}
+        except (TypeError, ValueError) as exc:
+            raise WeightFileError(f"{path}: its weights are not numbers ({exc}); re-create the file") from None
+    return validate_config(attrs["config"], path), weights, attrs
 
 
 def load_decoder(path=None, feature=None, device="cpu"):

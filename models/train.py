@@ -243,9 +243,15 @@ def prepare_data(cfg, log=print):
     for split, split_files_, flip, crops in (("train", train_files, cfg.flip, cfg.crops), ("val", val_files, False, 0)):
         path = os.path.join(cfg.out, f"cache_{split}.h5")
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
-        info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
-                           keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
-                           colour_jitter=cfg.colour_jitter)
+        try:
+            info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
+                               keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
+                               colour_jitter=cfg.colour_jitter)
+        except KeyboardInterrupt:
+            bar.close()
+            log(f"interrupted during feature extraction: {path} keeps the photos done so far; the same command "
+                "continues it")
+            raise
         bar.close()
         summary[split] = info
         if info["skipped"]:

@@ -156,10 +156,15 @@ def check_self_contained(f, path):
                 refuse(full, f"an external link to {link.filename}")
             if isinstance(link, h5py.SoftLink):
                 refuse(full, f"a soft link to {link.path}")
-            obj = group[name]
+            try:
+                obj = group[name]
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:  # a damaged object header
+                raise WeightFileError(f"{path}: {full} is damaged ({exc}); the file is corrupt: re-create it") from None
             if isinstance(obj, h5py.Group):
                 walk(obj, full)
                 continue
+            if not isinstance(obj, h5py.Dataset):
+                raise WeightFileError(f"{path}: {full} is a {type(obj).__name__}, not data; pass a file written by featinv")
             if obj.is_virtual:
                 refuse(full, "a virtual dataset")
             if obj.external:
@@ -170,6 +175,22 @@ def check_self_contained(f, path):
                                       f"{os.path.getsize(path):,}: a sparse or hostile file; refused")
 
     walk(f, "")
+
+
+def json_attr(f, name, path, kind=dict):
+    """The root attribute ``name`` of the open file ``f``, parsed as JSON of type ``kind``; a
+    missing or malformed one is one WeightFileError naming the file."""
+    try:
+        value = json.loads(f.attrs[name])
+    except KeyError:
+        raise WeightFileError(f"{path}: the attribute {name!r} is missing; the file is incomplete or not "
+                              "featinv's: re-create it") from None
+    except (TypeError, ValueError) as exc:
+        raise WeightFileError(f"{path}: the attribute {name!r} is not valid JSON ({exc}); re-create the file") from None
+    if not isinstance(value, kind):
+        raise WeightFileError(f"{path}: the attribute {name!r} holds a {type(value).__name__}, expected a "
+                              f"{kind.__name__}; re-create the file")
+    return value
 
 
 def load_arrays(path):

@@ -243,3 +243,13 @@ def test_library_edge_cases_give_results_or_clear_errors():
                                                                           requires_grad=True)]), 0), "StepLR")):
         with pytest.raises(ValueError, match=match):
             build()
+
+
+@pytest.mark.parametrize("args", [["invert-optimize", "conv3", "x.jpg", "--iters", "-1"],
+                                  ["features", "hog", "x.jpg", "--out", "."],
+                                  ["train", "hog", "--crops", "-2"], ["train", "hog", "--threads", "0"],
+                                  ["train", "hog", "--min-scale", "0"], ["interpolate", "a.jpg", "b.jpg",
+                                                                         "--checkpoint", "c.h5", "--steps", "1"]])
+def test_other_commands_refuse_nonsense_arguments(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output

@@ -108,7 +108,7 @@ def test_load_module_shape_mismatch_names_file(tmp_path):
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     path = tmp_path / "model.h5"
     model = small_model()
-    nn.save_module(path, model)
+    nn.save_module(model, path)
     before = path.read_bytes()
     with pytest.raises(Exception):
         # h5py cannot store an object array: the write fails half-way through the file
