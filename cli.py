@@ -9,6 +9,7 @@ import warnings
 import click
 
 USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
+MAX_MESSAGE = 2000  # characters of an error message printed (a hostile file can make them huge)
 
 
 def _run(fn, *args, **kwargs):
@@ -18,7 +19,10 @@ def _run(fn, *args, **kwargs):
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130)
     except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+        message = str(exc)
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} more characters)"
+        raise click.ClickException(message) from None
 
 
 def _finite(ctx, param, value):

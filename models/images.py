@@ -30,6 +30,27 @@ def find_images(folder):
     return sorted(found)
 
 
+def header_problem(path):
+    """Why the photo at ``path`` is unusable, judged from its header alone (fast: no decoding), or
+    None: not a regular file, not an image, too small or too large. ``read_image`` may still find
+    the rest of the file broken."""
+    from PIL import Image
+    if not os.path.isfile(path):
+        return f"{path}: not a regular file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+    except Exception as exc:  # Pillow raises many types for broken headers
+        return f"{path}: unreadable image ({type(exc).__name__}: {exc})"
+    if min(width, height) < MIN_SIDE:
+        return f"{path}: {width}x{height} pixels is too small (less than {MIN_SIDE} px)"
+    if width * height > MAX_PIXELS:
+        return f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS // 10 ** 6}-megapixel limit"
+    return None
+
+
 def read_image(path):
     """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable.
 

@@ -44,7 +44,7 @@ from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
 from .encoders import Encoder, float_to_images, scale_array, targets_to_float
-from .images import find_images
+from .images import find_images, header_problem
 from .figures import write_reconstruction_figure
 from .metrics import normalized_error
 from .plot import plot_curves
@@ -236,8 +236,15 @@ def prepare_data(cfg, log=print):
         raise TrainingError(f"{cfg.data}: no JPEG or PNG images found; pass --data with a folder of photos")
     if cfg.val:
         train_files, val_files = files, find_images(cfg.val)
-    else:
-        train_files, val_files = split_files(files, cfg.val_fraction, cfg.seed)
+    else:  # files whose header already says they are unusable are left out before the split
+        problems = [p for p in map(header_problem, files) if p]
+        if problems:
+            log(f"{len(problems)} unusable file(s) left out: " + "; ".join(problems[:5]))
+        usable = [f for f in files if header_problem(f) is None] if problems else files
+        if len(usable) < 2:
+            raise TrainingError(f"{cfg.data}: {len(usable)} usable photo(s) of {len(files)} files; training needs "
+                                "at least 2 (1 trained on, 1 held out), better hundreds")
+        train_files, val_files = split_files(usable, cfg.val_fraction, cfg.seed)
     encoder = Encoder(cfg.feature, cfg.image_size, cfg.weights, cfg.workers, cfg.device)
     summary = {}
     for split, split_files_, flip, crops in (("train", train_files, cfg.flip, cfg.crops), ("val", val_files, False, 0)):

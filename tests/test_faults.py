@@ -253,3 +253,28 @@ def test_library_edge_cases_give_results_or_clear_errors():
 def test_other_commands_refuse_nonsense_arguments(args):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def test_unusable_files_are_left_out_before_the_validation_split(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in SAMPLES[:6]:
+        shutil.copy(path, folder)
+    for i in range(5):
+        (folder / f"broken{i}.jpg").write_bytes(b"not a photo")
+    lines = []
+    summary = train(tiny(str(folder), tmp_path / "run"), log=lines.append)
+    assert any("5 unusable file(s) left out" in line for line in lines)
+    assert summary["photos"]["train"] + summary["photos"]["val"] == 6
+
+
+def test_a_huge_error_message_is_cut(tmp_path):
+    from cli import MAX_MESSAGE, _run
+    import click
+
+    def fail():
+        raise ValueError("x" * 10 ** 6)
+
+    with pytest.raises(click.ClickException) as caught:
+        _run(fail)
+    assert len(caught.value.message) < MAX_MESSAGE + 100 and "more characters" in caught.value.message
