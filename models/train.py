@@ -234,13 +234,14 @@ def prepare_data(cfg, log=print):
     files = find_images(cfg.data)
     if not files:
         raise TrainingError(f"{cfg.data}: no JPEG or PNG images found; pass --data with a folder of photos")
+    problems = []
     if cfg.val:
         train_files, val_files = files, find_images(cfg.val)
     else:  # files whose header already says they are unusable are left out before the split
-        problems = [p for p in map(header_problem, files) if p]
+        problems = [(f, reason) for f, reason in zip(files, map(header_problem, files)) if reason]
         if problems:
-            log(f"{len(problems)} unusable file(s) left out: " + "; ".join(problems[:5]))
-        usable = [f for f in files if header_problem(f) is None] if problems else files
+            log(f"{len(problems)} unusable file(s) left out: " + "; ".join(reason for _, reason in problems[:5]))
+        usable = sorted(set(files) - {f for f, _ in problems})
         if len(usable) < 2:
             raise TrainingError(f"{cfg.data}: {len(usable)} usable photo(s) of {len(files)} files; training needs "
                                 "at least 2 (1 trained on, 1 held out), better hundreds")
@@ -260,6 +261,8 @@ def prepare_data(cfg, log=print):
                 "continues it")
             raise
         bar.close()
+        if split == "train":  # the files left out before the split count as skipped too
+            info["skipped"] = problems + list(info["skipped"])
         summary[split] = info
         if info["skipped"]:
             log(f"{split}: skipped {len(info['skipped'])} unusable image(s): "
