@@ -11,7 +11,7 @@ import json
 from nn import random
 from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
-                              write_groups)
+                              seal, write_groups)
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
@@ -31,6 +31,7 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
             write_groups(f.create_group("optimizer"), arrays)
             if encoder is not None:
                 write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
+            seal(f)
 
     atomic_write(path, write)
 

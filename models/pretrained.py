@@ -16,7 +16,7 @@ import numpy as np
 
 from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
-                              write_groups)
+                              seal, write_groups)
 
 from .checkpoint import read_config, validate_config
 
@@ -53,6 +53,7 @@ def export_decoder(checkpoint, out, recipe=""):
             f.attrs.update(format=FORMAT, version=VERSION, kind="decoder", config=json.dumps(keep),
                            training=json.dumps(training), held_out=json.dumps(held_out))
             write_groups(f.create_group("model"), {k: to_numpy(v).astype(np.float16) for k, v in weights.items()})
+            seal(f)
 
     atomic_write(out, write)
     return held_out

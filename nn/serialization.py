@@ -6,6 +6,7 @@ opens a group), and root attributes carry metadata (``format``, ``version``, ``m
 ``source``, ...). Writing goes to a temporary file in the same folder that is renamed over the
 target only when complete, so a crash never leaves a half-written file under the final name.
 """
+import hashlib
 import json
 import os
 import tempfile
@@ -100,6 +101,7 @@ def save_arrays(path, arrays, **attrs):
             for key, value in attrs.items():
                 f.attrs[key] = _attr_value(value)
             write_groups(f, arrays)
+            seal(f)
 
     atomic_write(path, write)
 
@@ -116,7 +118,8 @@ def open_h5(path):
     Files are data, never pointers: a file with an external link, a soft link, a virtual dataset
     or a dataset in external storage (each of which makes h5py read another file, say
     /etc/passwd, as if it were in this one) is refused, as is a dataset that declares much more
-    data than the file holds (a sparse dataset that would be read whole)."""
+    data than the file holds (a sparse dataset that would be read whole). A sealed file (weights,
+    checkpoints, decoder files: :func:`seal`) must match its checksum."""
     h5py = _h5py()
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -128,6 +131,7 @@ def open_h5(path):
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
+        verify(f, path)
     except BaseException:
         f.close()
         raise
@@ -175,6 +179,37 @@ def check_self_contained(f, path):
                                       f"{os.path.getsize(path):,}: a sparse or hostile file; refused")
 
     walk(f, "")
+
+
+CHECKSUM = "sha256"
+
+
+def content_digest(f):
+    """SHA-256 of everything in the open HDF5 file ``f`` but the checksum itself: every root
+    attribute, and every dataset's name, dtype, shape and bytes, in sorted order."""
+    h5py = _h5py()
+    digest = hashlib.sha256()
+    for name in sorted(a for a in f.attrs if a != CHECKSUM):
+        digest.update(f"attr {name}={f.attrs[name]!r}\n".encode())
+    datasets = []
+    f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+    for name in sorted(datasets):
+        data = np.ascontiguousarray(f[name][()])
+        digest.update(f"data {name} {data.dtype.str} {data.shape}\n".encode())
+        digest.update(data.tobytes())
+    return digest.hexdigest()
+
+
+def seal(f):
+    """Store the file's checksum (call last, before closing a file being written)."""
+    f.attrs[CHECKSUM] = content_digest(f)
+
+
+def verify(f, path):
+    """Raise WeightFileError if a sealed file's content no longer matches its checksum."""
+    if CHECKSUM in f.attrs and content_digest(f) != f.attrs[CHECKSUM]:
+        raise WeightFileError(f"{path}: checksum mismatch: the file was damaged after it was written (a bit flip, "
+                              "a bad copy); re-create it or restore a good copy")
 
 
 def json_attr(f, name, path, kind=dict):

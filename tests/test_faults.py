@@ -278,3 +278,20 @@ def test_a_huge_error_message_is_cut(tmp_path):
     with pytest.raises(click.ClickException) as caught:
         _run(fail)
     assert len(caught.value.message) < MAX_MESSAGE + 100 and "more characters" in caught.value.message
+
+
+def test_a_bit_flip_in_a_checkpoint_is_caught_by_its_checksum(photos, tmp_path):
+    from nn.serialization import WeightFileError, open_h5
+    out = tmp_path / "run"
+    train(tiny(photos, out), log=quiet)
+    path = out / "checkpoint.h5"
+    with h5py.File(path, "r") as f:
+        dataset = f["model/upconvJ6/weight"]
+        offset, nbytes = dataset.id.get_offset(), dataset.id.get_storage_size()
+    data = bytearray(path.read_bytes())
+    data[offset + nbytes // 2] ^= 0x10  # one bit of one weight
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(WeightFileError, match="checksum mismatch"):
+        open_h5(damaged).close()
+    open_h5(path).close()  # the intact file passes
