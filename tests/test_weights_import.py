@@ -3,10 +3,12 @@
 The fixtures under tests/fixtures/weights/ come from tests/make_weight_fixtures.py (torch, onnx,
 protobuf); these tests need none of those packages.
 """
+import io
 import os
 import pickle
 import re
 import shutil
+import sys
 import warnings
 import zipfile
 
@@ -227,3 +229,49 @@ def test_fuzzed_files_fail_only_with_weight_import_error(name, tmp_path):
                 read(path)
             except WeightImportError:
                 pass
+
+
+def expanded_view_pth(path, monkeypatch):
+    """A 1.5 KB .pth whose one tensor is a 100000 x 100000 view, stride 0, of a 4-element storage."""
+    import collections
+    import types
+    torch_module, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called: only pickled")
+
+    class FloatStorage:
+        pass
+
+    _rebuild_tensor_v2.__module__, FloatStorage.__module__ = "torch._utils", "torch"
+    _rebuild_tensor_v2.__qualname__, FloatStorage.__qualname__ = "_rebuild_tensor_v2", "FloatStorage"
+    utils._rebuild_tensor_v2, torch_module.FloatStorage, torch_module._utils = _rebuild_tensor_v2, FloatStorage, utils
+    monkeypatch.setitem(sys.modules, "torch", torch_module)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return _rebuild_tensor_v2, (Storage(), 0, (100000, 100000), (0, 0), False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", 4) if isinstance(obj, Storage) else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump(collections.OrderedDict([("features.0.weight", Tensor())]))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("expanded/data.pkl", buffer.getvalue())
+        archive.writestr("expanded/byteorder", "little")
+        archive.writestr("expanded/data/0", np.zeros(4, np.float32).tobytes())
+
+
+def test_an_expanded_view_is_refused_before_it_is_written_out(tmp_path, monkeypatch):
+    path = tmp_path / "expanded.pth"
+    expanded_view_pth(path, monkeypatch)
+    monkeypatch.undo()
+    with pytest.raises(WeightImportError, match="10,000,000,000 elements but views only 4 .* expanded view, refused"):
+        import_weights(path, out=tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()

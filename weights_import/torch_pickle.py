@@ -72,6 +72,11 @@ class TensorRef:
         if last >= data.size:
             raise WeightImportError(f"{file_name}: tensor of size {self.size} reaches element {last} of "
                                     f"storage {self.storage.key!r}, which has {data.size}")
+        numel = int(np.prod(self.size, dtype=np.int64)) if self.size else 1
+        if numel > data.size - self.offset:  # elements repeated by zero or overlapping strides
+            raise WeightImportError(f"{file_name}: tensor of size {self.size} (stride {self.stride}) has {numel:,} "
+                                    f"elements but views only {data.size - self.offset:,} of storage "
+                                    f"{self.storage.key!r}: an expanded view, refused (it would be written out whole)")
         return np.lib.stride_tricks.as_strided(data[self.offset:], self.size,
                                                [s * data.itemsize for s in self.stride], writeable=False)
 
