@@ -275,3 +275,26 @@ def test_an_expanded_view_is_refused_before_it_is_written_out(tmp_path, monkeypa
     with pytest.raises(WeightImportError, match="10,000,000,000 elements but views only 4 .* expanded view, refused"):
         import_weights(path, out=tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_persistent_id_built_as_a_dag_is_refused_at_once(tmp_path):
+    """A tiny pickle whose persistent id is a list of lists sharing themselves: its repr would
+    have 2**40 parts."""
+    import time
+    shared = []
+    for _ in range(40):
+        shared = [shared, shared]
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return shared if obj == "storage" else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({"conv1.weight": "storage"})
+    path = tmp_path / "dag.pth"
+    path.write_bytes(buffer.getvalue())
+    assert path.stat().st_size < 2000
+    start = time.time()
+    with pytest.raises(WeightImportError, match="unsupported persistent id"):
+        import_weights(path)
+    assert time.time() - start < 5

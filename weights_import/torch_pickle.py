@@ -117,8 +117,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], StorageType) and isinstance(pid[4], int)):
-            raise WeightImportError(f"{self.file_name}: unsupported persistent id {pid!r:.200}")
+                and isinstance(pid[1], StorageType) and isinstance(pid[2], (str, int)) and isinstance(pid[4], int)):
+            # described by its types only: the repr of a hostile nested structure can take forever
+            shape = [type(p).__name__ for p in pid[:6]] if isinstance(pid, tuple) else type(pid).__name__
+            raise WeightImportError(f"{self.file_name}: unsupported persistent id (of {shape})")
         if len(pid) == 6 and pid[5] is not None:
             raise WeightImportError(f"{self.file_name}: storage views (files of torch < 0.4) are not supported")
         key = str(pid[2])
