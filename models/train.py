@@ -441,158 +441,202 @@ def train(cfg, log=print, on_step=None):
         folder.release()
 
 
-def _train(cfg, log, on_step):
-    train_cache, val_cache, data_summary = prepare_data(cfg, log)
-    steps_per_epoch = max(1, math.ceil(len(train_cache) / cfg.batch_size))
-    total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
+class TrainingRun:
+    """One run of :func:`train`, in parts: its data, decoder, optimiser, logs and checkpoints are
+    set up (or restored) by the constructor; :meth:`loop` trains; :meth:`summary` reports."""
 
-    ckpt_path = os.path.join(cfg.out, "checkpoint.h5")
-    best_path = os.path.join(cfg.out, "best.h5")
-    resuming = cfg.resume and os.path.exists(ckpt_path)
-    nn.random.seed(cfg.seed)
-    # The feature scale and the baselines are fixed at the start of a run; a resumed run reuses them.
-    saved = read_config(ckpt_path) if resuming else {}
-    scale = saved["feature_scale"] if resuming else feature_scale(train_cache, per_channel=cfg.channel_scale)
-    if "baselines" in saved:
-        baselines = saved["baselines"]
-    else:
-        baselines = {} if cfg.train_encoder else validate_baselines(train_cache, val_cache, cfg.max_val_images)
-    if baselines:
-        log(f"baselines on {min(len(val_cache), cfg.max_val_images)} held-out photos: "
-            + ", ".join(f"{name} {error:.4f}" for name, error in baselines.items()))
-    model = decoders.build(cfg.feature, cfg.width, cfg.image_size,
-                           in_channels=train_cache.feature_shape[0]).to(cfg.device)
-    config = dataclasses.asdict(cfg)
-    config.update(feature_scale=scale, feature_shape=list(train_cache.feature_shape), baselines=baselines)
-    encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
-    network = encoder.encoder.network if encoder else None
-    optimizer = nn.optim.Adam(model.parameters() + (encoder.parameters if encoder else []), lr=cfg.lr)
-    schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(total * cfg.lr_drop_at)), gamma=0.1)
-    start, history = 0, []
-    if resuming:
-        start, history = load_checkpoint(ckpt_path, model, optimizer, schedule, encoder=network)
-        log(f"resuming from {ckpt_path} at step {start}")
-    elif cfg.resume:
-        log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
+    def __init__(self, cfg, log):
+        self.cfg, self.log = cfg, log
+        self.train_cache, self.val_cache, self.data_summary = prepare_data(cfg, log)
+        steps_per_epoch = max(1, math.ceil(len(self.train_cache) / cfg.batch_size))
+        self.total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
+        self.ckpt_path, self.best_path = os.path.join(cfg.out, "checkpoint.h5"), os.path.join(cfg.out, "best.h5")
+        self.log_path = os.path.join(cfg.out, "log.csv")
+        resuming = cfg.resume and os.path.exists(self.ckpt_path)
+        nn.random.seed(cfg.seed)
+        self._fix_scale_and_baselines(read_config(self.ckpt_path) if resuming else {})
+        self.model = decoders.build(cfg.feature, cfg.width, cfg.image_size,
+                                    in_channels=self.train_cache.feature_shape[0]).to(cfg.device)
+        self.config = dict(dataclasses.asdict(cfg), feature_scale=self.scale, baselines=self.baselines,
+                           feature_shape=list(self.train_cache.feature_shape))
+        self.encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
+        self.network = self.encoder.encoder.network if self.encoder else None
+        self.optimizer = nn.optim.Adam(self.model.parameters() + (self.encoder.parameters if self.encoder else []),
+                                       lr=cfg.lr)
+        self.schedule = nn.optim.StepLR(self.optimizer, step_size=max(1, int(self.total * cfg.lr_drop_at)), gamma=0.1)
+        self.start, self.history = 0, []
+        if resuming:
+            self.start, self.history = load_checkpoint(self.ckpt_path, self.model, self.optimizer, self.schedule,
+                                                       encoder=self.network)
+            log(f"resuming from {self.ckpt_path} at step {self.start}")
+        elif cfg.resume:
+            log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
+        if not resuming:
+            with open(self.log_path, "w", newline="") as f:
+                csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
+        self.losses = _truncate_log(self.log_path, self.start)
+        self.pending = []  # [step, loss on the device, lr, images/s, validation error]: not read back yet
+        self.loss_value = float("nan")
 
-    log_path = os.path.join(cfg.out, "log.csv")
-    if not resuming:
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
-    losses = _truncate_log(log_path, start)
-
-    def make_batch(step):
-        indices = batch_indices(step, cfg.batch_size, len(train_cache), cfg.seed)
-        if encoder:
-            x = encoder.inputs(train_cache, indices)
+    def _fix_scale_and_baselines(self, saved):
+        """The feature scale and the baselines are fixed at the start of a run; a resumed run reuses them."""
+        cfg = self.cfg
+        self.scale = saved["feature_scale"] if saved else feature_scale(self.train_cache,
+                                                                         per_channel=cfg.channel_scale)
+        if "baselines" in saved:
+            self.baselines = saved["baselines"]
         else:
-            x = train_cache.rows("features", indices)
-            x = x * scale_array(scale, x)
-        return x, targets_to_float(train_cache.rows("targets", indices))
+            self.baselines = {} if cfg.train_encoder else validate_baselines(self.train_cache, self.val_cache,
+                                                                             cfg.max_val_images)
+        if self.baselines:
+            self.log(f"baselines on {min(len(self.val_cache), cfg.max_val_images)} held-out photos: "
+                     + ", ".join(f"{name} {error:.4f}" for name, error in self.baselines.items()))
 
-    def decoder_input(x):
-        return nn.Tensor(x) if encoder is None else encoder(nn.Tensor(x)) * float(scale)
+    # --- one step ---------------------------------------------------------------------------
+    def make_batch(self, step):
+        """Host arrays (features or photos, targets) of step ``step``: a function of (seed, step)."""
+        indices = batch_indices(step, self.cfg.batch_size, len(self.train_cache), self.cfg.seed)
+        if self.encoder:
+            x = self.encoder.inputs(self.train_cache, indices)
+        else:
+            x = self.train_cache.rows("features", indices)
+            x = x * scale_array(self.scale, x)
+        return x, targets_to_float(self.train_cache.rows("targets", indices))
 
-    def last_good():
-        return (f"the last good checkpoint is {ckpt_path}" if os.path.exists(ckpt_path)
+    def train_step(self, x, target):
+        """Forward, the paper's loss, backward, clipping, Adam; returns the loss, on the device."""
+        features = nn.Tensor(x) if self.encoder is None else self.encoder(nn.Tensor(x)) * float(self.scale)
+        loss = F.mse_loss(self.model(features), nn.Tensor(target), reduction="paper")
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.optim.clip_grad_norm_(self.optimizer.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        return loss.data
+
+    # --- logs, validation, checkpoints --------------------------------------------------------
+    def last_good(self):
+        return (f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path)
                 else "no checkpoint was written yet")
 
-    def checkpoint(step, path=ckpt_path):
-        """Save, unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
-        state = [v for st in optimizer.state for v in st.values() if hasattr(v, "shape")]
-        if not _all_finite([p.data for p in optimizer.params] + state):
-            raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
-                                f"{last_good()}; try a lower --lr (and --resume)")
-        save_checkpoint(path, model, optimizer, step, config, schedule, history, encoder=network)
-
-    if start == 0:  # the error before training: the baseline the validation curve falls from
-        history.append([0, validate(model, val_cache, scale, cfg.device, cfg.max_val_images, encoder)[0]])
-    best_error = min((e for s, e in history if s > 0), default=math.inf)
-    prefetch = Prefetcher(make_batch, range(start, total))
-    bar = ProgressBar(total, start=start, label=f"train {cfg.feature} ")
-    step, loss_value, t0 = start, float("nan"), time.time()
-    pending = []  # [step, loss on the device, lr, images/s, validation error]: not yet read back
-
-    def read_losses():
-        """Read the pending losses back (one synchronisation); stop on a NaN."""
-        nonlocal loss_value
-        values = nn.to_numpy(nn.get_array_module(pending[0][1]).stack([row[1] for row in pending]))
-        for row, value in zip(pending, values.tolist()):
+    def read_losses(self):
+        """Read the pending losses back from the device (one synchronisation); stop on a NaN."""
+        values = nn.to_numpy(nn.get_array_module(self.pending[0][1]).stack([row[1] for row in self.pending]))
+        for row, value in zip(self.pending, values.tolist()):
             if not math.isfinite(value):
-                raise TrainingError(f"loss became {value} at step {row[0]}; stopped: {last_good()}; "
+                raise TrainingError(f"loss became {value} at step {row[0]}; stopped: {self.last_good()}; "
                                     "try a lower --lr (and --resume)")
-            row[1] = loss_value = value
+            row[1] = self.loss_value = value
 
-    def log_losses():
+    def log_losses(self):
         """Append the pending (read) steps to log.csv and the loss curve."""
-        with open(log_path, "a", newline="") as f:
+        with open(self.log_path, "a", newline="") as f:
             csv.writer(f).writerows([[s, f"{v:.6g}", f"{lr:.3g}", f"{rate:.2f}", f"{e:.5f}" if e != "" else ""]
-                                     for s, v, lr, rate, e in pending])
-        losses.extend((row[0], row[1]) for row in pending)
-        pending.clear()
+                                     for s, v, lr, rate, e in self.pending])
+        self.losses.extend((row[0], row[1]) for row in self.pending)
+        self.pending.clear()
 
+    def validation_error(self):
+        """(error, targets, reconstructions) on the validation photos, now."""
+        return validate(self.model, self.val_cache, self.scale, self.cfg.device, self.cfg.max_val_images,
+                        self.encoder)
+
+    def validate_at(self, step):
+        """Validate, draw the grid, keep best.h5 when the error is the lowest so far; returns it."""
+        error, targets, recons = self.validation_error()
+        best = min((e for s, e in self.history if s > 0), default=math.inf)
+        self.history.append([step, error])
+        write_reconstruction_figure(os.path.join(self.cfg.out, f"recon_{step:07d}.png"), targets[:8], recons[:8],
+                                    f"{self.cfg.feature} decoder, step {step}: held-out photos")
+        if error < best:
+            self.checkpoint(step, self.best_path)
+        return error
+
+    def checkpoint(self, step, path=None):
+        """Save, unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
+        state = [v for st in self.optimizer.state for v in st.values() if hasattr(v, "shape")]
+        if not _all_finite([p.data for p in self.optimizer.params] + state):
+            raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
+                                f"{self.last_good()}; try a lower --lr (and --resume)")
+        save_checkpoint(path or self.ckpt_path, self.model, self.optimizer, step, self.config, self.schedule,
+                        self.history, encoder=self.network)
+
+    # --- the loop -----------------------------------------------------------------------------
+    def loop(self, on_step=None):
+        """Train from the start step to the last; returns the step reached. Losses are read back
+        every log_every steps and before anything is saved, so a NaN never reaches a checkpoint."""
+        cfg = self.cfg
+        if self.start == 0:  # the error before training: where the validation curve falls from
+            self.history.append([0, self.validation_error()[0]])
+        prefetch = Prefetcher(self.make_batch, range(self.start, self.total))
+        bar = ProgressBar(self.total, start=self.start, label=f"train {cfg.feature} ")
+        step, t0 = self.start, time.time()
+        try:
+            with _deferred_interrupt() as interrupted:
+                while step < self.total and not interrupted():
+                    _, (x, target) = prefetch.next(cfg.device)
+                    loss = self.train_step(x, target)
+                    step += 1
+                    rate = cfg.batch_size * (step - self.start) / max(time.time() - t0, 1e-9)
+                    self.pending.append([step, loss, self.optimizer.lr, rate, ""])
+                    validating = step % cfg.val_every == 0 or step == self.total
+                    saving = step % cfg.checkpoint_every == 0 or step == self.total
+                    stopping = on_step is not None and on_step(step)
+                    if not (validating or saving or stopping or step % cfg.log_every == 0 or interrupted()):
+                        continue
+                    self.read_losses()
+                    if validating:
+                        self.pending[-1][4] = self.validate_at(step)
+                    self.log_losses()
+                    if saving or stopping:
+                        self.checkpoint(step)
+                    if validating:
+                        _plot(cfg.out, self.losses, self.history, self.baselines)
+                    bar.update(step, loss=self.loss_value, **{"img/s": rate},
+                               **({"val": self.history[-1][1]} if validating else {}))
+                    if stopping:
+                        break
+                bar.close()
+                if interrupted():
+                    if self.pending:
+                        self.read_losses()
+                        self.log_losses()
+                    self.checkpoint(step)
+                    self.log(f"interrupted: checkpoint at step {step} saved to {self.ckpt_path}; continue with "
+                             "--resume")
+                    raise KeyboardInterrupt
+        finally:
+            prefetch.close()
+        return step
+
+    def summary(self, step):
+        """The run in numbers (also written to summary.json)."""
+        trained = [(s, e) for s, e in self.history if s > 0]
+        best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
+        data = self.data_summary
+        summary = {"steps": step, "final_loss": self.loss_value, "val_history": self.history,
+                   "checkpoint": self.ckpt_path, "best": self.best_path if trained else None,
+                   "best_step": best_step, "best_error": best_error, "baselines": self.baselines,
+                   "skipped": {k: len(v["skipped"]) for k, v in data.items()},
+                   "photos": {k: v["photos"] for k, v in data.items()},
+                   "samples": {k: v["samples"] for k, v in data.items()}}
+        with open(os.path.join(self.cfg.out, "summary.json"), "w") as f:
+            json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
+        return summary
+
+    def close(self):
+        self.train_cache.close()
+        self.val_cache.close()
+
+
+def _train(cfg, log, on_step):
+    run = TrainingRun(cfg, log)
     try:
-        with _deferred_interrupt() as interrupted:
-            while step < total and not interrupted():
-                _, (x, target) = prefetch.next(cfg.device)
-                loss = F.mse_loss(model(decoder_input(x)), nn.Tensor(target), reduction="paper")
-                optimizer.zero_grad()
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.optim.clip_grad_norm_(optimizer.params, cfg.grad_clip)
-                optimizer.step()
-                schedule.step()
-                step += 1
-                rate = cfg.batch_size * (step - start) / max(time.time() - t0, 1e-9)
-                pending.append([step, loss.data, optimizer.lr, rate, ""])
-                validating = step % cfg.val_every == 0 or step == total
-                saving = step % cfg.checkpoint_every == 0 or step == total
-                stopping = on_step is not None and on_step(step)
-                if not (validating or saving or stopping or step % cfg.log_every == 0 or interrupted()):
-                    continue
-                read_losses()  # before anything is saved: a NaN never reaches a checkpoint
-                val_error = ""
-                if validating:
-                    val_error, targs, recon = validate(model, val_cache, scale, cfg.device, cfg.max_val_images,
-                                                       encoder)
-                    history.append([step, val_error])
-                    pending[-1][4] = val_error
-                    write_reconstruction_figure(os.path.join(cfg.out, f"recon_{step:07d}.png"), targs[:8],
-                                                recon[:8], f"{cfg.feature} decoder, step {step}: held-out photos")
-                    if val_error < best_error:
-                        best_error = val_error
-                        checkpoint(step, best_path)
-                log_losses()
-                if saving or stopping:
-                    checkpoint(step)
-                if validating:
-                    _plot(cfg.out, losses, history, baselines)
-                bar.update(step, loss=loss_value, **{"img/s": rate}, **({"val": val_error} if validating else {}))
-                if stopping:
-                    break
-            bar.close()
-            if interrupted():
-                if pending:
-                    read_losses()
-                    log_losses()
-                checkpoint(step)
-                log(f"interrupted: checkpoint at step {step} saved to {ckpt_path}; continue with --resume")
-                raise KeyboardInterrupt
+        step = run.loop(on_step)
     finally:
-        prefetch.close()
-        train_cache.close()
-        val_cache.close()
-    trained = [(s, e) for s, e in history if s > 0]
-    best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
-    summary = {"steps": step, "final_loss": loss_value, "val_history": history, "checkpoint": ckpt_path,
-               "best": best_path if trained else None, "best_step": best_step, "best_error": best_error,
-               "baselines": baselines,
-               "skipped": {k: len(v["skipped"]) for k, v in data_summary.items()},
-               "photos": {k: v["photos"] for k, v in data_summary.items()},
-               "samples": {k: v["samples"] for k, v in data_summary.items()}}
-    with open(os.path.join(cfg.out, "summary.json"), "w") as f:
-        json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
-    return summary
+        run.close()
+    return run.summary(step)
 
 
 @contextlib.contextmanager
