@@ -158,64 +158,8 @@ class Tensor:
             if not retain_graph:
                 fn.release()
 
-    # --- operators (the ops live in nn.functional) -----------------------------------------
-    def __add__(self, other):
-        from .functional import arithmetic
-        return arithmetic.add(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        from .functional import arithmetic
-        return arithmetic.sub(self, other)
-
-    def __rsub__(self, other):
-        from .functional import arithmetic
-        return arithmetic.sub(other, self)
-
-    def __mul__(self, other):
-        from .functional import arithmetic
-        return arithmetic.mul(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        from .functional import arithmetic
-        return arithmetic.div(self, other)
-
-    def __rtruediv__(self, other):
-        from .functional import arithmetic
-        return arithmetic.div(other, self)
-
-    def __neg__(self):
-        from .functional import arithmetic
-        return arithmetic.neg(self)
-
-    def __pow__(self, exponent):
-        from .functional import arithmetic
-        return arithmetic.pow(self, exponent)
-
-    def __getitem__(self, index):
-        from .functional import shape
-        return shape.get_item(self, index)
-
-    def sum(self, axis=None, keepdims=False):
-        from .functional import arithmetic
-        return arithmetic.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        from .functional import arithmetic
-        return arithmetic.mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        from .functional import shape as shape_ops
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return shape_ops.reshape(self, shape)
-
-    def flatten(self, start_dim=1):
-        from .functional import shape as shape_ops
-        return shape_ops.flatten(self, start_dim)
+    # Operators (+, -, *, /, **, [], sum, mean, reshape, flatten) are installed on Tensor by
+    # nn/functional/operators.py, where the ops live: this file imports none of them.
 
     def to(self, device):
         """A leaf copy of this tensor on ``device`` (keeps ``requires_grad``)."""

@@ -190,3 +190,11 @@ def test_used_names_exist_in_cupy():
     used = {name for _, name, _, _ in ALL_USES}
     missing = sorted(name for name in used | COMMON if not _resolve(cupy, name))
     assert not missing, f"names missing from cupy {cupy.__version__}: {missing}"
+
+
+def test_tensor_imports_no_op():
+    """No import circle: nn/tensor.py knows nothing of nn.functional, which installs the operators."""
+    tree = ast.parse(open(os.path.join(NN, "tensor.py")).read())
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if "functional" in name], imported

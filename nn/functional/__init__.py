@@ -8,6 +8,9 @@ from .loss import mse_loss
 from .normalization import local_response_norm
 from .pooling import max_pool2d
 from .shape import concat, flatten, get_item, reshape
+from . import operators
+
+operators.install()
 
 __all__ = ["abs", "add", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
            "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
