@@ -23,6 +23,7 @@ class Function:
     inputs = ()
     outputs = ()
     output_specs = ()
+    released = False  # True once release() has freed what backward needs
 
     def __call__(self, *inputs):
         inputs = [as_tensor(x) for x in inputs]
@@ -52,3 +53,4 @@ class Function:
     def release(self):
         """Drop the inputs and everything saved for backward (the graph is freed)."""
         self.__dict__.clear()
+        self.released = True

@@ -104,59 +104,17 @@ class Tensor:
             grad: the upstream gradient, same shape as ``self``; ones when ``self`` is a scalar.
             retain_graph: keep the graph (and what ops saved for backward) for another call.
         """
-        xp = get_array_module(self.data)
         if grad is None:
             if self.size != 1:
                 raise ValueError("Tensor.backward: grad can be omitted only for a scalar output, "
                                  f"got shape {self.shape}")
-            grad = xp.ones_like(self.data)
+            grad = get_array_module(self.data).ones_like(self.data)
         grad = unwrap(grad)
         if grad.shape != self.shape:
             raise ValueError(f"Tensor.backward: grad has shape {grad.shape}, expected {self.shape}")
         self.grad = grad if self.grad is None else self.grad + grad
-        if self.creator is None:
-            return
-
-        # This pass's gradients of non-leaf tensors, by id: only what flows in this call is
-        # propagated (a retained or earlier .grad is never sent back again).
-        pass_grads = {id(self): grad}
-        order = itertools.count()  # breaks generation ties in first-seen order
-        pending = [(-self.creator.generation, next(order), self.creator)]
-        seen = {id(self.creator)}
-        # Ops hold their outputs weakly; tensors waiting for their creator's turn are kept alive here.
-        waiting = {id(self): self}
-        while pending:
-            fn = heapq.heappop(pending)[2]
-            if "inputs" not in fn.__dict__:
-                raise RuntimeError("Tensor.backward: this part of the graph was already freed by an "
-                                   "earlier backward; pass retain_graph=True to the first call")
-            outputs = [ref() for ref in fn.outputs]
-            grads_out = [pass_grads.pop(id(o), None) if o is not None else None for o in outputs]
-            for out, g in zip(outputs, grads_out):
-                if out is not None and out is not self and out._retain_grad and g is not None:
-                    out.grad = g if out.grad is None else out.grad + g
-            grads_out = [g if g is not None else xp.zeros(shape, dtype)
-                         for g, (shape, dtype) in zip(grads_out, fn.output_specs)]
-            grads_in = fn.backward(*grads_out)
-            if not isinstance(grads_in, tuple):
-                grads_in = (grads_in,)
-            for out in outputs:
-                if out is not None:
-                    waiting.pop(id(out), None)
-            for x, gx in zip(fn.inputs, grads_in):
-                if gx is None or not x.requires_grad:
-                    continue
-                if x.creator is None:  # a leaf: accumulate into .grad
-                    x.grad = gx if x.grad is None else x.grad + gx
-                    continue
-                previous = pass_grads.get(id(x))
-                pass_grads[id(x)] = gx if previous is None else previous + gx
-                waiting[id(x)] = x
-                if id(x.creator) not in seen:
-                    seen.add(id(x.creator))
-                    heapq.heappush(pending, (-x.creator.generation, next(order), x.creator))
-            if not retain_graph:
-                fn.release()
+        if self.creator is not None:
+            _BackwardPass(self, grad, retain_graph).run()
 
     # Operators (+, -, *, /, **, [], sum, mean, reshape, flatten) are installed on Tensor by
     # nn/functional/operators.py, where the ops live: this file imports none of them.
@@ -164,6 +122,67 @@ class Tensor:
     def to(self, device):
         """A leaf copy of this tensor on ``device`` (keeps ``requires_grad``)."""
         return Tensor(to_device(self.data, device), requires_grad=self.requires_grad, name=self.name)
+
+
+class _BackwardPass:
+    """One call of ``Tensor.backward``, in two concerns:
+
+    * ordering: the ops are taken from a heap by decreasing generation, so that each op runs after
+      every op that consumes its outputs (ties in first-seen order);
+    * accumulation: gradients flowing into a tensor from several consumers are summed in
+      ``grads`` (this pass's gradients of non-leaf tensors, by id: a retained or earlier ``.grad``
+      is never sent back again) until its creator's turn; leaves accumulate into ``.grad``.
+
+    Ops hold their outputs weakly; tensors waiting for their creator's turn are kept alive in
+    ``waiting``. Without ``retain_graph``, each op releases what it saved right after its backward.
+    """
+
+    def __init__(self, root, grad, retain_graph):
+        self.root, self.retain_graph = root, retain_graph
+        self.xp = get_array_module(root.data)
+        self.grads, self.waiting = {id(root): grad}, {id(root): root}
+        self.heap, self.seen, self.order = [], set(), itertools.count()
+        self.schedule(root.creator)
+
+    def schedule(self, fn):
+        if id(fn) not in self.seen:
+            self.seen.add(id(fn))
+            heapq.heappush(self.heap, (-fn.generation, next(self.order), fn))
+
+    def run(self):
+        while self.heap:
+            fn = heapq.heappop(self.heap)[2]
+            if fn.released:
+                raise RuntimeError("Tensor.backward: this part of the graph was already freed by an "
+                                   "earlier backward; pass retain_graph=True to the first call")
+            outputs = [ref() for ref in fn.outputs]
+            grads_in = fn.backward(*self.output_grads(fn, outputs))
+            for out in outputs:
+                if out is not None:
+                    self.waiting.pop(id(out), None)
+            self.accumulate(fn, grads_in if isinstance(grads_in, tuple) else (grads_in,))
+            if not self.retain_graph:
+                fn.release()
+
+    def output_grads(self, fn, outputs):
+        """The summed gradient of each of ``fn``'s outputs (zeros where none flowed)."""
+        grads = [self.grads.pop(id(o), None) if o is not None else None for o in outputs]
+        for out, g in zip(outputs, grads):
+            if out is not None and out is not self.root and out._retain_grad and g is not None:
+                out.grad = g if out.grad is None else out.grad + g
+        return [g if g is not None else self.xp.zeros(shape, dtype) for g, (shape, dtype) in zip(grads, fn.output_specs)]
+
+    def accumulate(self, fn, grads_in):
+        for x, gx in zip(fn.inputs, grads_in):
+            if gx is None or not x.requires_grad:
+                continue
+            if x.creator is None:  # a leaf: accumulate into .grad
+                x.grad = gx if x.grad is None else x.grad + gx
+                continue
+            previous = self.grads.get(id(x))
+            self.grads[id(x)] = gx if previous is None else previous + gx
+            self.waiting[id(x)] = x
+            self.schedule(x.creator)
 
 
 def as_tensor(x):
