@@ -69,3 +69,17 @@ def scale_array(scale, features):
     ``features`` (N, C, ...)."""
     scale = np.asarray(scale, np.float32)
     return scale.reshape(scale.shape + (1,) * (np.ndim(features) - 2)) if scale.ndim else scale
+
+
+def reconstruct_batches(model, features, scale, device, batch_size=16):
+    """Decode features (N, ...) with ``model`` in batches under no_grad, scaled as in training;
+    returns (N, T, T, 3) floats on 0..255. The model's train/eval mode is left as it was."""
+    out, was_training = [], model.training
+    model.eval()
+    with nn.no_grad():
+        for i in range(0, len(features), batch_size):
+            batch = np.asarray(features[i:i + batch_size], np.float32)
+            x = nn.to_device(batch * scale_array(scale, batch), device)
+            out.append(float_to_images(model(nn.Tensor(x)).data))
+    model.train(was_training)
+    return np.concatenate(out)

@@ -10,11 +10,10 @@ from . import decoders
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache
 from .checkpoint import load_checkpoint, read_config
-from .encoders import Encoder
+from .encoders import Encoder, reconstruct_batches
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
 from .pretrained import read_decoder_file
-from .train import reconstruct_batches
 
 
 class TrainedDecoder:

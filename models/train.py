@@ -43,7 +43,7 @@ from . import alexnet, decoders
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
-from .encoders import Encoder, float_to_images, scale_array, targets_to_float
+from .encoders import Encoder, reconstruct_batches, scale_array, targets_to_float
 from .images import find_images, header_problem
 from .figures import write_reconstruction_figure
 from .metrics import normalized_error
@@ -269,19 +269,6 @@ def prepare_data(cfg, log=print):
                 + "; ".join(reason for _, reason in info["skipped"][:5]))
     return FeatureCache(os.path.join(cfg.out, "cache_train.h5")), \
         FeatureCache(os.path.join(cfg.out, "cache_val.h5")), summary
-
-
-def reconstruct_batches(model, features, scale, device, batch_size=16):
-    """Decode features (N, ...) in batches under no_grad; returns (N, T, T, 3) floats on 0..255."""
-    out = []
-    model.eval()
-    with nn.no_grad():
-        for i in range(0, len(features), batch_size):
-            batch = np.asarray(features[i:i + batch_size], np.float32)
-            x = nn.to_device(batch * scale_array(scale, batch), device)
-            out.append(float_to_images(model(nn.Tensor(x)).data))
-    model.train()
-    return np.concatenate(out)
 
 
 class FineTunedEncoder:

@@ -198,3 +198,11 @@ def test_tensor_imports_no_op():
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert not [name for name in imported if "functional" in name], imported
+
+
+def test_inference_does_not_import_training():
+    """Reconstructing with a trained decoder needs nothing of the training code."""
+    models = os.path.join(os.path.dirname(NN), "models")
+    tree = ast.parse(open(os.path.join(models, "inference.py")).read())
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert "train" not in imported and "models.train" not in imported, imported
