@@ -94,6 +94,8 @@ def train(feature, **options):
     """Train the decoder for FEATURE (hog, sift, lbp, conv1..conv5, fc6..fc8)."""
     from models.train import TrainConfig, train as run_training
     summary = _run(run_training, TrainConfig(feature=feature, **options))
+    if summary["rank"]:  # under mpirun, rank 0 reports
+        return
     history = summary["val_history"]
     loss = summary["final_loss"]
     click.echo(f"done: {summary['steps']} steps, final loss {loss:.4g}, "

@@ -39,7 +39,7 @@ import numpy as np
 import nn
 import nn.functional as F
 
-from . import alexnet, decoders
+from . import alexnet, decoders, distributed
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
@@ -420,21 +420,35 @@ def train(cfg, log=print, on_step=None):
     cfg = cfg.resolved()
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.backend.set_blas_threads(cfg.threads or 1)
-    folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite)
+    group = distributed.current()
+    folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite) if group.is_root else None
     try:
         with F.reference_convolutions(cfg.reference):
-            return _train(cfg, log, on_step)
+            return _train(cfg, log if group.is_root else _quiet, on_step, group)
     finally:
-        folder.release()
+        if folder is not None:
+            folder.release()
+
+
+def _quiet(*_):
+    pass
 
 
 class TrainingRun:
     """One run of :func:`train`, in parts: its data, decoder, optimiser, logs and checkpoints are
     set up (or restored) by the constructor; :meth:`loop` trains; :meth:`summary` reports."""
 
-    def __init__(self, cfg, log):
+    def __init__(self, cfg, log, group=None):
         self.cfg, self.log = cfg, log
-        self.train_cache, self.val_cache, self.data_summary = prepare_data(cfg, log)
+        self.group = group or distributed.SingleProcess()
+        self.root = self.group.is_root
+        if self.root:  # rank 0 builds the caches; the other ranks (models.distributed) wait, then read them
+            self.train_cache, self.val_cache, self.data_summary = prepare_data(cfg, log)
+        self.group.barrier()
+        if not self.root:
+            self.train_cache, self.val_cache, self.data_summary = (
+                FeatureCache(os.path.join(cfg.out, "cache_train.h5")), FeatureCache(os.path.join(cfg.out, "cache_val.h5")),
+                {})
         steps_per_epoch = max(1, math.ceil(len(self.train_cache) / cfg.batch_size))
         self.total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
         self.ckpt_path, self.best_path = os.path.join(cfg.out, "checkpoint.h5"), os.path.join(cfg.out, "best.h5")
@@ -458,10 +472,10 @@ class TrainingRun:
             log(f"resuming from {self.ckpt_path} at step {self.start}")
         elif cfg.resume:
             log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
-        if not resuming:
+        if not resuming and self.root:
             with open(self.log_path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
-        self.losses = _truncate_log(self.log_path, self.start)
+        self.losses = _truncate_log(self.log_path, self.start) if self.root else []
         self.pending = []  # [step, loss on the device, lr, images/s, validation error]: not read back yet
         self.loss_value = float("nan")
 
@@ -472,8 +486,8 @@ class TrainingRun:
                                                                          per_channel=cfg.channel_scale)
         if "baselines" in saved:
             self.baselines = saved["baselines"]
-        else:
-            self.baselines = {} if cfg.train_encoder else validate_baselines(self.train_cache, self.val_cache,
+        else:  # fitted by rank 0 alone, which validates and saves
+            self.baselines = {} if cfg.train_encoder or not self.root else validate_baselines(self.train_cache, self.val_cache,
                                                                              cfg.max_val_images)
         if self.baselines:
             self.log(f"baselines on {min(len(self.val_cache), cfg.max_val_images)} held-out photos: "
@@ -482,7 +496,9 @@ class TrainingRun:
     # --- one step ---------------------------------------------------------------------------
     def make_batch(self, step):
         """Host arrays (features or photos, targets) of step ``step``: a function of (seed, step)."""
-        indices = batch_indices(step, self.cfg.batch_size, len(self.train_cache), self.cfg.seed)
+        batch, rank = self.cfg.batch_size, self.group.rank  # this rank's slice of the global batch
+        indices = batch_indices(step, batch * self.group.size, len(self.train_cache), self.cfg.seed)
+        indices = indices[rank * batch:(rank + 1) * batch]
         if self.encoder:
             x = self.encoder.inputs(self.train_cache, indices)
         else:
@@ -496,6 +512,7 @@ class TrainingRun:
         loss = F.mse_loss(self.model(features), nn.Tensor(target), reduction="paper")
         self.optimizer.zero_grad()
         loss.backward()
+        self.group.average([p.grad for p in self.optimizer.params])  # data-parallel: the whole batch's gradient
         if self.cfg.grad_clip:
             nn.optim.clip_grad_norm_(self.optimizer.params, self.cfg.grad_clip)
         self.optimizer.step()
@@ -510,6 +527,8 @@ class TrainingRun:
     def read_losses(self):
         """Read the pending losses back from the device (one synchronisation); stop on a NaN."""
         values = nn.to_numpy(nn.get_array_module(self.pending[0][1]).stack([row[1] for row in self.pending]))
+        values = values.astype(np.float64)
+        self.group.average([values])  # the loss of the whole batch
         for row, value in zip(self.pending, values.tolist()):
             if not math.isfinite(value):
                 raise TrainingError(f"loss became {value} at step {row[0]}; stopped: {self.last_good()}; "
@@ -517,7 +536,10 @@ class TrainingRun:
             row[1] = self.loss_value = value
 
     def log_losses(self):
-        """Append the pending (read) steps to log.csv and the loss curve."""
+        """Append the pending (read) steps to log.csv and the loss curve (rank 0)."""
+        if not self.root:
+            self.pending.clear()
+            return
         with open(self.log_path, "a", newline="") as f:
             csv.writer(f).writerows([[s, f"{v:.6g}", f"{lr:.3g}", f"{rate:.2f}", f"{e:.5f}" if e != "" else ""]
                                      for s, v, lr, rate, e in self.pending])
@@ -541,7 +563,9 @@ class TrainingRun:
         return error
 
     def checkpoint(self, step, path=None):
-        """Save, unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
+        """Save (rank 0), unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
+        if not self.root:
+            return
         state = [v for st in self.optimizer.state for v in st.values() if hasattr(v, "shape")]
         if not _all_finite([p.data for p in self.optimizer.params] + state):
             raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
@@ -554,42 +578,41 @@ class TrainingRun:
         """Train from the start step to the last; returns the step reached. Losses are read back
         every log_every steps and before anything is saved, so a NaN never reaches a checkpoint."""
         cfg = self.cfg
-        if self.start == 0:  # the error before training: where the validation curve falls from
+        if self.start == 0 and self.root:  # the error before training: where the validation curve falls from
             self.history.append([0, self.validation_error()[0]])
         prefetch = Prefetcher(self.make_batch, range(self.start, self.total))
-        bar = ProgressBar(self.total, start=self.start, label=f"train {cfg.feature} ")
-        step, t0 = self.start, time.time()
+        bar = ProgressBar(self.total, start=self.start, label=f"train {cfg.feature} ") if self.root else None
+        step, t0, stop = self.start, time.time(), False
         try:
             with _deferred_interrupt() as interrupted:
-                while step < self.total and not interrupted():
+                while step < self.total and not stop:
                     _, (x, target) = prefetch.next(cfg.device)
                     loss = self.train_step(x, target)
                     step += 1
-                    rate = cfg.batch_size * (step - self.start) / max(time.time() - t0, 1e-9)
+                    rate = cfg.batch_size * self.group.size * (step - self.start) / max(time.time() - t0, 1e-9)
                     self.pending.append([step, loss, self.optimizer.lr, rate, ""])
                     validating = step % cfg.val_every == 0 or step == self.total
                     saving = step % cfg.checkpoint_every == 0 or step == self.total
                     stopping = on_step is not None and on_step(step)
-                    if not (validating or saving or stopping or step % cfg.log_every == 0 or interrupted()):
+                    stop = self.group.any(interrupted())  # every rank stops at the same step
+                    if not (validating or saving or stopping or step % cfg.log_every == 0 or stop):
                         continue
                     self.read_losses()
-                    if validating:
+                    if validating and self.root:
                         self.pending[-1][4] = self.validate_at(step)
                     self.log_losses()
-                    if saving or stopping:
+                    if saving or stopping or stop:
                         self.checkpoint(step)
-                    if validating:
+                    if validating and self.root:
                         _plot(cfg.out, self.losses, self.history, self.baselines)
-                    bar.update(step, loss=self.loss_value, **{"img/s": rate},
-                               **({"val": self.history[-1][1]} if validating else {}))
+                    if bar is not None:
+                        bar.update(step, loss=self.loss_value, **{"img/s": rate},
+                                   **({"val": self.history[-1][1]} if validating else {}))
                     if stopping:
                         break
-                bar.close()
-                if interrupted():
-                    if self.pending:
-                        self.read_losses()
-                        self.log_losses()
-                    self.checkpoint(step)
+                if bar is not None:
+                    bar.close()
+                if stop:
                     self.log(f"interrupted: checkpoint at step {step} saved to {self.ckpt_path}; continue with "
                              "--resume")
                     raise KeyboardInterrupt
@@ -601,15 +624,16 @@ class TrainingRun:
         """The run in numbers (also written to summary.json)."""
         trained = [(s, e) for s, e in self.history if s > 0]
         best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
-        data = self.data_summary
-        summary = {"steps": step, "final_loss": self.loss_value, "val_history": self.history,
+        data = self.data_summary if self.root else {}
+        summary = {"rank": self.group.rank, "steps": step, "final_loss": self.loss_value, "val_history": self.history,
                    "checkpoint": self.ckpt_path, "best": self.best_path if trained else None,
                    "best_step": best_step, "best_error": best_error, "baselines": self.baselines,
                    "skipped": {k: len(v["skipped"]) for k, v in data.items()},
                    "photos": {k: v["photos"] for k, v in data.items()},
                    "samples": {k: v["samples"] for k, v in data.items()}}
-        with open(os.path.join(self.cfg.out, "summary.json"), "w") as f:
-            json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
+        if self.root:
+            with open(os.path.join(self.cfg.out, "summary.json"), "w") as f:
+                json.dump(_json_safe(summary), f, indent=1, allow_nan=False)
         return summary
 
     def close(self):
@@ -617,8 +641,8 @@ class TrainingRun:
         self.val_cache.close()
 
 
-def _train(cfg, log, on_step):
-    run = TrainingRun(cfg, log)
+def _train(cfg, log, on_step, group):
+    run = TrainingRun(cfg, log, group)
     try:
         step = run.loop(on_step)
     finally:

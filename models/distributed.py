@@ -1,0 +1,84 @@
+"""Data-parallel training across processes, on MPI (mpi4py): ``mpirun -n K python cli.py train ...``.
+
+Every rank holds the same decoder and optimiser. At step t the global batch is the one a single
+process would draw with batch K * B (``batch_indices(t, K B)``); rank r trains on its slice r of B
+samples. After backward, the gradients are averaged over the ranks (one all-reduce of one flat
+buffer), so every rank takes the same Adam step, and K ranks with batch B compute what one
+process with batch K B computes (the loss divides by the batch: the mean of the K per-rank
+gradients is the gradient of the whole batch's loss). Rank 0 alone builds the feature caches,
+fits the baselines, validates, logs, draws and writes checkpoints; the others wait for the caches,
+then train. A stop (Ctrl-C, SIGTERM) is agreed on by all ranks at the next step.
+
+Without ``mpirun`` (or with one process), :func:`current` is a single-process group whose every
+operation is free; mpi4py is then never imported (it is the optional ``cluster`` extra).
+The all-reduce goes through host memory; on GPUs, NCCL (CuPy's bindings) would avoid the copies
+and is not wired in yet.
+"""
+import os
+
+import numpy as np
+
+import nn
+
+SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
+
+
+class SingleProcess:
+    """The group of one: rank 0 of 1."""
+    rank, size = 0, 1
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def barrier(self):
+        pass
+
+    def average(self, arrays):
+        """Average each array over the ranks, in place."""
+
+    def any(self, flag):
+        """Whether ``flag`` is true on any rank."""
+        return bool(flag)
+
+
+class MPIGroup(SingleProcess):
+    """The processes started by mpirun (COMM_WORLD)."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+        except ImportError as exc:
+            raise RuntimeError(f"this process was started by mpirun, but mpi4py cannot be imported ({exc}); "
+                               "pip install 'featinv[cluster]' (and an MPI library: apt-get install "
+                               "openmpi-bin)") from None
+        self.mpi = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def average(self, arrays):
+        arrays = [a for a in arrays if a is not None]
+        if not arrays:
+            return
+        flat = np.concatenate([nn.to_numpy(a).astype(np.float64, copy=False).ravel() for a in arrays])
+        total = np.empty_like(flat)
+        self.comm.Allreduce(flat, total, op=self.mpi.SUM)
+        total /= self.size
+        offset = 0
+        for a in arrays:
+            part = total[offset:offset + a.size].reshape(a.shape)
+            a[...] = nn.to_device(part.astype(a.dtype), nn.device_of(a))
+            offset += a.size
+
+    def any(self, flag):
+        return bool(self.comm.allreduce(int(bool(flag)), op=self.mpi.MAX))
+
+
+def current():
+    """The group this process belongs to: MPI's world when started by mpirun with more than one
+    process, else a single process."""
+    size = next((int(os.environ[v]) for v in SIZE_VARIABLES if os.environ.get(v, "").isdigit()), 1)
+    return MPIGroup() if size > 1 else SingleProcess()

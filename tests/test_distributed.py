@@ -1,0 +1,65 @@
+"""Data-parallel training on MPI (models/distributed.py): ``mpirun -n 2`` with batch B per rank
+trains the same weights as one process with batch 2B. Skipped, with the reason, where mpirun or
+mpi4py is missing (`.ci/run` installs both)."""
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+MPIRUN = shutil.which("mpirun")
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+pytestmark = pytest.mark.skipif(not (MPIRUN and HAVE_MPI4PY),
+                                reason="needs mpirun and mpi4py (pip install 'featinv[cluster]', apt-get install "
+                                       "openmpi-bin)")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+           OMPI_MCA_btl_vader_single_copy_mechanism="none")
+
+
+def weights(run):
+    with h5py.File(run / "checkpoint.h5", "r") as f:
+        out = {}
+        f["model"].visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
+                              else None)
+        return out, int(f.attrs["step"])
+
+
+def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in SAMPLES[:8]:
+        shutil.copy(path, photos)
+    common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", "4", "--width", "0.0625",
+              "--image-size", "64", "--workers", "1", "--crops", "2", "--grad-clip", "50"]
+    single = subprocess.run([sys.executable] + common + ["--batch-size", "4", "--out", str(tmp_path / "one")],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    pair = subprocess.run([MPIRUN, "-n", "2", sys.executable] + common + ["--batch-size", "2", "--out",
+                                                                          str(tmp_path / "two")],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
+    one, step_one = weights(tmp_path / "one")
+    two, step_two = weights(tmp_path / "two")
+    assert step_one == step_two == 4 and one.keys() == two.keys()
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    assert pair.stdout.count("done: 4 steps") == 1  # rank 0 alone reports
+    # --resume under mpirun continues as the single process does
+    more = ["--iters", "6", "--resume", "--workers", "1"]
+    single = subprocess.run([sys.executable, "cli.py", "train", "hog", "--out", str(tmp_path / "one")] + more,
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    pair = subprocess.run([MPIRUN, "-n", "2", sys.executable, "cli.py", "train", "hog", "--out", str(tmp_path / "two")]
+                          + more, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0 and pair.returncode == 0, single.stderr[-1000:] + pair.stderr[-1000:]
+    one, step_one = weights(tmp_path / "one")
+    two, step_two = weights(tmp_path / "two")
+    assert step_one == step_two == 6
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
