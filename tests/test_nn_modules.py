@@ -467,3 +467,12 @@ def test_a_first_convolution_does_not_compute_its_input_gradient(monkeypatch):
     w = nn.Tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True)
     F.conv2d(x, w).sum().backward()
     assert w.grad is not None
+
+
+def test_a_backward_hook_returning_the_wrong_gradient_is_named():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.2))
+    model[0].register_backward_hook(lambda m, g: g[:, :2])
+    x = nn.Tensor(np.ones((1, 3, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"backward hook of Conv2d: it returned ndarray \(1, 2, 5, 5\) float32 on cpu, "
+                                         r"but the gradient it replaces is \(1, 4, 5, 5\)"):
+        model(x).sum().backward()

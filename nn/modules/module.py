@@ -39,7 +39,16 @@ class _BackwardHook(Function):
 
     def backward(self, gy):
         replaced = self.hook(self.module, gy)
-        return gy if replaced is None else unwrap(replaced)
+        if replaced is None:
+            return gy
+        replaced = unwrap(replaced)
+        if (getattr(replaced, "shape", None) != gy.shape or getattr(replaced, "dtype", None) != gy.dtype
+                or device_of(replaced) != device_of(gy)):
+            raise ValueError(f"backward hook of {type(self.module).__name__}: it returned "
+                             f"{type(replaced).__name__} {getattr(replaced, 'shape', '')} "
+                             f"{getattr(replaced, 'dtype', '')} on {device_of(replaced)}, but the gradient it replaces "
+                             f"is {gy.shape} {gy.dtype} on {device_of(gy)}; return None to keep it")
+        return replaced
 
 
 class Module:
