@@ -476,3 +476,26 @@ def test_a_backward_hook_returning_the_wrong_gradient_is_named():
     with pytest.raises(ValueError, match=r"backward hook of Conv2d: it returned ndarray \(1, 2, 5, 5\) float32 on cpu, "
                                          r"but the gradient it replaces is \(1, 4, 5, 5\)"):
         model(x).sum().backward()
+
+
+def test_buffers_are_saved_loaded_and_moved(tmp_path, xp, device):
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1)
+            self.register_buffer("running_mean", np.zeros(2, np.float32))
+
+        def forward(self, x):
+            self.running_mean = self.running_mean * 0.5 + 1.0
+            return self.conv(x)
+
+    a = Counter().to(device)
+    a(nn.Tensor(xp.ones((1, 2, 3, 3), np.float32)))
+    assert nn.device_of(a.running_mean) == device
+    assert list(a.state_dict()) == ["conv.weight", "conv.bias", "running_mean"]
+    nn.save_module(a, tmp_path / "c.h5")
+    b = Counter()
+    nn.load_module(tmp_path / "c.h5", b)
+    np.testing.assert_array_equal(b.running_mean, [1.0, 1.0])
+    with pytest.raises(ValueError, match="buffer running_mean has shape"):
+        b.load_state_dict({**b.state_dict(), "running_mean": np.zeros(3, np.float32)})

@@ -56,6 +56,7 @@ class Module:
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
@@ -68,7 +69,17 @@ class Module:
             self._modules[name] = value
         elif name in self._parameters and value is None:
             del self._parameters[name]
+        elif name in self._buffers:  # assigning a registered buffer updates it
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """A state array that is not a parameter (say running statistics): saved in state_dict,
+        loaded by load_state_dict, moved by .to(device), never optimised. ``self.name`` reads it."""
+        if name in self._parameters or name in self._modules:
+            raise ValueError(f"register_buffer: {name!r} is already a parameter or sub-module")
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -113,6 +124,11 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        for module_name, module in self.named_modules(prefix):
+            for name, array in module._buffers.items():
+                yield (f"{module_name}.{name}" if module_name else name), array
+
     def zero_grad(self):
         for p in self.parameters():
             p.grad = None
@@ -127,8 +143,11 @@ class Module:
 
     # --- state -----------------------------------------------------------------------------
     def state_dict(self):
-        """``{"layer.weight": array}`` referencing (not copying) the parameters' arrays."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+        """``{"layer.weight": array}`` referencing (not copying) the parameters' arrays, then the
+        buffers' (as PyTorch's)."""
+        state = OrderedDict((name, p.data) for name, p in self.named_parameters())
+        state.update(self.named_buffers())
+        return state
 
     def load_state_dict(self, state, strict=True, source="state dict"):
         """Copy arrays into the parameters, on the parameters' device and dtype.
@@ -137,8 +156,9 @@ class Module:
         parameter, both shapes, and the missing or unexpected keys.
         """
         own = dict(self.named_parameters())
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
+        buffers = dict(self.named_buffers())
+        missing = sorted((set(own) | set(buffers)) - set(state))
+        unexpected = sorted(set(state) - set(own) - set(buffers))
         if strict and (missing or unexpected):
             raise ValueError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
@@ -151,6 +171,15 @@ class Module:
                                  f"but the model expects {tuple(p.shape)}")
             xp = get_array_module(p.data)
             p.data = xp.asarray(to_device(array, device_of(p.data)), dtype=p.data.dtype).copy()
+        for name, current in buffers.items():
+            if name in state:
+                owner, _, attribute = name.rpartition(".")
+                module = dict(self.named_modules())[owner]
+                if tuple(state[name].shape) != tuple(current.shape):
+                    raise ValueError(f"{source}: buffer {name} has shape {tuple(state[name].shape)} but the model "
+                                     f"expects {tuple(current.shape)}")
+                setattr(module, attribute, get_array_module(current).asarray(
+                    to_device(state[name], device_of(current)), dtype=current.dtype).copy())
         return missing, unexpected
 
     def to(self, device):
@@ -159,6 +188,9 @@ class Module:
             p.data = to_device(p.data, device)
             if p.grad is not None:
                 p.grad = to_device(p.grad, device)
+        for _, module in self.named_modules():
+            for name, array in list(module._buffers.items()):
+                setattr(module, name, to_device(array, device))
         return self
 
     @property
