@@ -111,7 +111,7 @@ def train(feature, **options):
         if summary["baselines"]:
             click.echo("baselines on the same photos: " + ", ".join(
                 f"{name} {error:.4f}" for name, error in summary["baselines"].items()))
-            click.echo(_verdict(summary["best_error"], summary["baselines"]))
+            click.echo(_verdict(summary["best_error"], summary["baselines"], photos["val"]))
 
 
 @main.command()
@@ -164,7 +164,7 @@ def evaluate(feature, checkpoint, data, device):
     if baselines is None:
         click.echo("baselines: not computed (the run's training cache cache_train.h5 is not beside the checkpoint)")
     else:
-        click.echo(_verdict(result["error"], result["baselines"]))
+        click.echo(_verdict(result["error"], result["baselines"], result["images"]))
 
 
 @main.command()
@@ -475,13 +475,19 @@ def gradcheck(target, rtol, seed, device):
         raise click.ClickException("gradient check failed")
 
 
-def _verdict(error, baselines):
-    """One line: does the decoder beat every baseline? (flagged loudly when it does not)"""
+SMALL_SET = 64  # fewer held-out photos than this give a noisy error (the spread of the pairs' errors)
+
+
+def _verdict(error, baselines, photos):
+    """One line: does the decoder beat every baseline on ``photos`` held-out photos? (flagged
+    loudly when it does not, with a caution when the set is small)"""
     from models.baselines import unbeaten
     worse = unbeaten(error, baselines)
+    caution = (f" (on only {photos} photos, a noisy estimate: measure on more with 'cli.py eval FEATURE "
+               "--checkpoint ... --data HELDOUT')") if photos < SMALL_SET else ""
     if worse:
-        return "WARNING: the decoder does not beat the " + " and the ".join(worse) + " baseline"
-    return "the decoder beats every baseline"
+        return "WARNING: the decoder does not beat the " + " and the ".join(worse) + " baseline" + caution
+    return "the decoder beats every baseline" + caution
 
 
 def _check_feature(feature, trained):

@@ -63,6 +63,7 @@ def test_eval_prints_a_table(trained_run):
     assert set(rows) == {"decoder", "mean image", "linear (ridge)"}
     assert all(int(r[0]) == 7 and 0 < float(r[2]) < 3 for r in rows.values())
     assert "WARNING: the decoder does not beat" in result.output  # 3 steps: flagged, not hidden
+    assert "a noisy estimate: measure on more with 'cli.py eval" in result.output  # 7 photos: cautioned
 
 
 def test_eval_refuses_another_feature(trained_run):
