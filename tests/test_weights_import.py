@@ -298,3 +298,21 @@ def test_a_persistent_id_built_as_a_dag_is_refused_at_once(tmp_path):
     with pytest.raises(WeightImportError, match="unsupported persistent id"):
         import_weights(path)
     assert time.time() - start < 5
+
+
+def test_a_build_opcode_on_an_allowed_global_is_refused_and_undone(tmp_path):
+    """GLOBAL torch._utils._rebuild_tensor_v2 (our function) or torch.FloatStorage, then BUILD
+    (None, {...}): setattr on the shared object itself, which would poison every later file."""
+    from weights_import import torch_pickle
+    function = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x08\x00\x00\x00poisonedK\x01s\x86b."
+    path = tmp_path / "poison.pth"
+    path.write_bytes(function)
+    with pytest.raises(WeightImportError, match="changes an allowed global"):
+        import_weights(path)
+    assert not hasattr(torch_pickle._rebuild_tensor, "poisoned")
+    storage = b"\x80\x02ctorch\nFloatStorage\nN}X\x05\x00\x00\x00dtypeX\x02\x00\x00\x00u1s\x86b."
+    path.write_bytes(storage)
+    with pytest.raises(WeightImportError):
+        import_weights(path)
+    assert torch_pickle.SAFE_GLOBALS[("torch", "FloatStorage")].dtype == np.float32
+    assert import_weights(fixture("alexnet_torchvision_zip.pth"))["conv1.weight"].dtype == np.float32

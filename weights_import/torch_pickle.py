@@ -113,7 +113,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in SAFE_GLOBALS:
             raise WeightImportError(f"{self.file_name}: refusing to load the global {module}.{name}: "
                                     "a weight file needs only tensors and dicts, and this one would run code")
-        return SAFE_GLOBALS[(module, name)]
+        found = SAFE_GLOBALS[(module, name)]
+        # a fresh storage type per file: a BUILD opcode aimed at a shared one would change it for every later file
+        return StorageType(found.name) if isinstance(found, StorageType) else found
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
@@ -133,15 +135,38 @@ class RestrictedUnpickler(pickle.Unpickler):
 def _unpickle(file, file_name, refs):
     """One restricted ``pickle.load``; any failure of the data becomes a WeightImportError."""
     start = file.tell()
+    shared = [g for g in SAFE_GLOBALS.values() if not isinstance(g, StorageType)]
+    before = [dict(vars(g)) for g in shared]
     try:
         _check_opcodes(file, file_name)
         file.seek(start)
-        return RestrictedUnpickler(file, file_name, refs).load()
+        data = RestrictedUnpickler(file, file_name, refs).load()
     except WeightImportError:
         raise
     except Exception as exc:  # a malformed pickle can fail in any of pickle's many ways
         raise WeightImportError(f"{file_name}: corrupt pickle data at byte {file.tell()} "
                                 f"({type(exc).__name__}: {exc})") from None
+    finally:
+        changed = _restore_globals(shared, before)
+    if changed:
+        raise WeightImportError(f"{file_name}: the pickle changes an allowed global (a BUILD opcode on a class or "
+                                "function); refused, and the change undone")
+    return data
+
+
+def _restore_globals(shared, before):
+    """Undo attributes that a BUILD opcode applied to an allowed global (a class or function, not
+    an instance) would otherwise leave for the rest of the process; returns whether any was set."""
+    changed = False
+    for obj, saved in zip(shared, before):
+        now = vars(obj)
+        for key in [k for k in now if k not in saved or now[k] is not saved[k]]:
+            changed = True
+            if key in saved:
+                setattr(obj, key, saved[key])
+            else:
+                delattr(obj, key)
+    return changed
 
 
 def _check_opcodes(file, file_name):
