@@ -54,23 +54,20 @@ def header_problem(path):
 def read_image(path):
     """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable.
 
-    CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows their inverted
-    Adobe variant; anything but a regular file, and photos above MAX_PIXELS, are refused."""
+    What the header tells is checked first (:func:`header_problem`: not a regular file, too small,
+    above MAX_PIXELS). CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows
+    their inverted Adobe variant."""
     import imageio.v3 as iio
     from PIL import Image
-    if not os.path.isfile(path):
-        raise ImageError(f"{path}: not a regular file")
+    problem = header_problem(path)
+    if problem:
+        raise ImageError(problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as probe:
-                if probe.size[0] * probe.size[1] > MAX_PIXELS:
-                    raise ImageError(f"{path}: {probe.size[0]}x{probe.size[1]} pixels, more than the "
-                                     f"{MAX_PIXELS // 10 ** 6}-megapixel limit; shrink it first")
                 cmyk = probe.mode == "CMYK"
                 image = np.asarray(probe.convert("RGB")) if cmyk else np.asarray(iio.imread(path))
-    except ImageError:
-        raise
     except Exception as exc:  # Pillow and imageio raise many types for broken files
         raise ImageError(f"{path}: unreadable or truncated image ({type(exc).__name__}: {exc})") from None
     if image.ndim == 3 and image.shape[2] == 4:
@@ -78,8 +75,6 @@ def read_image(path):
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"{path}: greyscale or unusual image of shape {image.shape}; "
                          "the decoders reconstruct colour photos (RGB)")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ImageError(f"{path}: image of shape {image.shape} is too small (less than {MIN_SIDE} px)")
     if image.dtype != np.uint8:
         image = np.clip(image / (257.0 if image.dtype == np.uint16 else 1.0), 0, 255).astype(np.uint8)
     return image
