@@ -52,7 +52,7 @@ import numpy as np
 
 from ..backend import device_of, get_array_module, to_device
 from ..function import Function
-from .conv_reference import Conv2dReference, ConvTranspose2dReference
+from .conv_reference import Conv2dReference, ConvTranspose2dReference, conv_output_size
 from .validation import check_float, check_rank, pair
 
 # Bytes of one band's im2col block, by device. 4 MiB keeps a band in this CPU's L2/L3 cache, so the
@@ -72,11 +72,6 @@ WEIGHT_GRAD_TRANSPOSE_POSITIONS = 1024
 # band by band with kH*kW block copies through the phase layout (cache-friendly: the CPU's way).
 # Both are portable NumPy/CuPy code, and the tests run each on both devices against the other.
 GATHER = {"cpu": False, "gpu": True}
-
-
-def conv_output_size(size, kernel, stride, padding):
-    """(size + 2 padding - kernel) // stride + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding):

@@ -25,7 +25,8 @@ from ..backend import get_array_module
 from ..function import Function
 
 
-def output_size(size, kernel, stride, padding):
+def conv_output_size(size, kernel, stride, padding):
+    """(size + 2 padding - kernel) // stride + 1 (conv.py uses this too)."""
     return (size + 2 * padding - kernel) // stride + 1
 
 
@@ -34,7 +35,7 @@ def im2col(x, kernel, stride, padding):
     xp = get_array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     col = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
     for u in range(kh):
@@ -48,7 +49,7 @@ def col2im(col, image_shape, kernel, stride, padding):
     xp = get_array_module(col)
     n, c, h, w = image_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     col = col.reshape(n, c, kh, kw, oh, ow)
     x_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
     for u in range(kh):
@@ -62,7 +63,7 @@ def _forward(x, w, stride, padding, groups):
     n, c, h, width = x.shape
     c_out, _, kh, kw = w.shape
     col = im2col(x, (kh, kw), stride, padding)
-    oh, ow = output_size(h, kh, stride[0], padding[0]), output_size(width, kw, stride[1], padding[1])
+    oh, ow = conv_output_size(h, kh, stride[0], padding[0]), conv_output_size(width, kw, stride[1], padding[1])
     col_g = col.reshape(n, groups, -1, oh * ow)                      # (N, G, C/G kH kW, OH OW)
     w_g = w.reshape(groups, c_out // groups, -1)                     # (G, C_out/G, C/G kH kW)
     return (w_g @ col_g).reshape(n, c_out, oh, ow), col
