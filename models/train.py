@@ -415,8 +415,10 @@ def train(cfg, log=print, on_step=None):
     with a checkpoint, as Ctrl-C does but without raising.
     """
     out = cfg.resolved().out
-    if cfg.resume and os.path.exists(os.path.join(out, "checkpoint.h5")):
-        cfg = resumed_config(cfg, read_config(os.path.join(out, "checkpoint.h5")), out)
+    checkpoint = os.path.join(out, "checkpoint.h5")
+    saved = read_config(checkpoint) if cfg.resume and os.path.exists(checkpoint) else {}  # read once
+    if saved:
+        cfg = resumed_config(cfg, saved, out)
     cfg = cfg.resolved()
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.backend.set_blas_threads(cfg.threads or 1)
@@ -424,7 +426,7 @@ def train(cfg, log=print, on_step=None):
     folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite) if group.is_root else None
     try:
         with F.reference_convolutions(cfg.reference):
-            return _train(cfg, log if group.is_root else _quiet, on_step, group)
+            return _train(cfg, saved, log if group.is_root else _quiet, on_step, group)
     finally:
         if folder is not None:
             folder.release()
@@ -438,7 +440,8 @@ class TrainingRun:
     """One run of :func:`train`, in parts: its data, decoder, optimiser, logs and checkpoints are
     set up (or restored) by the constructor; :meth:`loop` trains; :meth:`summary` reports."""
 
-    def __init__(self, cfg, log, group=None):
+    def __init__(self, cfg, saved, log, group=None):
+        """``saved``: the configuration in the run's checkpoint when resuming one, else {}."""
         self.cfg, self.log = cfg, log
         self.group = group or distributed.SingleProcess()
         self.root = self.group.is_root
@@ -453,9 +456,9 @@ class TrainingRun:
         self.total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
         self.ckpt_path, self.best_path = os.path.join(cfg.out, "checkpoint.h5"), os.path.join(cfg.out, "best.h5")
         self.log_path = os.path.join(cfg.out, "log.csv")
-        resuming = cfg.resume and os.path.exists(self.ckpt_path)
+        resuming = bool(saved)
         nn.random.seed(cfg.seed)
-        self._fix_scale_and_baselines(read_config(self.ckpt_path) if resuming else {})
+        self._fix_scale_and_baselines(saved)
         self.model = decoders.build(cfg.feature, cfg.width, cfg.image_size,
                                     in_channels=self.train_cache.feature_shape[0]).to(cfg.device)
         self.config = dict(dataclasses.asdict(cfg), feature_scale=self.scale, baselines=self.baselines,
@@ -641,8 +644,8 @@ class TrainingRun:
         self.val_cache.close()
 
 
-def _train(cfg, log, on_step, group):
-    run = TrainingRun(cfg, log, group)
+def _train(cfg, saved, log, on_step, group):
+    run = TrainingRun(cfg, saved, log, group)
     try:
         step = run.loop(on_step)
     finally:
