@@ -452,7 +452,7 @@ class TrainingRun:
             self.train_cache, self.val_cache, self.data_summary = (
                 FeatureCache(os.path.join(cfg.out, "cache_train.h5")), FeatureCache(os.path.join(cfg.out, "cache_val.h5")),
                 {})
-        steps_per_epoch = max(1, math.ceil(len(self.train_cache) / cfg.batch_size))
+        steps_per_epoch = max(1, math.ceil(len(self.train_cache) / (cfg.batch_size * self.group.size)))
         self.total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch
         self.ckpt_path, self.best_path = os.path.join(cfg.out, "checkpoint.h5"), os.path.join(cfg.out, "best.h5")
         self.log_path = os.path.join(cfg.out, "log.csv")

@@ -63,3 +63,18 @@ def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
     assert step_one == step_two == 6
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_an_epoch_counts_the_global_batch(tmp_path):
+    """With --epochs, 2 ranks x batch 2 take the steps of one process with batch 4: 8 photos, 5 held
+    out, 3 x 2 crops = 6 samples: 2 steps (not the 3 of batch 2)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in SAMPLES[:8]:
+        shutil.copy(path, photos)
+    pair = subprocess.run([MPIRUN, "-n", "2", sys.executable, "cli.py", "train", "hog", "--data", str(photos),
+                           "--epochs", "1", "--width", "0.0625", "--image-size", "64", "--workers", "1", "--crops", "2",
+                           "--batch-size", "2", "--out", str(tmp_path / "two")],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
+    assert weights(tmp_path / "two")[1] == 2
