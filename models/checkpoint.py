@@ -39,10 +39,15 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
 def read_config(path):
     """The run configuration stored in a checkpoint (to rebuild its model)."""
     with open_h5(path) as f:
-        if f.attrs.get("kind") != "checkpoint":
-            raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
-                                  "attribute); pass a file written by 'cli.py train'")
-        return validate_config(json_attr(f, "config", path), path)
+        return _config(f, path)
+
+
+def _config(f, path):
+    """The validated configuration of the open checkpoint ``f``."""
+    if f.attrs.get("kind") != "checkpoint":
+        raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
+                              "attribute); pass a file written by 'cli.py train'")
+    return validate_config(json_attr(f, "config", path), path)
 
 
 def validate_config(config, path):
@@ -70,8 +75,8 @@ def validate_config(config, path):
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
     """Restore model (and optimiser, scheduler, fine-tuned encoder, random state); returns (step, history)."""
-    read_config(path)
-    with open_h5(path) as f:
+    with open_h5(path) as f:  # opened (and its checksum verified) once
+        _config(f, path)
         try:
             return _restore(f, path, model, optimizer, scheduler, encoder)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
