@@ -8,12 +8,14 @@ syncs); the report header says which one ran. Real CuPy takes precedence where i
     def test_something(xp):
         x = xp.asarray(...)          # numpy or cupy
 
-A GPU variant takes ``@pytest.mark.gpu``; one that needs real CUDA (speed, memory) takes
-``requires_real_gpu``.
+A GPU variant takes ``@pytest.mark.gpu``; one that only makes sense on the stand-in (it reads
+its launch and synchronisation counters) skips where ``REAL_GPU``.
 ``device`` gives the matching device name (``"cpu"``/``"gpu"``) for code that takes one, and
 ``to_numpy(a)`` brings any array back to the host for comparisons.
 """
+import glob
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -23,6 +25,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+
+
+def sample_folder(folder, count):
+    """Create ``folder`` holding copies of the first ``count`` bundled photos; returns it."""
+    os.makedirs(folder)
+    for path in SAMPLES[:count]:
+        shutil.copy(path, folder)
+    return folder
+
 
 STRICT_DEVICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strict_device")
 
@@ -59,8 +72,6 @@ REAL_GPU = CUPY is not None
 if not REAL_GPU:
     CUPY, GPU_STATUS = use_strict_device(), (f"no real GPU ({GPU_STATUS}): GPU variants run on the strict "
                                              "NumPy-backed stand-in tests/strict_device/cupy")
-HAS_GPU = True  # a GPU or the stand-in: the GPU variants always run
-requires_real_gpu = pytest.mark.skipif(not REAL_GPU, reason=f"needs a real GPU ({GPU_STATUS})")
 
 
 def pytest_report_header(config):

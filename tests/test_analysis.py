@@ -2,7 +2,6 @@
 import csv
 import glob
 import os
-import shutil
 
 import imageio.v3 as iio
 import numpy as np
@@ -14,6 +13,7 @@ from cli import main
 from models import analysis
 from models.inference import TrainedDecoder
 from models.train import TrainConfig, train
+from tests.conftest import sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))
@@ -43,9 +43,7 @@ def runs(tmp_path_factory):
     fc6 with the encoder fine-tuned (the autoencoder variant)."""
     root = tmp_path_factory.mktemp("analysis")
     data = root / "photos"
-    data.mkdir()
-    for path in SAMPLES[:7]:
-        shutil.copy(path, data)
+    sample_folder(data, 7)
     settings = dict(data=str(data), iters=3, batch_size=2, width=1 / 16, val_every=3, checkpoint_every=3,
                     workers=1)
     runs = {"hog": TrainConfig(feature="hog", image_size=64, **settings),

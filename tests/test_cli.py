@@ -1,7 +1,6 @@
 """The command line through click's test runner: every command runs and writes what it says."""
 import glob
 import os
-import shutil
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from tests.conftest import sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -21,9 +21,7 @@ def trained_run(tmp_path_factory):
     """A tiny HOG decoder trained for 3 steps through the CLI."""
     root = tmp_path_factory.mktemp("cli")
     data = root / "photos"
-    data.mkdir()
-    for path in SAMPLES[:7]:
-        shutil.copy(path, data)
+    sample_folder(data, 7)
     out = root / "run"
     result = CliRunner().invoke(main, ["train", "hog", "--data", str(data), "--out", str(out), "--iters", "3",
                                        "--batch-size", "2", "--width", "0.0625", "--image-size", "64",

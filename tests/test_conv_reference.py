@@ -66,15 +66,10 @@ def test_col2im_is_the_adjoint_of_im2col():
 
 
 def test_training_with_the_reference_convolutions_follows_the_fast_run(tmp_path):
-    import glob
-    import os
-    import shutil
     import h5py
     from models.train import TrainConfig, train
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "data", "sample", "*.jpg")))[:6]:
-        shutil.copy(path, photos)
+    from tests.conftest import sample_folder
+    photos = sample_folder(tmp_path / "photos", 6)
     runs = {}
     for reference in (False, True):
         out = tmp_path / f"run_{reference}"

@@ -6,7 +6,6 @@ went to the device (kernel launches were counted, or arrays came back from it).
 """
 import glob
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import CUPY, REAL_GPU, ROOT
+from tests.conftest import CUPY, REAL_GPU, ROOT, sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
@@ -41,9 +40,7 @@ def gpu_runs(tmp_path_factory):
     """hog and fc8 decoders trained for 3 steps on the device, and a folder of 7 photos."""
     root = tmp_path_factory.mktemp("gpu")
     data = root / "photos"
-    data.mkdir()
-    for path in SAMPLES[:7]:
-        shutil.copy(path, data)
+    sample_folder(data, 7)
     tiny = ["--data", data, "--iters", 3, "--batch-size", 2, "--width", 0.0625, "--workers", 1]
     on_device("train", "hog", "--image-size", 64, "--out", root / "runs" / "hog", *tiny, env=GPU)
     on_device("train", "fc8", "--weights", SMALL_CAFFENET, "--out", root / "runs" / "fc8", "--device", "gpu", *tiny)
@@ -125,14 +122,6 @@ def test_a_command_process_imports_the_stand_in():
 
 # --- what a training step costs on the device (counted on the stand-in) ------------------------
 
-def _photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path in SAMPLES[:8]:
-        shutil.copy(path, folder)
-    return str(folder)
-
-
 @pytest.mark.skipif(REAL_GPU, reason="synchronisations are counted by the stand-in")
 def test_at_most_one_sync_per_logged_step(tmp_path):
     """The loss stays on the device and is read back every log_every steps: training steps in
@@ -143,7 +132,7 @@ def test_at_most_one_sync_per_logged_step(tmp_path):
     def record(step):
         syncs[step] = CUPY.counts()["syncs"]
 
-    cfg = TrainConfig(feature="hog", data=_photos(tmp_path), out=str(tmp_path / "run"), iters=24, batch_size=2,
+    cfg = TrainConfig(feature="hog", data=str(sample_folder(tmp_path / "photos", 8)), out=str(tmp_path / "run"), iters=24, batch_size=2,
                       width=1 / 16, image_size=64, val_every=100, checkpoint_every=100, log_every=5, workers=1,
                       crops=0, device="gpu")
     train(cfg, log=lambda *_: None, on_step=record)

@@ -11,6 +11,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
@@ -33,9 +34,7 @@ def weights(run):
 
 def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
     photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in SAMPLES[:8]:
-        shutil.copy(path, photos)
+    sample_folder(photos, 8)
     common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", "4", "--width", "0.0625",
               "--image-size", "64", "--workers", "1", "--crops", "2", "--grad-clip", "50"]
     single = subprocess.run([sys.executable] + common + ["--batch-size", "4", "--out", str(tmp_path / "one")],
@@ -69,9 +68,7 @@ def test_an_epoch_counts_the_global_batch(tmp_path):
     """With --epochs, 2 ranks x batch 2 take the steps of one process with batch 4: 8 photos, 5 held
     out, 3 x 2 crops = 6 samples: 2 steps (not the 3 of batch 2)."""
     photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in SAMPLES[:8]:
-        shutil.copy(path, photos)
+    sample_folder(photos, 8)
     pair = subprocess.run([MPIRUN, "-n", "2", sys.executable, "cli.py", "train", "hog", "--data", str(photos),
                            "--epochs", "1", "--width", "0.0625", "--image-size", "64", "--workers", "1", "--crops", "2",
                            "--batch-size", "2", "--out", str(tmp_path / "two")],

@@ -4,7 +4,6 @@ a resume with conflicting options, and arguments that make no sense."""
 import glob
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from click.testing import CliRunner
 
 from cli import main
 from models.train import TrainConfig, TrainingError, train
+from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
@@ -22,11 +22,7 @@ SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
 
 @pytest.fixture
 def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path in SAMPLES[:8]:
-        shutil.copy(path, folder)
-    return str(folder)
+    return str(sample_folder(tmp_path / "photos", 8))
 
 
 def tiny(photos, out, **overrides):
@@ -83,19 +79,6 @@ def test_an_exploding_loss_names_no_checkpoint_that_does_not_exist(photos, tmp_p
     with pytest.raises(TrainingError, match="no checkpoint was written yet"):
         train(tiny(photos, out, iters=3, lr=1e38, val_every=100, checkpoint_every=100), log=quiet)
     assert not (out / "checkpoint.h5").exists()
-
-
-def test_sigterm_saves_like_ctrl_c(photos, tmp_path):
-    out = tmp_path / "run"
-
-    def terminate(step):
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(photos, out, iters=10, checkpoint_every=100), log=quiet, on_step=terminate)
-    with h5py.File(out / "checkpoint.h5", "r") as f:
-        assert f.attrs["step"] == 3
 
 
 def test_resume_takes_the_runs_options_and_refuses_conflicting_ones(photos, tmp_path):
@@ -257,9 +240,7 @@ def test_other_commands_refuse_nonsense_arguments(args):
 
 def test_unusable_files_are_left_out_before_the_validation_split(tmp_path):
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for path in SAMPLES[:6]:
-        shutil.copy(path, folder)
+    sample_folder(folder, 6)
     for i in range(5):
         (folder / f"broken{i}.jpg").write_bytes(b"not a photo")
     lines = []

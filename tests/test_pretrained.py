@@ -2,7 +2,6 @@
 shipped decoder when no checkpoint is given."""
 import glob
 import os
-import shutil
 
 import h5py
 import numpy as np
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 from cli import main
 from models import pretrained
 from models.train import TrainConfig, train
+from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
@@ -21,9 +21,7 @@ SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
     photos = root / "photos"
-    photos.mkdir()
-    for path in SAMPLES[:7]:
-        shutil.copy(path, photos)
+    sample_folder(photos, 7)
     cfg = TrainConfig(feature="hog", data=str(photos), out=str(root / "run"), iters=4, batch_size=2, width=1 / 16,
                       image_size=64, val_every=2, checkpoint_every=2, workers=1, crops=2, channel_scale=True)
     train(cfg, log=lambda *_: None)

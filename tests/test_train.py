@@ -222,12 +222,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photo_dir, tmp_path):
     assert open(out / "checkpoint.h5", "rb").read() == before
 
 
-def test_ctrl_c_saves_a_checkpoint(photo_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint(photo_dir, tmp_path, sig):
+    """Ctrl-C, and SIGTERM (what batch schedulers and containers send), save and stop."""
     out = tmp_path / "run"
 
     def interrupt(step):
         if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(photo_dir, out, iters=10, checkpoint_every=100), log=lambda *_: None, on_step=interrupt)
