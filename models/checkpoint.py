@@ -39,10 +39,10 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
 def read_config(path):
     """The run configuration stored in a checkpoint (to rebuild its model)."""
     with open_h5(path) as f:
-        return _config(f, path)
+        return checkpoint_config(f, path)
 
 
-def _config(f, path):
+def checkpoint_config(f, path):
     """The validated configuration of the open checkpoint ``f``."""
     if f.attrs.get("kind") != "checkpoint":
         raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
@@ -76,7 +76,7 @@ def validate_config(config, path):
 def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
     """Restore model (and optimiser, scheduler, fine-tuned encoder, random state); returns (step, history)."""
     with open_h5(path) as f:  # opened (and its checksum verified) once
-        _config(f, path)
+        checkpoint_config(f, path)
         try:
             return _restore(f, path, model, optimizer, scheduler, encoder)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:

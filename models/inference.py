@@ -9,7 +9,7 @@ from nn.serialization import open_h5
 from . import decoders
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache
-from .checkpoint import load_checkpoint, read_config
+from .checkpoint import checkpoint_config, load_checkpoint
 from .encoders import Encoder, reconstruct_batches
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
@@ -33,9 +33,9 @@ class TrainedDecoder:
     def _load(self, checkpoint, device, workers, weights):
         with open_h5(checkpoint) as f:
             attrs, holds_encoder = dict(f.attrs), "encoder" in f
-        is_checkpoint = attrs.get("kind") == "checkpoint"
+            is_checkpoint = attrs.get("kind") == "checkpoint"
+            cfg = checkpoint_config(f, checkpoint) if is_checkpoint else None
         if is_checkpoint:
-            cfg = read_config(checkpoint)
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
                                         in_channels=cfg["feature_shape"][0])
         elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.pretrained)

@@ -18,7 +18,7 @@ from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
                               seal, write_groups)
 
-from .checkpoint import read_config, validate_config
+from .checkpoint import checkpoint_config, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 TRAINING_KEYS = ("preset", "width", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
@@ -35,9 +35,9 @@ def export_decoder(checkpoint, out, recipe=""):
     """Write the decoder of a training ``checkpoint`` as a float16 decoder file; returns its
     ``held_out`` record. ``recipe``: how the run was made (a command line), kept in ``training``."""
     import h5py
-    config = read_config(checkpoint)
-    with open_h5(checkpoint) as f:
-        step, history = int(f.attrs["step"]), json.loads(f.attrs["history"])
+    with open_h5(checkpoint) as f:  # opened (and its checksum verified) once
+        config = checkpoint_config(f, checkpoint)
+        step, history = int(f.attrs["step"]), json_attr(f, "history", checkpoint, list)
         weights = read_groups(f["model"])
     errors = dict(history)
     held_out = {"photos": config.get("val"), "step": step, "decoder": errors.get(step),
