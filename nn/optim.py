@@ -178,5 +178,5 @@ def clip_grad_norm_(parameters, max_norm):
     total = xp.sqrt(xp.stack([sum_of_squares(g.astype(xp.float32, copy=False)) for g in grads]).sum())
     coefficient = xp.minimum(xp.float32(1.0), xp.float32(max_norm) / (total + xp.float32(1e-6)))
     for g in grads:
-        scale_in_place(g, coefficient if g.dtype == coefficient.dtype else coefficient.astype(g.dtype))
+        scale_in_place(g, coefficient.astype(g.dtype, copy=False))
     return total
