@@ -81,6 +81,8 @@ def main():
 @click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
 @click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")
+@click.option("--scheduler", help="Build the feature cache on Dask: 'local' (a local cluster of --workers processes) "
+              "or a scheduler address such as tcp://HOST:8786 (needs the cluster extra and a shared file system).")
 @DEVICE
 @click.option("--out", type=click.Path(), help="Run folder (default: runs/FEATURE).")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (options not given are "
@@ -162,7 +164,7 @@ def evaluate(feature, checkpoint, data, device):
     click.echo(f"{result['feature']} decoder {checkpoint} on {data}:")
     click.echo(_markdown(["method", "images", "skipped", "normalised error"], rows), nl=False)
     if baselines is None:
-        click.echo("baselines: not computed (the run's training cache cache_train.h5 is not beside the checkpoint)")
+        click.echo("baselines: not computed (the run's training cache cache_train/ is not beside the checkpoint)")
     else:
         click.echo(_verdict(result["error"], result["baselines"], result["images"]))
 

@@ -15,8 +15,9 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "test": ["pytest>=7"],
-        # data-parallel training across processes (mpirun -n K python cli.py train ...); needs an MPI library
-        "cluster": ["mpi4py>=3.1"],
+        # data-parallel training across processes (mpirun -n K python cli.py train ...; needs an MPI library)
+        # and feature extraction on a Dask cluster (train --scheduler)
+        "cluster": ["mpi4py>=3.1", "dask[distributed]>=2023.1"],
     },
     entry_points={"console_scripts": ["featinv=cli:main"]},
 )

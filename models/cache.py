@@ -1,26 +1,55 @@
-"""The HDF5 feature cache: features and targets computed once per data set, resumable.
+"""The feature cache: features and targets computed once per data set, in shards.
 
-Layout: ``features`` (N, ...) float32 and ``targets`` (N, T, T, 3) uint8, both chunked
-by sample; optionally ``photos`` (N, S, S, 3) uint8, the encoder's input photos (the autoencoder
-variant runs the encoder on them at every step); ``files`` (N,) the source path of each sample (a
-flipped copy has ``#flip`` appended, the k-th random crop ``#crop<k>``); root attributes ``representation``, ``image_size``,
-``settings`` (JSON) and ``settings_hash``, ``files_done`` (how many source files have been
-processed) and ``skipped`` (JSON list of ``[path, reason]``). Building appends chunk by chunk and
-records progress after each, so an interrupted build continues where it stopped; a cache whose
-settings or file list differ from the request is stale and is rebuilt.
+A cache is a folder::
+
+    manifest.json     what the cache holds: the request (representation, sizes, crops, ...), its
+                      hash with the list of source files, the number of files and of shards, and,
+                      once every shard is built, each shard's sample count
+    shard-00000.h5    the samples of source files [0, P), P = ``photos_per_shard``
+    shard-00001.h5    the samples of source files [P, 2P) ...
+
+Each shard holds ``features`` (n, ...) float32, ``targets`` (n, T, T, 3) uint8, ``files`` (n,)
+(the source path of each sample; a flipped copy has ``#flip`` appended, the k-th random crop
+``#crop<k>``), optionally ``photos`` (n, S, S, 3) uint8 (the encoder's input photos: the
+autoencoder variant runs the encoder on them at every step), and the root attribute ``skipped``
+(JSON ``[[path, reason], ...]``: its unusable photos).
+
+A shard is written whole into a temporary file, sealed with its SHA-256
+(:func:`nn.serialization.seal`) and renamed into place (:func:`nn.serialization.atomic_write`).
+So shards can be built in any order and by any number of processes or machines
+(:mod:`models.extract` spreads them over a Dask cluster); a shard that exists is complete; a kill,
+a full disk or a lost worker costs at most the shards being written, and the same command builds
+only the missing ones. A cache whose request or file list differ from the current one is stale and
+is rebuilt. Reading verifies each shard's checksum the first time it is opened, and holds only the
+shards in use open, so its memory does not grow with the data set.
 """
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import warnings
 
 import numpy as np
 
-from nn.serialization import WeightFileError, open_h5
+from nn.serialization import CHECKSUM, WeightFileError, atomic_write, open_h5, write_h5
 
+from . import decoders
 from .images import ImageError, center_square, random_crops, read_image
 
-CHUNK = 32
+MANIFEST = "manifest.json"
+FORMAT = "featinv-feature-cache"
+VERSION = 2
+CHUNK = 32                     # samples computed at a time inside a shard (the progress step)
+SHARD_BYTES = 256 << 20        # about this many bytes of samples per shard
+MAX_MANIFEST_BYTES = 1 << 20   # a manifest holds no per-file data: anything bigger is not ours
+MAX_OPEN_SHARDS = 64
+SHARD_NAME = re.compile(r"shard-(\d{5,})\.h5\Z")
+
+
+class CacheError(WeightFileError):
+    """A feature cache that cannot be built or read; the message names the path and the fix."""
 
 
 def settings_hash(settings, files):
@@ -28,29 +57,51 @@ def settings_hash(settings, files):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _is_current(path, digest):
-    try:
-        with open_h5(path) as f:
-            return f.attrs.get("settings_hash") == digest
-    except (OSError, WeightFileError):
-        return False
+def run_cache(out, split):
+    """The cache folder of a run folder ``out`` for ``split`` ("train" or "val")."""
+    return os.path.join(out, f"cache_{split}")
 
 
-def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
-                min_scale=0.5, colour_jitter=0.0):
-    """Compute ``encoder``'s features and targets for ``files`` into the cache at ``path``
-    (and keep the photos themselves with ``keep_photos``).
+def shard_path(folder, index):
+    return os.path.join(folder, f"shard-{index:05d}.h5")
 
-    Samples per photo: with ``crops`` = 0, the centre square (and with ``flip`` its mirror image as
-    a second sample); with ``crops`` = K > 0, a pool of K random crops of the full-resolution photo
-    (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
-    mirrored with probability 1/2 if ``flip``, colours jittered by ``colour_jitter``), drawn from a generator seeded by (``seed``, the
-    photo's index in ``files``), so the pool is the same whenever it is rebuilt.
 
-    Returns the cache's summary dict (``samples``, ``skipped``). Unusable photos are skipped with a
-    warning and listed. Safe to call again: a complete, current cache is reused as it is.
-    """
-    import h5py
+class CachePlan:
+    """What a cache holds and how it is cut into shards; picklable, so that a worker on another
+    machine can build any shard from it (:func:`build_shard`).
+
+    ``settings``: the request (representation, sizes, flip, crops, seed, ...), ``files``: the
+    source photos in order, ``photos_per_shard``: consecutive files per shard."""
+
+    def __init__(self, folder, files, settings, photos_per_shard):
+        self.folder = os.path.abspath(folder)
+        self.files = [os.path.abspath(f) for f in files]
+        self.settings = settings
+        self.photos_per_shard = int(photos_per_shard)
+        self.digest = settings_hash(settings, self.files)
+
+    @property
+    def shards(self):
+        return -(-len(self.files) // self.photos_per_shard)
+
+    def files_of(self, index):
+        """(index of the first file, the files) of shard ``index``."""
+        start = index * self.photos_per_shard
+        return start, self.files[start:start + self.photos_per_shard]
+
+    def manifest(self, samples=None):
+        return {"format": FORMAT, "version": VERSION, "settings": self.settings, "settings_hash": self.digest,
+                "files": len(self.files), "photos_per_shard": self.photos_per_shard, "shards": self.shards,
+                "samples": samples}
+
+    def missing(self):
+        """Indices of the shards not built yet."""
+        return [i for i in range(self.shards) if not os.path.exists(shard_path(self.folder, i))]
+
+
+def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, seed=0, min_scale=0.5,
+               colour_jitter=0.0):
+    """The :class:`CachePlan` of ``encoder``'s features of ``files`` in the folder ``path``."""
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
@@ -59,102 +110,308 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                         colour_jitter=float(colour_jitter))
     if keep_photos:
         settings["photos"] = True
-    digest = settings_hash(settings, [os.path.abspath(f) for f in files])
-    if os.path.exists(path) and not _is_current(path, digest):
-        warnings.warn(f"{path}: feature cache is stale (other settings or files); rebuilding it")
-        os.remove(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    with h5py.File(path, "a") as f:
-        if "features" not in f:
-            f.attrs.update(representation=encoder.name, image_size=encoder.image_size,
-                           settings=json.dumps(settings), settings_hash=digest,
-                           files_done=0, skipped="[]")
-        done = int(f.attrs["files_done"])
-        skipped = json.loads(f.attrs["skipped"])
-        files_per_chunk = max(1, CHUNK // max(1, crops))
-        for start in range(done, len(files), files_per_chunk):
-            names, photos = [], []
-            for index in range(start, min(start + files_per_chunk, len(files))):
-                path_i = files[index]
-                try:
-                    image = read_image(path_i)
-                except ImageError as exc:
-                    warnings.warn(f"skipped: {exc}")
-                    skipped.append([path_i, str(exc)])
-                    continue
-                if crops:
-                    rng = np.random.default_rng([seed, index])
-                    photos.extend(random_crops(image, encoder.image_size, crops, rng, min_scale, flip,
-                                                colour_jitter))
-                    names.extend(f"{path_i}#crop{k}" for k in range(crops))
-                    continue
-                photo = center_square(image, encoder.image_size)
-                names.append(path_i)
+    samples_per_photo = crops or (2 if flip else 1)
+    feature_bytes = 4 * int(np.prod(decoders.feature_shape(encoder.name, encoder.image_size)))
+    sample_bytes = feature_bytes + 3 * encoder.output_size ** 2 + (3 * encoder.image_size ** 2 if keep_photos else 0)
+    photos_per_shard = max(1, SHARD_BYTES // (sample_bytes * samples_per_photo))
+    return CachePlan(path, files, settings, photos_per_shard)
+
+
+def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
+                min_scale=0.5, colour_jitter=0.0, scheduler=None):
+    """Compute ``encoder``'s features and targets for ``files`` into the cache folder ``path``
+    (and keep the photos themselves with ``keep_photos``).
+
+    Samples per photo: with ``crops`` = 0, the centre square (and with ``flip`` its mirror image as
+    a second sample); with ``crops`` = K > 0, a pool of K random crops of the full-resolution photo
+    (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
+    mirrored with probability 1/2 if ``flip``, colours jittered by ``colour_jitter``), drawn from a
+    generator seeded by (``seed``, the photo's index in ``files``), so the pool is the same
+    whenever and wherever it is built.
+
+    Shards are built here, one after the other (``encoder`` may use a process pool), or with
+    ``scheduler`` ("local" or a Dask scheduler's address) on a Dask cluster (:mod:`models.extract`).
+    ``progress(files done, files)`` is called as the build goes. Returns the cache's summary dict
+    (``samples``, ``photos``, ``skipped``). Unusable photos are skipped with a warning and listed.
+    Safe to call again: a complete, current cache is reused as it is.
+    """
+    plan = plan_cache(path, files, encoder, flip, keep_photos, crops, seed, min_scale, colour_jitter)
+    prepare_folder(plan)
+    try:
+        if scheduler:
+            from .extract import build_shards_on_dask
+            build_shards_on_dask(plan, encoder, scheduler, progress)
+        else:
+            missing = plan.missing()
+            done = len(plan.files) - sum(len(plan.files_of(i)[1]) for i in missing)
+            for index in missing:
+                def step(count, done=done):
+                    if progress:
+                        progress(done + count, len(plan.files))
+                build_shard(plan, index, encoder, step)
+                done += len(plan.files_of(index)[1])
+    except OSError as exc:
+        raise disk_error(exc, plan.folder) from None
+    return finish(plan)
+
+
+def disk_error(exc, folder):
+    """An OSError of a cache build as one CacheError (a full disk said as such)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        free = shutil.disk_usage(folder).free
+        return CacheError(f"{folder}: the disk is full ({free / 2**20:.1f} MiB free) while writing the feature "
+                          "cache; every finished shard is kept: free some space (or pass --out on another disk) "
+                          "and run the same command to continue")
+    return CacheError(f"{folder}: cannot write the feature cache ({exc}); check the folder and run the same "
+                      "command to continue")
+
+
+def remove_half_written(folder):
+    """Remove the temporary files of shard writers that were killed."""
+    for name in os.listdir(folder):
+        if name.startswith(".tmp-"):
+            try:
+                os.remove(os.path.join(folder, name))
+            except FileNotFoundError:  # its writer finished or removed it meanwhile
+                pass
+
+
+def prepare_folder(plan):
+    """Create the cache folder, or empty it if it holds a stale cache; remove half-written shards."""
+    folder = plan.folder
+    if os.path.isfile(folder):
+        raise CacheError(f"{folder}: is a file, not a feature cache folder; remove it or choose another --out")
+    current = read_manifest(folder, quiet=True)
+    if current is not None and current.get("settings_hash") != plan.digest:
+        warnings.warn(f"{folder}: feature cache is stale (other settings or files); rebuilding it")
+        for name in os.listdir(folder):
+            if name == MANIFEST or SHARD_NAME.match(name) or name.startswith(".tmp-"):
+                os.remove(os.path.join(folder, name))
+        current = None
+    os.makedirs(folder, exist_ok=True)
+    remove_half_written(folder)
+    if current is None:
+        write_manifest(folder, plan.manifest())
+
+
+def write_manifest(folder, manifest):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, indent=1)
+    atomic_write(os.path.join(folder, MANIFEST), write)
+
+
+def read_manifest(folder, quiet=False):
+    """The manifest of the cache in ``folder`` as a dict (None if there is none, or with ``quiet``
+    if it is unreadable); a malformed one raises CacheError."""
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    try:
+        if os.path.getsize(path) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"{os.path.getsize(path):,} bytes, more than a manifest holds")
+        with open(path) as f:
+            manifest = json.load(f)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise ValueError("not a featinv feature cache manifest of version 2")
+        for key in ("files", "photos_per_shard", "shards"):
+            if not isinstance(manifest.get(key), int) or manifest[key] < 0:
+                raise ValueError(f"{key!r} is not a count")
+        samples = manifest.get("samples")
+        if samples is not None and (not isinstance(samples, list) or len(samples) != manifest["shards"]
+                                    or not all(isinstance(n, int) and n >= 0 for n in samples)):
+            raise ValueError("'samples' is not one count per shard")
+    except (OSError, ValueError) as exc:
+        if quiet:
+            return {}
+        raise CacheError(f"{path}: unreadable feature cache manifest ({exc}); delete the folder {folder} and it "
+                         "is rebuilt on the next run") from None
+    return manifest
+
+
+def shard_photos(plan, index):
+    """The photos (n, S, S, 3) uint8, their sample names and the skipped files of shard ``index``,
+    in chunks of about CHUNK samples: yields (names, photos, skipped, files done in the shard)."""
+    settings = plan.settings
+    crops, size = settings.get("crops", 0), settings["image_size"]
+    first, files = plan.files_of(index)
+    names, photos, skipped = [], [], []
+    for offset, path in enumerate(files):
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            warnings.warn(f"skipped: {exc}")
+            skipped.append([path, str(exc)])
+        else:
+            if crops:
+                rng = np.random.default_rng([settings["seed"], first + offset])
+                photos.extend(random_crops(image, size, crops, rng, settings["min_scale"], settings["flip"],
+                                           settings["colour_jitter"]))
+                names.extend(f"{path}#crop{k}" for k in range(crops))
+            else:
+                photo = center_square(image, size)
+                names.append(path)
                 photos.append(photo)
-                if flip:
-                    names.append(path_i + "#flip")
+                if settings["flip"]:
+                    names.append(path + "#flip")
                     photos.append(photo[:, ::-1])
+        if len(photos) >= CHUNK or offset == len(files) - 1:
+            yield names, photos, skipped, offset + 1
+            names, photos, skipped = [], [], []
+
+
+def build_shard(plan, index, encoder, progress=None):
+    """Compute shard ``index`` of ``plan`` with ``encoder`` and write it atomically; returns its
+    sample count. ``progress(files of this shard done)`` is called after each chunk."""
+    keep_photos = plan.settings.get("photos", False)
+
+    def fill(f):
+        count, skipped = 0, []
+        for names, photos, newly_skipped, done in shard_photos(plan, index):
+            skipped += newly_skipped
             if photos:
                 photos = np.stack(photos)
                 columns = {"features": encoder.features(photos), "targets": encoder.targets(photos)}
                 if keep_photos:
                     columns["photos"] = photos
-                _append(f, columns, names)
-            f.attrs["files_done"] = min(start + files_per_chunk, len(files))
-            f.attrs["skipped"] = json.dumps(skipped)
-            f.flush()
+                _append(f, dict(columns, files=np.array(names, dtype=object)), count)
+                count += len(names)
             if progress:
-                progress(min(start + files_per_chunk, len(files)), len(files))
-        samples = len(f["files"]) if "files" in f else 0
-    if samples == 0:
-        raise ValueError(f"no usable image among the {len(files)} files (skipped: {len(skipped)}); "
-                         "pass --data with a folder of RGB JPEG or PNG photos")
-    return {"samples": samples, "photos": len(files) - len(skipped), "skipped": skipped}
+                progress(done)
+        f.attrs["skipped"] = json.dumps(skipped)
+
+    write_h5(shard_path(plan.folder, index), fill)
 
 
-def _append(f, columns, names):
-    """Append the rows ``columns`` (``{dataset name: (B, ...) array}``) and their ``names``."""
-    columns = dict(columns, files=np.array(names, dtype=object))
-    if "files" not in f:
-        for name, values in columns.items():
-            extra = {"dtype": _string_dtype()} if name == "files" else {"chunks": (1,) + values.shape[1:]}
-            f.create_dataset(name, data=values, maxshape=(None,) + values.shape[1:], **extra)
-        return
-    n = len(f["files"])
-    for name, values in columns.items():
-        f[name].resize(n + len(values), axis=0)
-        f[name][n:] = values
-
-
-def _string_dtype():
+def _append(f, columns, count):
+    """Append the rows ``columns`` (``{dataset name: (B, ...) array}``) after the first ``count``."""
     import h5py
-    return h5py.string_dtype()
+    for name, values in columns.items():
+        if name not in f:
+            extra = {"dtype": h5py.string_dtype()} if name == "files" else {"chunks": (1,) + values.shape[1:]}
+            f.create_dataset(name, shape=(0,) + values.shape[1:], maxshape=(None,) + values.shape[1:],
+                             **({"dtype": values.dtype} if name != "files" else {}), **extra)
+        f[name].resize(count + len(values), axis=0)
+        f[name][count:] = values
+
+
+def finish(plan):
+    """Check that every shard is there, record their sample counts in the manifest; the summary."""
+    remove_half_written(plan.folder)
+    missing = plan.missing()
+    if missing:
+        raise CacheError(f"{plan.folder}: shards {missing[:5]} were not built; run the same command to continue")
+    samples, skipped = [], []
+    for index in range(plan.shards):
+        with _open_shard(shard_path(plan.folder, index)) as f:
+            samples.append(len(f["files"]))
+            skipped += json.loads(f.attrs["skipped"])
+    manifest = read_manifest(plan.folder)
+    if manifest.get("samples") != samples:
+        write_manifest(plan.folder, plan.manifest(samples))
+    if sum(samples) == 0:
+        raise ValueError(f"no usable image among the {len(plan.files)} files (skipped: {len(skipped)}); "
+                         "pass --data with a folder of RGB JPEG or PNG photos")
+    return {"samples": sum(samples), "photos": len(plan.files) - len(skipped), "skipped": skipped}
+
+
+def _open_shard(path, verify_checksum=True):
+    """Open a shard for reading: self-contained, sealed, its checksum verified (unless this
+    process verified it before)."""
+    f = open_h5(path, verify_checksum)
+    try:
+        if CHECKSUM not in f.attrs:
+            raise CacheError(f"{path}: a feature cache shard without its checksum; delete it and the same "
+                             "command rebuilds it")
+        for name in ("features", "targets", "files"):
+            if name not in f:
+                raise CacheError(f"{path}: no dataset {name!r}; delete the shard and the same command rebuilds it")
+        json.loads(f.attrs["skipped"])
+    except (KeyError, TypeError, ValueError) as exc:
+        f.close()
+        if isinstance(exc, CacheError):
+            raise
+        raise CacheError(f"{path}: not a complete feature cache shard ({type(exc).__name__}: {exc}); delete it "
+                         "and the same command rebuilds it") from None
+    except BaseException:
+        f.close()
+        raise
+    features, targets, files = f["features"], f["targets"], f["files"]
+    if (features.dtype.kind != "f" or targets.dtype != np.uint8 or targets.ndim != 4
+            or not len(features) == len(targets) == len(files)):
+        f.close()
+        raise CacheError(f"{path}: features {features.shape} {features.dtype}, targets {targets.shape} "
+                         f"{targets.dtype}, {len(files)} files: not a feature cache shard; delete "
+                         "it and the same command rebuilds it")
+    return f
 
 
 class FeatureCache:
-    """Read access to a built cache: ``len``, ``files``, and batches by index."""
+    """Read access to a built cache folder: ``len``, ``files``, and rows by index.
+
+    Sample ``i`` of the cache is sample ``i - offsets[k]`` of shard k. At most MAX_OPEN_SHARDS
+    shards are open at a time; each is verified against its checksum when first opened."""
 
     def __init__(self, path):
-        self.path = path
-        self.h5 = open_h5(path)
-        try:
-            self.features, self.targets, files = (self.h5[name] for name in ("features", "targets", "files"))
-            self.files = [s.decode() if isinstance(s, bytes) else str(s) for s in files[()]]
-            if (self.features.dtype.kind != "f" or self.targets.dtype != np.uint8 or self.targets.ndim != 4
-                    or not len(self.features) == len(self.targets) == len(self.files)):
-                raise ValueError(f"features {self.features.shape} {self.features.dtype}, targets "
-                                 f"{self.targets.shape} {self.targets.dtype}, {len(self.files)} files")
-        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
-            self.h5.close()
-            raise WeightFileError(f"{path}: not a complete feature cache ({type(exc).__name__}: {exc}); delete it "
-                                  "and it is rebuilt on the next run") from None
+        self.path = os.fspath(path)
+        if os.path.isfile(self.path):
+            raise CacheError(f"{self.path}: a file, not a feature cache folder (an older featinv wrote caches as "
+                             "one .h5 file): delete it and the cache is rebuilt on the next run")
+        manifest = read_manifest(self.path)
+        if manifest is None or manifest.get("samples") is None:
+            raise CacheError(f"{self.path}: not a complete feature cache (no finished manifest); run the same "
+                             "command again and the build continues")
+        self.counts = np.asarray(manifest["samples"], np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        self.settings = manifest.get("settings", {})
+        self._open = {}
+        self._verified = set()
+        self._shapes = None
+        if not self.counts.any():
+            raise CacheError(f"{self.path}: a feature cache without samples; delete it and pass --data with a "
+                             "folder of RGB JPEG or PNG photos")
+        self._first = int(np.flatnonzero(self.counts)[0])
+        shard = self._shard(self._first)
+        self.feature_shape = tuple(shard["features"].shape[1:])
+        self.target_shape = tuple(shard["targets"].shape[1:])
 
     def __len__(self):
-        return len(self.files)
+        return int(self.offsets[-1])
+
+    def _shard(self, index):
+        """The open shard ``index`` (opened, and the least recently used one closed, if need be)."""
+        f = self._open.pop(index, None)
+        if f is None:
+            f = self._open_checked(index)
+            if len(self._open) >= MAX_OPEN_SHARDS:
+                self._open.pop(next(iter(self._open))).close()
+        self._open[index] = f  # most recently used last
+        return f
+
+    def _open_checked(self, index):
+        path = shard_path(self.path, index)
+        f = _open_shard(path, verify_checksum=index not in self._verified)
+        shapes = (f["features"].shape[1:], f["targets"].shape[1:])
+        problem = None
+        if len(f["files"]) != self.counts[index]:
+            problem = f"{len(f['files'])} samples, the manifest says {self.counts[index]}"
+        elif self._shapes is not None and shapes != self._shapes:
+            problem = f"samples of shape {shapes}, the other shards' are {self._shapes}"
+        if problem:
+            f.close()
+            raise CacheError(f"{path}: {problem}; delete the folder {self.path} and it is rebuilt")
+        self._verified.add(index)
+        self._shapes = shapes
+        return f
 
     @property
-    def feature_shape(self):
-        return self.features.shape[1:]
+    def files(self):
+        """The source of every sample (path, with ``#flip`` or ``#crop<k>``), in order."""
+        names = []
+        for index in range(len(self.counts)):
+            if self.counts[index]:
+                names += [s.decode() if isinstance(s, bytes) else str(s) for s in self._shard(index)["files"][()]]
+        return names
 
     def batch(self, indices):
         """(features (B, ...) float32, targets (B, T, T, 3) uint8) for ``indices``, in that order."""
@@ -162,17 +419,25 @@ class FeatureCache:
 
     def rows(self, name, indices):
         """The rows ``indices`` (any order, repeats allowed) of the dataset ``name``."""
-        indices = np.asarray(indices, np.int64)
+        indices = np.asarray(indices, np.int64).reshape(-1)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"{self.path}: rows {indices.min()}..{indices.max()} of a cache of {len(self)}")
         unique, inverse = np.unique(indices, return_inverse=True)
-        dataset = self.h5[name]
-        out = np.empty((len(unique),) + dataset.shape[1:], dataset.dtype)
-        # Contiguous runs are read as slices: h5py's list indexing is about 10x slower than this.
-        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
-        for run in np.split(np.arange(len(unique)), breaks):
-            if len(run):
-                first, last = unique[run[0]], unique[run[-1]] + 1
-                dataset.read_direct(out, np.s_[first:last], np.s_[run[0]:run[-1] + 1])
-        return out[inverse.reshape(-1)]
+        shards = np.searchsorted(self.offsets, unique, side="right") - 1
+        parts = [np.empty((0,) + self._shard(self._first)[name].shape[1:], self._shard(self._first)[name].dtype)]
+        for index in np.unique(shards):
+            dataset = self._shard(int(index))[name]
+            local = unique[shards == index] - self.offsets[index]
+            out = np.empty((len(local),) + dataset.shape[1:], dataset.dtype)
+            # Contiguous runs are read as slices: h5py's list indexing is about 10x slower than this.
+            breaks = np.flatnonzero(np.diff(local) != 1) + 1
+            for run in np.split(np.arange(len(local)), breaks):
+                if len(run):
+                    dataset.read_direct(out, np.s_[local[run[0]]:local[run[-1]] + 1], np.s_[run[0]:run[-1] + 1])
+            parts.append(out)
+        return np.concatenate(parts)[inverse.reshape(-1)]
 
     def close(self):
-        self.h5.close()
+        for f in self._open.values():
+            f.close()
+        self._open.clear()

@@ -1,4 +1,4 @@
-"""Training checkpoints in HDF5, written atomically (nn.serialization.atomic_write).
+"""Training checkpoints in HDF5, written atomically (nn.serialization.write_h5).
 
 Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``, and for the autoencoder
 variant ``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and
@@ -10,30 +10,27 @@ import json
 
 from nn import random
 from nn.backend import to_numpy
-from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
-                              seal, write_groups)
+from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
+                              write_groups, write_h5)
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
-    import h5py
     opt_state = optimizer.state_dict()
     arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(format=FORMAT, version=VERSION, kind="checkpoint", step=int(step),
-                           config=json.dumps(config), optimizer_step=int(opt_state["step"]),
-                           lr=float(opt_state["lr"]),
-                           scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
-                           random_state=json.dumps(random.get_state()),
-                           history=json.dumps(history or []))
-            write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
-            write_groups(f.create_group("optimizer"), arrays)
-            if encoder is not None:
-                write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
-            seal(f)
+    def fill(f):
+        f.attrs.update(format=FORMAT, version=VERSION, kind="checkpoint", step=int(step),
+                       config=json.dumps(config), optimizer_step=int(opt_state["step"]),
+                       lr=float(opt_state["lr"]),
+                       scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
+                       random_state=json.dumps(random.get_state()),
+                       history=json.dumps(history or []))
+        write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
+        write_groups(f.create_group("optimizer"), arrays)
+        if encoder is not None:
+            write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
 
-    atomic_write(path, write)
+    write_h5(path, fill)
 
 
 def read_config(path):

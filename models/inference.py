@@ -8,7 +8,7 @@ from nn.serialization import open_h5
 
 from . import decoders
 from .baselines import baseline_errors, fit_baselines
-from .cache import FeatureCache
+from .cache import FeatureCache, run_cache
 from .checkpoint import checkpoint_config, load_checkpoint
 from .encoders import Encoder, reconstruct_batches
 from .images import ImageError, center_square, find_images, read_image
@@ -80,9 +80,9 @@ class TrainedDecoder:
     def training_cache(self):
         """The path of the training cache of this decoder's run (beside the checkpoint, or in the
         run folder it was trained in), or None when there is none (e.g. a copied checkpoint)."""
-        candidates = [os.path.join(os.path.dirname(os.path.abspath(self.path)), "cache_train.h5")]
+        candidates = [run_cache(os.path.dirname(os.path.abspath(self.path)), "train")]
         if self.config.get("out"):
-            candidates.append(os.path.join(self.config["out"], "cache_train.h5"))
+            candidates.append(run_cache(self.config["out"], "train"))
         return next((c for c in candidates if os.path.exists(c)), None)
 
     def baselines(self):

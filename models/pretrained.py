@@ -15,8 +15,8 @@ import os
 import numpy as np
 
 from nn.backend import to_numpy
-from nn.serialization import (FORMAT, VERSION, WeightFileError, atomic_write, json_attr, open_h5, read_groups,
-                              seal, write_groups)
+from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
+                              write_groups, write_h5)
 
 from .checkpoint import checkpoint_config, validate_config
 
@@ -34,7 +34,6 @@ def shipped_decoder(feature):
 def export_decoder(checkpoint, out, recipe=""):
     """Write the decoder of a training ``checkpoint`` as a float16 decoder file; returns its
     ``held_out`` record. ``recipe``: how the run was made (a command line), kept in ``training``."""
-    import h5py
     with open_h5(checkpoint) as f:  # opened (and its checksum verified) once
         config = checkpoint_config(f, checkpoint)
         step, history = int(f.attrs["step"]), json_attr(f, "history", checkpoint, list)
@@ -48,14 +47,12 @@ def export_decoder(checkpoint, out, recipe=""):
                                          "channel_scale", "weights") if key in config}
     keep["weights"] = None  # a path on the machine that trained it (AlexNet features: pass --weights)
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(format=FORMAT, version=VERSION, kind="decoder", config=json.dumps(keep),
-                           training=json.dumps(training), held_out=json.dumps(held_out))
-            write_groups(f.create_group("model"), {k: to_numpy(v).astype(np.float16) for k, v in weights.items()})
-            seal(f)
+    def fill(f):
+        f.attrs.update(format=FORMAT, version=VERSION, kind="decoder", config=json.dumps(keep),
+                       training=json.dumps(training), held_out=json.dumps(held_out))
+        write_groups(f.create_group("model"), {k: to_numpy(v).astype(np.float16) for k, v in weights.items()})
 
-    atomic_write(out, write)
+    write_h5(out, fill)
     return held_out
 
 

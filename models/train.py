@@ -41,7 +41,7 @@ import nn.functional as F
 
 from . import alexnet, decoders, distributed
 from .baselines import baseline_errors, fit_baselines
-from .cache import FeatureCache, build_cache
+from .cache import FeatureCache, build_cache, run_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
 from .encoders import Encoder, reconstruct_batches, scale_array, targets_to_float
 from .images import find_images, header_problem
@@ -109,6 +109,7 @@ class TrainConfig:
     flip: bool = None
     weights: str = None
     workers: int = None
+    scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.extract)
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
@@ -220,7 +221,7 @@ def feature_scale(cache, per_channel=False, limit=256):
     (a project decision: the paper is silent). With ``per_channel``, a list of one factor per channel:
     for SIFT's map, whose position and scale channels (values up to 4) would otherwise drown the
     descriptor's 128 channels (values about 0.1); a channel that is always 0 keeps factor 1."""
-    sample = np.asarray(cache.features[:min(limit, len(cache))], np.float64)
+    sample = np.asarray(cache.rows("features", np.arange(min(limit, len(cache)))), np.float64)
     if not per_channel:
         rms = float(np.sqrt(np.mean(np.square(sample))))
         return 1.0 / rms if rms > 0 else 1.0
@@ -249,26 +250,25 @@ def prepare_data(cfg, log=print):
     encoder = Encoder(cfg.feature, cfg.image_size, cfg.weights, cfg.workers, cfg.device)
     summary = {}
     for split, split_files_, flip, crops in (("train", train_files, cfg.flip, cfg.crops), ("val", val_files, False, 0)):
-        path = os.path.join(cfg.out, f"cache_{split}.h5")
+        path = run_cache(cfg.out, split)
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
         try:
             info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
                                keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
-                               colour_jitter=cfg.colour_jitter)
+                               colour_jitter=cfg.colour_jitter, scheduler=cfg.scheduler)
         except KeyboardInterrupt:
-            bar.close()
-            log(f"interrupted during feature extraction: {path} keeps the photos done so far; the same command "
+            log(f"\ninterrupted during feature extraction: {path} keeps the shards done so far; the same command "
                 "continues it")
             raise
-        bar.close()
+        finally:
+            bar.close()
         if split == "train":  # the files left out before the split count as skipped too
             info["skipped"] = problems + list(info["skipped"])
         summary[split] = info
         if info["skipped"]:
             log(f"{split}: skipped {len(info['skipped'])} unusable image(s): "
                 + "; ".join(reason for _, reason in info["skipped"][:5]))
-    return FeatureCache(os.path.join(cfg.out, "cache_train.h5")), \
-        FeatureCache(os.path.join(cfg.out, "cache_val.h5")), summary
+    return FeatureCache(run_cache(cfg.out, "train")), FeatureCache(run_cache(cfg.out, "val")), summary
 
 
 class FineTunedEncoder:
@@ -450,7 +450,7 @@ class TrainingRun:
         self.group.barrier()
         if not self.root:
             self.train_cache, self.val_cache, self.data_summary = (
-                FeatureCache(os.path.join(cfg.out, "cache_train.h5")), FeatureCache(os.path.join(cfg.out, "cache_val.h5")),
+                FeatureCache(run_cache(cfg.out, "train")), FeatureCache(run_cache(cfg.out, "val")),
                 {})
         steps_per_epoch = max(1, math.ceil(len(self.train_cache) / (cfg.batch_size * self.group.size)))
         self.total = cfg.iters if cfg.epochs is None else cfg.epochs * steps_per_epoch

@@ -7,6 +7,7 @@ opens a group), and root attributes carry metadata (``format``, ``version``, ``m
 target only when complete, so a crash never leaves a half-written file under the final name.
 """
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -56,6 +57,24 @@ def atomic_write(path, write):
         raise
 
 
+def write_h5(path, fill):
+    """Write the HDF5 file ``path`` atomically: ``fill(f)`` fills the open file, which is then
+    sealed (:func:`seal`). The file is built in memory and written to the disk in one piece, so
+    HDF5 itself never meets a failing write (it crashes on some, e.g. a full disk, while a file it
+    extends is open): a full disk is one OSError (ENOSPC) and leaves the previous file in place."""
+    h5py = _h5py()
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
+        fill(f)
+        seal(f)
+
+    def write(tmp):
+        with open(tmp, "wb") as out:
+            out.write(image.getbuffer())
+
+    atomic_write(path, write)
+
+
 def _fsync_folder(folder):
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -95,18 +114,14 @@ def read_groups(h5group):
 
 def save_arrays(path, arrays, **attrs):
     """Write ``{"layer.weight": array}`` to the HDF5 file ``path`` atomically, with root attributes."""
-    h5py = _h5py()
+    def fill(f):
+        f.attrs["format"] = FORMAT
+        f.attrs["version"] = VERSION
+        for key, value in attrs.items():
+            f.attrs[key] = _attr_value(value)
+        write_groups(f, arrays)
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = VERSION
-            for key, value in attrs.items():
-                f.attrs[key] = _attr_value(value)
-            write_groups(f, arrays)
-            seal(f)
-
-    atomic_write(path, write)
+    write_h5(path, fill)
 
 
 # Declared dataset bytes allowed per byte of file: featinv writes uncompressed data (ratio <= 1);
@@ -115,14 +130,15 @@ MAX_DECLARED_PER_FILE_BYTE = 4
 SLACK_BYTES = 1 << 20
 
 
-def open_h5(path):
+def open_h5(path, verify_checksum=True):
     """Open an HDF5 file for reading, turning every failure into one :class:`WeightFileError`.
 
     Files are data, never pointers: a file with an external link, a soft link, a virtual dataset
     or a dataset in external storage (each of which makes h5py read another file, say
     /etc/passwd, as if it were in this one) is refused, as is a dataset that declares much more
     data than the file holds (a sparse dataset that would be read whole). A sealed file (weights,
-    checkpoints, decoder files: :func:`seal`) must match its checksum."""
+    checkpoints, decoder files, cache shards: :func:`seal`) must match its checksum
+    (``verify_checksum=False``: a reader that verified this file before skips the hashing)."""
     h5py = _h5py()
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -134,7 +150,8 @@ def open_h5(path):
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
-        verify(f, path)
+        if verify_checksum:
+            verify(f, path)
     except BaseException:
         f.close()
         raise
@@ -153,7 +170,11 @@ def check_self_contained(f, path):
 
     def walk(group, prefix):
         nonlocal declared
-        for name in group:
+        try:
+            names = list(group)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:  # a damaged group
+            raise WeightFileError(f"{path}: {prefix or '/'} is damaged ({exc}); the file is corrupt: re-create it") from None
+        for name in names:
             full = f"{prefix}/{name}"
             try:
                 link = group.get(name, getlink=True)
@@ -199,7 +220,10 @@ def content_digest(f):
     for name in sorted(datasets):
         data = np.ascontiguousarray(f[name][()])
         digest.update(f"data {name} {data.dtype.str} {data.shape}\n".encode())
-        digest.update(data.tobytes())
+        if data.dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
+            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in data.reshape(-1)))
+        else:
+            digest.update(data.tobytes())
     return digest.hexdigest()
 
 

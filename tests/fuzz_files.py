@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -85,11 +86,11 @@ def loader(kind, work):
     if kind == "decoder":
         from models.pretrained import load_decoder
         return load_decoder
-    if kind == "cache":
+    if kind == "cache":  # the case is the one shard of a cache folder (its manifest copied beside it)
         from models.cache import FeatureCache
 
         def read(path):
-            cache = FeatureCache(path)
+            cache = FeatureCache(os.path.dirname(path))
             try:
                 return cache.batch(np.arange(min(3, len(cache))))
             finally:
@@ -120,8 +121,13 @@ def main():
     counts = {"ok": 0, "clean": 0, "traceback": 0, "slow": 0}
     examples = {"traceback": [], "slow": []}
     suffix = os.path.splitext(args.seed_file)[1]
+    folder = args.work
+    if args.kind == "cache":
+        folder = os.path.join(args.work, "cache")
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(os.path.join(os.path.dirname(args.seed_file), "manifest.json"), folder)
     for case in range(args.cases):
-        path = os.path.join(args.work, f"case{suffix}")
+        path = os.path.join(folder, "shard-00000.h5" if args.kind == "cache" else f"case{suffix}")
         structural = suffix == ".h5" and case % 2 == 1
         with open(path, "wb") as f:
             f.write(seed if structural else mutate(seed, rng))

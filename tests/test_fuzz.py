@@ -30,8 +30,8 @@ def seeds(tmp_path_factory):
     save_checkpoint(str(root / "checkpoint.h5"), model, nn.optim.Adam(model.parameters()), 1, config)
     export_decoder(str(root / "checkpoint.h5"), str(root / "decoder.h5"))
     photos = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
-    build_cache(str(root / "cache.h5"), photos[:3], Encoder("hog", 64, workers=1))
-    return {"checkpoint": root / "checkpoint.h5", "decoder": root / "decoder.h5", "cache": root / "cache.h5",
+    build_cache(str(root / "cache"), photos[:3], Encoder("hog", 64, workers=1))
+    return {"checkpoint": root / "checkpoint.h5", "decoder": root / "decoder.h5", "cache": root / "cache" / "shard-00000.h5",
             "photo": photos[0], "caffemodel": os.path.join(WEIGHTS, "caffenet_layer.caffemodel"),
             "pth": os.path.join(WEIGHTS, "alexnet_torchvision_zip.pth"),
             "onnx": os.path.join(WEIGHTS, "caffenet_zoo.onnx")}

@@ -11,8 +11,8 @@ import pytest
 import nn
 import nn.functional as F
 from models import decoders
-from models.cache import FeatureCache, build_cache
-from models.encoders import Encoder, targets_to_float
+from models.cache import FeatureCache
+from models.encoders import targets_to_float
 from models.metrics import normalized_error
 from models.train import TrainConfig, TrainingError, batch_indices, split_files, train
 
@@ -142,50 +142,10 @@ def test_resume_continues_exactly(photo_dir, tmp_path, options):
 def test_training_writes_its_outputs(photo_dir, tmp_path):
     summary = train(tiny_config(photo_dir, tmp_path / "run"), log=lambda *_: None)
     out = tmp_path / "run"
-    for name in ("checkpoint.h5", "log.csv", "loss.png", "recon_0000002.png", "summary.json", "cache_train.h5"):
+    for name in ("checkpoint.h5", "log.csv", "loss.png", "recon_0000002.png", "summary.json", "cache_train/manifest.json"):
         assert (out / name).exists(), name
     assert summary["steps"] == 4 and [s for s, _ in summary["val_history"]] == [0, 2, 4]
     assert np.isfinite(summary["final_loss"])
-
-
-def test_stale_cache_is_rebuilt(tmp_path):
-    encoder = Encoder("lbp", 64, workers=1)
-    path = str(tmp_path / "cache.h5")
-    build_cache(path, SAMPLES[:3], encoder)
-    with pytest.warns(UserWarning, match="stale"):
-        info = build_cache(path, SAMPLES[:4], encoder)
-    assert info["samples"] == 4
-    cache = FeatureCache(path)
-    assert cache.files == SAMPLES[:4] and cache.feature_shape == (58, 4, 4)
-    cache.close()
-
-
-def test_cache_resumes_an_interrupted_build(tmp_path, monkeypatch):
-    import models.cache as cache_module
-    monkeypatch.setattr(cache_module, "CHUNK", 2)
-    encoder = Encoder("hog", 64, workers=1)
-    path = str(tmp_path / "cache.h5")
-    calls = []
-
-    def stop_after_first_chunk(done, total):
-        calls.append(done)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        build_cache(path, SAMPLES[:5], encoder, progress=stop_after_first_chunk)
-    with h5py.File(path, "r") as f:
-        assert f.attrs["files_done"] == 2
-    computed = []
-    original = encoder.features
-    encoder.features = lambda photos: computed.append(len(photos)) or original(photos)
-    build_cache(path, SAMPLES[:5], encoder)
-    assert computed == [2, 1]  # only the remaining files were computed
-    fresh = str(tmp_path / "fresh.h5")
-    build_cache(fresh, SAMPLES[:5], Encoder("hog", 64, workers=1))
-    a, b = FeatureCache(path), FeatureCache(fresh)
-    assert np.array_equal(a.features[()], b.features[()])
-    a.close(), b.close()
 
 
 def test_bad_images_are_skipped_and_counted(tmp_path):
@@ -215,8 +175,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photo_dir, tmp_path):
     out = tmp_path / "run"
     train(tiny_config(photo_dir, out, iters=2), log=lambda *_: None)
     before = open(out / "checkpoint.h5", "rb").read()
-    with h5py.File(out / "cache_train.h5", "a") as f:
+    shard = out / "cache_train" / "shard-00000.h5"
+    with h5py.File(shard, "a") as f:
         f["features"][0] = np.nan  # one poisoned sample
+        nn.serialization.seal(f)
     with pytest.raises(TrainingError, match="loss became nan"):
         train(tiny_config(photo_dir, out, iters=50, resume=True), log=lambda *_: None)
     assert open(out / "checkpoint.h5", "rb").read() == before
@@ -251,19 +213,6 @@ def test_targets_round_trip_to_images():
     assert np.allclose(float_to_images(targets_to_float(photos)), photos, atol=1e-3)
 
 
-def test_flip_adds_mirrored_copies(tmp_path):
-    encoder = Encoder("hog", 64, workers=1)
-    path = str(tmp_path / "cache.h5")
-    build_cache(path, SAMPLES[:2], encoder, flip=True)
-    cache = FeatureCache(path)
-    assert cache.files == [SAMPLES[0], SAMPLES[0] + "#flip", SAMPLES[1], SAMPLES[1] + "#flip"]
-    assert np.array_equal(cache.targets[1], cache.targets[0][:, ::-1])
-    assert not np.allclose(cache.features[0], cache.features[1])
-    cache.close()
-
-
-
-
 def test_cpu_preset_is_chosen_per_feature():
     from models.train import CPU_PRESETS
     for feature, preset in CPU_PRESETS.items():
@@ -276,25 +225,13 @@ def test_cpu_preset_is_chosen_per_feature():
     assert TrainConfig(feature="sift", image_size=64, width=0.5).resolved().image_size == 64  # options win
 
 
-def test_cache_rows_in_any_order_with_repeats(tmp_path):
-    encoder = Encoder("lbp", 64, workers=1)
-    path = str(tmp_path / "cache.h5")
-    build_cache(path, SAMPLES[:6], encoder)
-    cache = FeatureCache(path)
-    every = cache.features[()]
-    indices = [4, 1, 2, 4, 0, 5, 3, 3]  # runs, gaps, repeats, unsorted
-    np.testing.assert_array_equal(cache.rows("features", indices), every[indices])
-    cache.close()
-
-
 def test_per_channel_feature_scale_is_stored_and_used_by_inference(photo_dir, tmp_path):
     from models.inference import TrainedDecoder
-    from models.train import feature_scale
     train(tiny_config(photo_dir, tmp_path / "run", feature="sift", channel_scale=True, iters=2), log=lambda *_: None)
     trained = TrainedDecoder(str(tmp_path / "run" / "checkpoint.h5"))
     assert len(trained.scale) == 133
-    cache = FeatureCache(str(tmp_path / "run" / "cache_train.h5"))
-    scaled = cache.features[()] * np.asarray(trained.scale, np.float32)[:, None, None]
+    cache = FeatureCache(str(tmp_path / "run" / "cache_train"))
+    scaled = cache.rows("features", np.arange(len(cache))) * np.asarray(trained.scale, np.float32)[:, None, None]
     cache.close()
     rms = np.sqrt((scaled.astype(np.float64) ** 2).mean(axis=(0, 2, 3)))
     used = rms > 0
