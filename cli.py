@@ -3,6 +3,7 @@
 Each command parses its options, calls one library function, and prints a result; errors that a
 user can fix (a missing folder, a bad file, a NaN loss) are printed as one line, without traceback.
 """
+import errno
 import os
 import warnings
 
@@ -20,6 +21,10 @@ def _run(fn, *args, **kwargs):
         raise click.exceptions.Exit(130)
     except USER_ERRORS as exc:
         message = str(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and "disk is full" not in message:
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = (f"{where}the disk is full ({exc.strerror}); free some space (files finished before are "
+                       "kept; train continues with --resume)")
         if len(message) > MAX_MESSAGE:
             message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} more characters)"
         raise click.ClickException(message) from None

@@ -23,17 +23,15 @@ only the missing ones. A cache whose request or file list differ from the curren
 is rebuilt. Reading verifies each shard's checksum the first time it is opened, and holds only the
 shards in use open, so its memory does not grow with the data set.
 """
-import errno
 import hashlib
 import json
 import os
 import re
-import shutil
 import warnings
 
 import numpy as np
 
-from nn.serialization import CHECKSUM, WeightFileError, atomic_write, open_h5, write_h5
+from nn.serialization import CHECKSUM, DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
 
 from . import decoders
 from .images import ImageError, center_square, random_crops, read_image
@@ -157,11 +155,10 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
 
 def disk_error(exc, folder):
     """An OSError of a cache build as one CacheError (a full disk said as such)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
-        free = shutil.disk_usage(folder).free
-        return CacheError(f"{folder}: the disk is full ({free / 2**20:.1f} MiB free) while writing the feature "
-                          "cache; every finished shard is kept: free some space (or pass --out on another disk) "
-                          "and run the same command to continue")
+    if isinstance(exc, DiskFullError):
+        return CacheError(f"{folder}: the disk is full ({exc.free / 2**20:.1f} MiB free) while writing the feature "
+                          "cache; every finished shard is kept: free some space (or pass --out on another disk) and "
+                          "run the same command to continue")
     return CacheError(f"{folder}: cannot write the feature cache ({exc}); check the folder and run the same "
                       "command to continue")
 

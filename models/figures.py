@@ -2,9 +2,9 @@
 
 Text is drawn with Pillow (installed with imageio) in its built-in scalable font.
 """
-import os
-
 import numpy as np
+
+from nn.serialization import atomic_write
 
 from .images import resize, to_uint8
 
@@ -76,8 +76,7 @@ def write_grid(path, rows, column_labels=None, row_labels=None, title=None, tile
         for c, cell in enumerate(row):
             cell = resize(to_uint8(cell), side, side)
             image.paste(Image.fromarray(cell), (label_width + PAD + c * (side + PAD), y))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    image.save(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return np.asarray(image)
 
 

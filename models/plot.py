@@ -1,9 +1,9 @@
 """Curves as a PNG, drawn with Pillow (installed with imageio; no plotting library): a title,
 labelled axes with their end values, a light grid, a legend, and a logarithmic y axis when the
 values span more than a factor of 20."""
-import os
-
 import numpy as np
+
+from nn.serialization import atomic_write
 
 from .figures import font
 
@@ -61,6 +61,5 @@ def plot_curves(path, curves, title="", xlabel="step", ylabel="", width=720, hei
             draw.line([(x1 - 190, y0 + 10 + 18 * i), (x1 - 170, y0 + 10 + 18 * i)], fill=colour, width=3)
             draw.text((x1 - 164, y0 + 2 + 18 * i), f"{name} {v[-1]:.3g}" if len(points) > 1 else name,
                       fill="black", font=typeface)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    image.save(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return np.asarray(image)

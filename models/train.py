@@ -38,6 +38,7 @@ import numpy as np
 
 import nn
 import nn.functional as F
+from nn.serialization import DiskFullError
 
 from . import alexnet, decoders, distributed
 from .baselines import baseline_errors, fit_baselines
@@ -573,8 +574,16 @@ class TrainingRun:
         if not _all_finite([p.data for p in self.optimizer.params] + state):
             raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
                                 f"{self.last_good()}; try a lower --lr (and --resume)")
-        save_checkpoint(path or self.ckpt_path, self.model, self.optimizer, step, self.config, self.schedule,
-                        self.history, encoder=self.network)
+        try:
+            save_checkpoint(path or self.ckpt_path, self.model, self.optimizer, step, self.config, self.schedule,
+                            self.history, encoder=self.network)
+        except DiskFullError as exc:
+            where = f"{exc.path}: the disk is full ({exc.free / 2**20:.1f} MiB free) at step {step}, so it was not written"
+            if os.path.exists(self.ckpt_path):
+                raise TrainingError(f"{where}; {self.ckpt_path} (an earlier step) is kept: free some space and "
+                                    "continue with --resume") from None
+            raise TrainingError(f"{where}, and no checkpoint had been written yet: free some space and run the "
+                                "command again") from None
 
     # --- the loop -----------------------------------------------------------------------------
     def loop(self, on_step=None):

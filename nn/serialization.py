@@ -6,10 +6,12 @@ opens a group), and root attributes carry metadata (``format``, ``version``, ``m
 ``source``, ...). Writing goes to a temporary file in the same folder that is renamed over the
 target only when complete, so a crash never leaves a half-written file under the final name.
 """
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -22,6 +24,26 @@ VERSION = 1
 
 class WeightFileError(ValueError):
     """A weight or checkpoint file that cannot be read; the message names the file and the fix."""
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk (or the user's quota) is full; the file's
+    previous version, if any, is untouched. ``path``: the file; ``free``: bytes left on its disk."""
+
+    def __init__(self, path, free):
+        super().__init__(errno.ENOSPC, "No space left on device")
+        self.path, self.free = path, free
+
+    def __str__(self):
+        return (f"{self.path}: the disk is full ({self.free / 2**20:.1f} MiB free), so it was not written (its "
+                "previous version, if any, is kept): free some space and run the command again")
+
+
+def _disk_full(exc, path, folder):
+    """``exc`` as a DiskFullError if it says the disk is full, else ``exc`` itself."""
+    if isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)):
+        return DiskFullError(path, shutil.disk_usage(folder).free)
+    return exc
 
 
 def _h5py():
@@ -51,10 +73,13 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_folder(folder)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+        error = _disk_full(exc, path, folder)
+        if error is exc:
+            raise
+        raise error from None
 
 
 def write_h5(path, fill):

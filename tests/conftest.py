@@ -13,9 +13,11 @@ its launch and synchronisation counters) skips where ``REAL_GPU``.
 ``device`` gives the matching device name (``"cpu"``/``"gpu"``) for code that takes one, and
 ``to_numpy(a)`` brings any array back to the host for comparisons.
 """
+import contextlib
 import glob
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -35,6 +37,22 @@ def sample_folder(folder, count):
     for path in SAMPLES[:count]:
         shutil.copy(path, folder)
     return folder
+
+
+@contextlib.contextmanager
+def small_disk(folder, size):
+    """A tmpfs of ``size`` bytes mounted at ``folder`` for the duration (a disk that fills); the
+    test is skipped where this machine does not let us mount one (it needs root)."""
+    os.makedirs(folder)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size)}", "tmpfs", str(folder)], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root and mount rights): {exc}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
 
 
 STRICT_DEVICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strict_device")

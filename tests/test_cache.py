@@ -14,6 +14,7 @@ import models.cache as cache_module
 from models.cache import CacheError, FeatureCache, build_cache, shard_path
 from models.encoders import Encoder
 from nn.serialization import WeightFileError
+from tests.conftest import small_disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
@@ -174,22 +175,11 @@ FULL_DISK_BUILD = textwrap.dedent("""
 """)
 
 
-def _mount_tmpfs(folder, size):
-    folder.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True,
-                       capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root and mount rights): {exc}")
-
-
 def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path):
     """The whole disk fills while a shard is written (a 120 KiB tmpfs: room for two shards of 64 px
     HOG): one line saying so, no crash (h5py segfaulted on a cache written in place), the finished
     shards kept, and on a bigger disk the same build continues from them."""
-    disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "120k")
-    try:
+    with small_disk(tmp_path / "disk", 120 << 10) as disk:
         folder = disk / "cache"
         script = FULL_DISK_BUILD.format(root=ROOT, folder=str(folder), files=SAMPLES[:12])
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -199,8 +189,6 @@ def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path):
         kept = sorted(name for name in os.listdir(folder) if name.startswith("shard-"))
         assert kept and not [name for name in os.listdir(folder) if name.startswith(".tmp-")]
         kept_files = {name: open(folder / name, "rb").read() for name in os.listdir(folder)}
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
     # The same build on a disk with room continues from the finished shards.
     bigger = tmp_path / "bigger"
     bigger.mkdir()

@@ -276,3 +276,27 @@ def test_a_bit_flip_in_a_checkpoint_is_caught_by_its_checksum(photos, tmp_path):
     with pytest.raises(WeightFileError, match="checksum mismatch"):
         open_h5(damaged).close()
     open_h5(path).close()  # the intact file passes
+
+
+def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues(photos, tmp_path):
+    """A disk that holds the run up to its step-4 checkpoint but not the step-8 files: one clear
+    error naming the disk, the step-4 checkpoint intact, no half-written file; on a disk with room,
+    --resume finishes the run."""
+    from tests.conftest import small_disk
+    reference = tmp_path / "reference"
+    train(tiny(photos, reference, iters=8, val_every=4, checkpoint_every=4), log=quiet)
+    sizes = {name: os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(reference)
+             for name in names}
+    checkpoint = sizes["checkpoint.h5"]
+    room = sum(sizes.values()) - sizes["checkpoint.h5"] - sizes["best.h5"] + 2.5 * checkpoint  # no room for a third copy
+    with small_disk(tmp_path / "disk", room + (256 << 10)) as disk:
+        out = disk / "run"
+        with pytest.raises(TrainingError, match=r"the disk is full .* at step 8, so it was not written; .*checkpoint.h5 "
+                                                r"\(an earlier step\) is kept: free some space and continue with --resume"):
+            train(tiny(photos, out, iters=8, val_every=4, checkpoint_every=4), log=quiet)
+        with h5py.File(out / "checkpoint.h5", "r") as f:
+            assert f.attrs["step"] == 4
+        assert not [n for _, _, names in os.walk(out) for n in names if n.startswith(".tmp-")]
+        shutil.copytree(out, tmp_path / "moved")
+    summary = train(tiny(photos, tmp_path / "moved", iters=8, val_every=4, checkpoint_every=4, resume=True), log=quiet)
+    assert summary["steps"] == 8

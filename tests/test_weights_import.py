@@ -316,3 +316,70 @@ def test_a_build_opcode_on_an_allowed_global_is_refused_and_undone(tmp_path):
         import_weights(path)
     assert torch_pickle.SAFE_GLOBALS[("torch", "FloatStorage")].dtype == np.float32
     assert import_weights(fixture("alexnet_torchvision_zip.pth"))["conv1.weight"].dtype == np.float32
+
+
+def _peak_bytes(call):
+    """Peak Python-allocated bytes while ``call()`` runs (numpy and zlib buffers included)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _deflated_copy(source, path, replace=None):
+    """A copy of the zip ``source`` with every member deflated; ``replace``: {member name ending: bytes}."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            for ending, new in (replace or {}).items():
+                if info.filename.endswith(ending):
+                    data = new
+            zout.writestr(info.filename, data)
+
+
+def test_deflated_members_are_read(tmp_path):
+    path = tmp_path / "deflated.pth"
+    _deflated_copy(fixture("alexnet_torchvision_zip.pth"), path)
+    ours = import_weights(path)
+    reference = import_weights(fixture("alexnet_torchvision_zip.pth"))
+    assert all(np.array_equal(ours[k], reference[k]) for k in reference)
+
+
+def test_a_zip_bomb_is_refused_before_it_expands(tmp_path):
+    """A storage member of 256 MB of zeros deflates to about 250 KB: it is refused from its header,
+    without being decompressed (the issue's 1.5 MB file took 4.1 GB)."""
+    with zipfile.ZipFile(fixture("alexnet_torchvision_zip.pth")) as z:
+        storage = next(i.filename for i in z.infolist() if "/data/" in i.filename)
+    path = tmp_path / "bomb.pth"
+    _deflated_copy(fixture("alexnet_torchvision_zip.pth"), path, {storage: bytes(256 << 20)})
+    assert path.stat().st_size < 2 << 20
+
+    def load():
+        with pytest.raises(WeightImportError, match="storage .* holds 268,435,456 bytes, the pickle says"):
+            import_weights(path)
+    assert _peak_bytes(load) < 32 << 20
+    pickle_member = "data.pkl"
+    _deflated_copy(fixture("alexnet_torchvision_zip.pth"), path, {pickle_member: bytes(256 << 20)})
+
+    def load_pickle():
+        with pytest.raises(WeightImportError, match="expands from .* a zip bomb"):
+            import_weights(path)
+    assert _peak_bytes(load_pickle) < 32 << 20
+
+
+@pytest.mark.parametrize("suffix", [".caffemodel", ".onnx"])
+def test_a_file_of_millions_of_tiny_fields_is_refused_within_memory(tmp_path, suffix):
+    """30 MB of two-byte varint fields (15 million): indexing them took 0.7-1.5 GB; now the field
+    budget stops the scan early."""
+    from weights_import.protobuf_wire import MAX_FIELDS
+    path = tmp_path / f"fields{suffix}"
+    path.write_bytes(b"\x08\x01" * (15 << 20))
+
+    def load():
+        with pytest.raises(WeightImportError, match=f"more than {MAX_FIELDS:,} fields"):
+            import_weights(path, format="caffe" if suffix == ".caffemodel" else "onnx")
+    assert _peak_bytes(load) < 160 << 20

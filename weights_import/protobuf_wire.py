@@ -33,6 +33,10 @@ VARINT, I64, LEN, I32 = 0, 1, 2, 5
 WIRE_TYPE_NAMES = {VARINT: "varint", I64: "64-bit", LEN: "length-delimited", I32: "32-bit"}
 FIXED_SIZES = {I64: 8, I32: 4}
 MAX_VARINT_BYTES = 10
+# Field occurrences indexed per file, over all its messages. Weights arrive as packed arrays (one
+# field each), so a real CaffeNet .caffemodel or ONNX file has a few thousand; a file of millions
+# of tiny fields would make the index take gigabytes.
+MAX_FIELDS = 500_000
 UINT64_LIMIT = 1 << 64
 INT64_SIGN = 1 << 63
 
@@ -68,11 +72,12 @@ class Message:
     integer, for the other wire types the end of the payload (the payload is ``offset:value``).
     """
 
-    def __init__(self, buffer, start=0, end=None, file_name="<buffer>"):
+    def __init__(self, buffer, start=0, end=None, file_name="<buffer>", budget=None):
         self.buffer = buffer
         self.file_name = file_name
         self.start = start
         self.end = len(buffer) if end is None else end
+        self.budget = budget if budget is not None else [MAX_FIELDS]  # fields left to index in this file
         self._fields = {}
         self._scan()
 
@@ -101,6 +106,10 @@ class Message:
                 raise wire_error(self.file_name, key_offset,
                                  f"field {number} runs past the end of its message (byte {end})")
             self._fields.setdefault(number, []).append(entry)
+            self.budget[0] -= 1
+            if self.budget[0] < 0:
+                raise wire_error(self.file_name, key_offset, f"more than {MAX_FIELDS:,} fields in the file; Caffe and "
+                                 "ONNX weights are packed arrays, so this is not a weight file (or one too odd to read)")
 
     def _error(self, offset, what):
         return wire_error(self.file_name, offset, what)
@@ -147,7 +156,7 @@ class Message:
 
     def messages(self, number):
         """Every occurrence of a repeated message field, in file order."""
-        return [Message(self.buffer, start, end, self.file_name)
+        return [Message(self.buffer, start, end, self.file_name, self.budget)
                 for _, start, end in self._occurrences(number, LEN)]
 
     def message(self, number):

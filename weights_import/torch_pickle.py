@@ -32,6 +32,8 @@ from .common import WeightImportError
 LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL_VERSION = 1001
 MAX_PICKLE_PROTOCOL = 4
+MAX_PICKLE_BYTES = 64 << 20  # a state dict's pickle names its tensors; their data lies in other members
+MAX_INFLATION = 16           # largest expansion of a compressed member accepted
 MEMO_STORE_OPCODES = ("PUT", "BINPUT", "LONG_BINPUT")
 ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # ... file name length, extra field length
 ZIP_LOCAL_SIGNATURE = b"PK\x03\x04"
@@ -208,13 +210,14 @@ def _read_zip(file_name, buffer):
                                         "(a TorchScript archive or not a torch.save file)")
             folder = pickles[0].filename[:-len("data.pkl")]
             refs = {}
-            obj = _unpickle(_ViewFile(archive.read(pickles[0])), file_name, refs)
+            obj = _unpickle(_ViewFile(_inflate(archive, pickles[0], MAX_PICKLE_BYTES, file_name)), file_name, refs)
             byteorder = _zip_text(archive, folder + "byteorder", "little")
             if byteorder not in ("little", "big"):
                 raise WeightImportError(f"{file_name}: byteorder {byteorder!r} is neither little nor big")
             storages = {}
             for key, ref in refs.items():
-                data = _zip_member(archive, folder + "data/" + key, buffer, file_name)
+                data = _zip_member(archive, folder + "data/" + key, buffer, file_name,
+                                   ref.numel * ref.dtype.itemsize)
                 storages[key] = _storage_array(data, ref, byteorder, file_name)
             return obj, storages
     except WeightImportError:
@@ -230,15 +233,36 @@ def _zip_text(archive, name, default):
         return default
 
 
-def _zip_member(archive, name, buffer, file_name):
-    """A member's bytes: a view of the mapped file when stored uncompressed, else decompressed."""
+def _inflate(archive, info, limit, file_name):
+    """The bytes of a compressed member, refusing before decompressing anything when it would expand
+    past ``limit`` bytes or MAX_INFLATION times its compressed size (a zip bomb: torch.save stores
+    members uncompressed, and float weights do not deflate to a tenth of their size)."""
+    expands_to = max(info.file_size, 0)
+    if expands_to > limit or expands_to > MAX_INFLATION * info.compress_size + (1 << 16):
+        raise WeightImportError(f"{file_name}: zip member {info.filename!r} expands from {info.compress_size:,} to "
+                                f"{expands_to:,} bytes (limit {limit:,}, at most {MAX_INFLATION}x): a zip bomb or "
+                                "not a torch.save file; refused")
+    with archive.open(info) as member:
+        data = member.read(expands_to + 1)
+    if len(data) != expands_to:
+        raise WeightImportError(f"{file_name}: zip member {info.filename!r} holds {len(data):,} bytes, its header "
+                                f"says {expands_to:,}: a corrupt archive")
+    return data
+
+
+def _zip_member(archive, name, buffer, file_name, expected):
+    """A storage member's bytes (``expected`` of them, from the pickle): a view of the mapped file
+    when stored uncompressed, else decompressed within that size."""
     try:
         info = archive.getinfo(name)
     except KeyError:
         raise WeightImportError(f"{file_name}: the pickle refers to storage {name!r}, which is not in the "
                                 "archive") from None
     if info.compress_type != zipfile.ZIP_STORED:
-        return memoryview(archive.read(info))
+        if info.file_size != expected:
+            raise WeightImportError(f"{file_name}: storage {name!r} holds {info.file_size:,} bytes, the pickle says "
+                                    f"{expected:,}")
+        return memoryview(_inflate(archive, info, expected, file_name))
     header = bytes(buffer[info.header_offset:info.header_offset + ZIP_LOCAL_HEADER.size])
     if len(header) < ZIP_LOCAL_HEADER.size or header[:4] != ZIP_LOCAL_SIGNATURE:
         raise WeightImportError(f"{file_name}: no local zip header for {name!r} at byte {info.header_offset}")
