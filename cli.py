@@ -86,6 +86,9 @@ def main():
 @click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
 @click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")
+@click.option("--feature-dtype", type=click.Choice(["float32", "float16"]),
+              help="How the feature cache stores the features (float16: half the bytes; docs/SCALE.md measures the "
+                   "cost). Default float32.")
 @click.option("--scheduler", help="Build the feature cache on Dask: 'local' (a local cluster of --workers processes) "
               "or a scheduler address such as tcp://HOST:8786 (needs the cluster extra and a shared file system).")
 @DEVICE

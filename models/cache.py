@@ -8,11 +8,17 @@ A cache is a folder::
     shard-00000.h5    the samples of source files [0, P), P = ``photos_per_shard``
     shard-00001.h5    the samples of source files [P, 2P) ...
 
-Each shard holds ``features`` (n, ...) float32, ``targets`` (n, T, T, 3) uint8, ``files`` (n,)
-(the source path of each sample; a flipped copy has ``#flip`` appended, the k-th random crop
-``#crop<k>``), optionally ``photos`` (n, S, S, 3) uint8 (the encoder's input photos: the
-autoencoder variant runs the encoder on them at every step), and the root attribute ``skipped``
-(JSON ``[[path, reason], ...]``: its unusable photos).
+Each shard holds ``targets`` (n, T, T, 3) uint8, ``files`` (n,) (the source path of each sample; a
+flipped copy has ``#flip`` appended, the k-th random crop ``#crop<k>``), optionally ``photos``
+(n, S, S, 3) uint8 (the encoder's input photos: the autoencoder variant runs the encoder on them
+at every step), the root attributes ``skipped`` (JSON ``[[path, reason], ...]``: its unusable
+photos) and ``feature_shape`` (JSON), and the features in one of two layouts:
+
+- dense: ``features`` (n, ...) float32 (or float16 with ``feature_dtype="float16"``);
+- sparse, for maps whose cells are mostly empty (SIFT's: a keypoint fills one 4x4-pixel cell in
+  about twenty): only the filled cells, ``counts`` (n,) int32 filled cells per sample, ``cells``
+  (K,) int32 the index y * W + x of each filled cell, ``values`` (K, C) its C channels. Reading
+  scatters them back into zeros (:func:`densify`), which gives the dense map bit for bit.
 
 A shard is written whole into a temporary file, sealed with its SHA-256
 (:func:`nn.serialization.seal`) and renamed into place (:func:`nn.serialization.atomic_write`).
@@ -43,6 +49,7 @@ CHUNK = 32                     # samples computed at a time inside a shard (the 
 SHARD_BYTES = 256 << 20        # about this many bytes of samples per shard
 MAX_MANIFEST_BYTES = 1 << 20   # a manifest holds no per-file data: anything bigger is not ours
 MAX_OPEN_SHARDS = 64
+FEATURE_DTYPES = ("float32", "float16")
 SHARD_NAME = re.compile(r"shard-(\d{5,})\.h5\Z")
 
 
@@ -98,11 +105,14 @@ class CachePlan:
 
 
 def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, seed=0, min_scale=0.5,
-               colour_jitter=0.0):
+               colour_jitter=0.0, feature_dtype="float32"):
     """The :class:`CachePlan` of ``encoder``'s features of ``files`` in the folder ``path``."""
+    if feature_dtype not in FEATURE_DTYPES:
+        raise ValueError(f"feature_dtype {feature_dtype!r}: expected one of {FEATURE_DTYPES}")
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
-                "weights": os.path.abspath(encoder.weights) if encoder.weights else None}
+                "weights": os.path.abspath(encoder.weights) if encoder.weights else None,
+                "storage": decoders.representation(encoder.name).storage, "feature_dtype": feature_dtype}
     if crops:
         settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale),
                         colour_jitter=float(colour_jitter))
@@ -116,7 +126,7 @@ def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, see
 
 
 def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
-                min_scale=0.5, colour_jitter=0.0, scheduler=None):
+                min_scale=0.5, colour_jitter=0.0, scheduler=None, feature_dtype="float32"):
     """Compute ``encoder``'s features and targets for ``files`` into the cache folder ``path``
     (and keep the photos themselves with ``keep_photos``).
 
@@ -125,7 +135,8 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
     (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
     mirrored with probability 1/2 if ``flip``, colours jittered by ``colour_jitter``), drawn from a
     generator seeded by (``seed``, the photo's index in ``files``), so the pool is the same
-    whenever and wherever it is built.
+    whenever and wherever it is built. Features are stored as ``feature_dtype`` (float16 halves
+    the cache; docs/SCALE.md measures what it costs), densely or, for SIFT, as the filled cells.
 
     Shards are built here, one after the other (``encoder`` may use a process pool), or with
     ``scheduler`` ("local" or a Dask scheduler's address) on a Dask cluster (:mod:`models.extract`).
@@ -133,7 +144,7 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
     (``samples``, ``photos``, ``skipped``). Unusable photos are skipped with a warning and listed.
     Safe to call again: a complete, current cache is reused as it is.
     """
-    plan = plan_cache(path, files, encoder, flip, keep_photos, crops, seed, min_scale, colour_jitter)
+    plan = plan_cache(path, files, encoder, flip, keep_photos, crops, seed, min_scale, colour_jitter, feature_dtype)
     prepare_folder(plan)
     try:
         if scheduler:
@@ -260,24 +271,57 @@ def shard_photos(plan, index):
 def build_shard(plan, index, encoder, progress=None):
     """Compute shard ``index`` of ``plan`` with ``encoder`` and write it atomically; returns its
     sample count. ``progress(files of this shard done)`` is called after each chunk."""
-    keep_photos = plan.settings.get("photos", False)
+    settings = plan.settings
+    dtype = np.dtype(settings["feature_dtype"])
 
     def fill(f):
-        count, skipped = 0, []
+        count, filled, skipped = 0, 0, []
         for names, photos, newly_skipped, done in shard_photos(plan, index):
             skipped += newly_skipped
             if photos:
                 photos = np.stack(photos)
-                columns = {"features": encoder.features(photos), "targets": encoder.targets(photos)}
-                if keep_photos:
+                features = encoder.features(photos)
+                columns = {"targets": encoder.targets(photos), "files": np.array(names, dtype=object)}
+                if settings.get("photos"):
                     columns["photos"] = photos
-                _append(f, dict(columns, files=np.array(names, dtype=object)), count)
+                if settings["storage"] == "sparse":
+                    cells, values, counts = sparsify(features)
+                    _append(f, {"cells": cells, "values": values.astype(dtype)}, filled)
+                    columns["counts"] = counts
+                    filled += len(cells)
+                else:
+                    columns["features"] = features.astype(dtype)
+                _append(f, columns, count)
                 count += len(names)
+                f.attrs["feature_shape"] = json.dumps(list(features.shape[1:]))
             if progress:
                 progress(done)
         f.attrs["skipped"] = json.dumps(skipped)
+        if "feature_shape" not in f.attrs:  # every photo of the shard was unusable
+            f.attrs["feature_shape"] = json.dumps(list(decoders.feature_shape(settings["representation"],
+                                                                              settings["image_size"])))
 
     write_h5(shard_path(plan.folder, index), fill)
+
+
+def sparsify(features):
+    """Dense maps (N, C, H, W) -> (cells (K,) int32, values (K, C), counts (N,) int32): the cells
+    y * W + x in which any channel is non-zero, sample by sample in order."""
+    n, c = features.shape[:2]
+    per_cell = features.reshape(n, c, -1).transpose(0, 2, 1)  # (N, H W, C)
+    filled = np.any(per_cell != 0, axis=2)
+    sample, cell = np.nonzero(filled)
+    return cell.astype(np.int32), per_cell[sample, cell], filled.sum(axis=1).astype(np.int32)
+
+
+def densify(cells, values, counts, shape, xp=np):
+    """Inverse of :func:`sparsify`: float32 maps (B, C, H, W) with ``values`` in ``cells`` and 0
+    elsewhere (``shape`` = (C, H, W)); on any array module ``xp`` (each cell is written once)."""
+    c, h, w = shape
+    out = xp.zeros((len(counts), h * w, c), np.float32)
+    sample = xp.repeat(xp.arange(len(counts)), xp.asarray(counts, np.int64))
+    out[sample, xp.asarray(cells, np.int64)] = xp.asarray(values, np.float32)
+    return out.transpose(0, 2, 1).reshape(len(counts), c, h, w)
 
 
 def _append(f, columns, count):
@@ -300,9 +344,10 @@ def finish(plan):
         raise CacheError(f"{plan.folder}: shards {missing[:5]} were not built; run the same command to continue")
     samples, skipped = [], []
     for index in range(plan.shards):
-        with _open_shard(shard_path(plan.folder, index)) as f:
-            samples.append(len(f["files"]))
-            skipped += json.loads(f.attrs["skipped"])
+        shard = Shard(shard_path(plan.folder, index))
+        samples.append(len(shard))
+        skipped += json.loads(shard.attrs["skipped"])
+        shard.close()
     manifest = read_manifest(plan.folder)
     if manifest.get("samples") != samples:
         write_manifest(plan.folder, plan.manifest(samples))
@@ -312,35 +357,106 @@ def finish(plan):
     return {"samples": sum(samples), "photos": len(plan.files) - len(skipped), "skipped": skipped}
 
 
-def _open_shard(path, verify_checksum=True):
-    """Open a shard for reading: self-contained, sealed, its checksum verified (unless this
-    process verified it before)."""
-    f = open_h5(path, verify_checksum)
-    try:
-        if CHECKSUM not in f.attrs:
-            raise CacheError(f"{path}: a feature cache shard without its checksum; delete it and the same "
-                             "command rebuilds it")
-        for name in ("features", "targets", "files"):
-            if name not in f:
-                raise CacheError(f"{path}: no dataset {name!r}; delete the shard and the same command rebuilds it")
-        json.loads(f.attrs["skipped"])
-    except (KeyError, TypeError, ValueError) as exc:
-        f.close()
-        if isinstance(exc, CacheError):
+class Shard:
+    """One open shard: ``len``, the shapes of its samples, and rows read by local index.
+
+    Opening checks that the file is self-contained and sealed (and its checksum, unless
+    ``verify_checksum`` is False: a reader that verified it before), and that its datasets agree
+    with each other, so that a damaged or hostile shard is one CacheError, never a wrong batch."""
+
+    def __init__(self, path, verify_checksum=True):
+        self.path = path
+        self.h5 = open_h5(path, verify_checksum)
+        try:
+            self._check()
+        except BaseException:
+            self.h5.close()
             raise
-        raise CacheError(f"{path}: not a complete feature cache shard ({type(exc).__name__}: {exc}); delete it "
-                         "and the same command rebuilds it") from None
-    except BaseException:
-        f.close()
-        raise
-    features, targets, files = f["features"], f["targets"], f["files"]
-    if (features.dtype.kind != "f" or targets.dtype != np.uint8 or targets.ndim != 4
-            or not len(features) == len(targets) == len(files)):
-        f.close()
-        raise CacheError(f"{path}: features {features.shape} {features.dtype}, targets {targets.shape} "
-                         f"{targets.dtype}, {len(files)} files: not a feature cache shard; delete "
-                         "it and the same command rebuilds it")
-    return f
+
+    def _check(self):
+        f, path = self.h5, self.path
+        if CHECKSUM not in f.attrs:
+            raise CacheError(f"{path}: a feature cache shard without its checksum; delete it and the same command "
+                             "rebuilds it")
+        self.sparse = "cells" in f
+        needed = ("counts", "cells", "values") if self.sparse else ("features",)
+        try:
+            for name in needed + ("targets", "files"):
+                if name not in f:
+                    raise ValueError(f"no dataset {name!r}")
+            json.loads(f.attrs["skipped"])
+            self.feature_shape = tuple(int(n) for n in json.loads(f.attrs["feature_shape"]))
+            targets, self.n = f["targets"], len(f["files"])
+            problem = None
+            if targets.dtype != np.uint8 or targets.ndim != 4 or len(targets) != self.n:
+                problem = f"targets {targets.shape} {targets.dtype} for {self.n} files"
+            elif not self.sparse:
+                features = f["features"]
+                if features.dtype.kind != "f" or features.shape != (self.n,) + self.feature_shape:
+                    problem = f"features {features.shape} {features.dtype}, expected ({self.n}, {self.feature_shape})"
+            else:
+                problem = self._check_sparse()
+            if problem:
+                raise ValueError(problem)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CacheError):
+                raise
+            raise CacheError(f"{path}: not a complete feature cache shard ({exc}); delete it and the same command "
+                             "rebuilds it") from None
+        self.target_shape = tuple(self.h5["targets"].shape[1:])
+
+    def _check_sparse(self):
+        f = self.h5
+        counts, cells, values = f["counts"][()], f["cells"], f["values"]
+        if len(self.feature_shape) != 3:
+            return f"a sparse map of shape {self.feature_shape}"
+        c, h, w = self.feature_shape
+        if (counts.dtype.kind not in "iu" or counts.shape != (self.n,) or counts.min(initial=0) < 0
+                or cells.dtype.kind not in "iu" or cells.ndim != 1 or values.dtype.kind != "f"
+                or values.shape != (len(cells), c) or int(counts.sum()) != len(cells)):
+            return (f"counts {counts.shape} {counts.dtype}, cells {cells.shape} {cells.dtype}, values {values.shape} "
+                    f"{values.dtype} do not describe {self.n} maps of {self.feature_shape}")
+        cells = cells[()]
+        if len(cells) and (cells.min() < 0 or cells.max() >= h * w):
+            return f"cells outside the {h}x{w} map"
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        return None
+
+    def __len__(self):
+        return self.n
+
+    def __contains__(self, name):
+        return name in self.h5 or (name == "features" and self.sparse)
+
+    def read(self, name, local):
+        """Rows ``local`` (sorted, unique) of ``name``; features always as float32 dense maps."""
+        local = np.asarray(local, np.int64)
+        if name == "features" and self.sparse:
+            first, end = self.starts[local], self.starts[local + 1]
+            picked = np.concatenate([np.arange(a, b) for a, b in zip(first, end)] + [np.empty(0, np.int64)])
+            return densify(_read_rows(self.h5["cells"], picked), _read_rows(self.h5["values"], picked), end - first,
+                           self.feature_shape)
+        rows = _read_rows(self.h5[name], local)
+        return rows.astype(np.float32) if name == "features" else rows
+
+    @property
+    def attrs(self):
+        return self.h5.attrs
+
+    def close(self):
+        self.h5.close()
+
+
+def _read_rows(dataset, rows):
+    """``dataset[rows]`` for sorted unique ``rows``: contiguous runs are read as slices (h5py's list
+    indexing is about 10x slower than this)."""
+    rows = np.asarray(rows, np.int64)
+    out = np.empty((len(rows),) + dataset.shape[1:], dataset.dtype)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    for run in np.split(np.arange(len(rows)), breaks):
+        if len(run):
+            dataset.read_direct(out, np.s_[rows[run[0]]:rows[run[-1]] + 1], np.s_[run[0]:run[-1] + 1])
+    return out
 
 
 class FeatureCache:
@@ -368,38 +484,37 @@ class FeatureCache:
             raise CacheError(f"{self.path}: a feature cache without samples; delete it and pass --data with a "
                              "folder of RGB JPEG or PNG photos")
         self._first = int(np.flatnonzero(self.counts)[0])
-        shard = self._shard(self._first)
-        self.feature_shape = tuple(shard["features"].shape[1:])
-        self.target_shape = tuple(shard["targets"].shape[1:])
+        first = self._shard(self._first)
+        self.feature_shape, self.target_shape = first.feature_shape, first.target_shape
 
     def __len__(self):
         return int(self.offsets[-1])
 
     def _shard(self, index):
         """The open shard ``index`` (opened, and the least recently used one closed, if need be)."""
-        f = self._open.pop(index, None)
-        if f is None:
-            f = self._open_checked(index)
+        shard = self._open.pop(index, None)
+        if shard is None:
+            shard = self._open_checked(index)
             if len(self._open) >= MAX_OPEN_SHARDS:
                 self._open.pop(next(iter(self._open))).close()
-        self._open[index] = f  # most recently used last
-        return f
+        self._open[index] = shard  # most recently used last
+        return shard
 
     def _open_checked(self, index):
         path = shard_path(self.path, index)
-        f = _open_shard(path, verify_checksum=index not in self._verified)
-        shapes = (f["features"].shape[1:], f["targets"].shape[1:])
+        shard = Shard(path, verify_checksum=index not in self._verified)
+        shapes = (shard.feature_shape, shard.target_shape)
         problem = None
-        if len(f["files"]) != self.counts[index]:
-            problem = f"{len(f['files'])} samples, the manifest says {self.counts[index]}"
+        if len(shard) != self.counts[index]:
+            problem = f"{len(shard)} samples, the manifest says {self.counts[index]}"
         elif self._shapes is not None and shapes != self._shapes:
             problem = f"samples of shape {shapes}, the other shards' are {self._shapes}"
         if problem:
-            f.close()
+            shard.close()
             raise CacheError(f"{path}: {problem}; delete the folder {self.path} and it is rebuilt")
         self._verified.add(index)
         self._shapes = shapes
-        return f
+        return shard
 
     @property
     def files(self):
@@ -407,7 +522,8 @@ class FeatureCache:
         names = []
         for index in range(len(self.counts)):
             if self.counts[index]:
-                names += [s.decode() if isinstance(s, bytes) else str(s) for s in self._shard(index)["files"][()]]
+                names += [s.decode() if isinstance(s, bytes) else str(s)
+                          for s in self._shard(index).read("files", np.arange(self.counts[index]))]
         return names
 
     def batch(self, indices):
@@ -415,26 +531,21 @@ class FeatureCache:
         return self.rows("features", indices), self.rows("targets", indices)
 
     def rows(self, name, indices):
-        """The rows ``indices`` (any order, repeats allowed) of the dataset ``name``."""
+        """The rows ``indices`` (any order, repeats allowed) of ``name`` ("features", "targets",
+        "photos" or "files"); features as float32 dense maps whatever the storage."""
         indices = np.asarray(indices, np.int64).reshape(-1)
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"{self.path}: rows {indices.min()}..{indices.max()} of a cache of {len(self)}")
+        if name not in self._shard(self._first):
+            raise KeyError(f"{self.path}: the cache holds no {name!r}")
         unique, inverse = np.unique(indices, return_inverse=True)
         shards = np.searchsorted(self.offsets, unique, side="right") - 1
-        parts = [np.empty((0,) + self._shard(self._first)[name].shape[1:], self._shard(self._first)[name].dtype)]
+        parts = [self._shard(self._first).read(name, [])]
         for index in np.unique(shards):
-            dataset = self._shard(int(index))[name]
-            local = unique[shards == index] - self.offsets[index]
-            out = np.empty((len(local),) + dataset.shape[1:], dataset.dtype)
-            # Contiguous runs are read as slices: h5py's list indexing is about 10x slower than this.
-            breaks = np.flatnonzero(np.diff(local) != 1) + 1
-            for run in np.split(np.arange(len(local)), breaks):
-                if len(run):
-                    dataset.read_direct(out, np.s_[local[run[0]]:local[run[-1]] + 1], np.s_[run[0]:run[-1] + 1])
-            parts.append(out)
+            parts.append(self._shard(int(index)).read(name, unique[shards == index] - self.offsets[index]))
         return np.concatenate(parts)[inverse.reshape(-1)]
 
     def close(self):
-        for f in self._open.values():
-            f.close()
+        for shard in self._open.values():
+            shard.close()
         self._open.clear()

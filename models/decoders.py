@@ -192,11 +192,13 @@ def run_table(table, features, layer, concat, leaky_relu):
     return outputs[previous]
 
 
-Representation = namedtuple("Representation", "name encoder table output_size")
+# storage: how the feature cache keeps the maps (models/cache.py): "dense", or "sparse" (only the
+# filled cells) for SIFT, whose map has a keypoint in about one cell in twenty.
+Representation = namedtuple("Representation", "name encoder table output_size storage", defaults=("dense",))
 
 REPRESENTATIONS = OrderedDict((r.name, r) for r in (
     Representation("hog", "minifeat", HOG, None),
-    Representation("sift", "minifeat", SIFT, None),
+    Representation("sift", "minifeat", SIFT, None, "sparse"),
     Representation("lbp", "minifeat", LBP, None),
     Representation("conv1", "caffenet", conv_template_table(96, 3), 216),
     Representation("conv2", "caffenet", conv_template_table(256, 4), 208),

@@ -57,12 +57,12 @@ PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
                   val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                  channel_scale=False),
+                  channel_scale=False, feature_dtype="float32"),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
                 val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                channel_scale=False),
+                channel_scale=False, feature_dtype="float32"),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -111,6 +111,7 @@ class TrainConfig:
     weights: str = None
     workers: int = None
     scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.extract)
+    feature_dtype: str = None   # "float32" (default) or "float16": how the cache stores the features
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
@@ -256,7 +257,8 @@ def prepare_data(cfg, log=print):
         try:
             info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
                                keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
-                               colour_jitter=cfg.colour_jitter, scheduler=cfg.scheduler)
+                               colour_jitter=cfg.colour_jitter, scheduler=cfg.scheduler,
+                               feature_dtype=cfg.feature_dtype)
         except KeyboardInterrupt:
             log(f"\ninterrupted during feature extraction: {path} keeps the shards done so far; the same command "
                 "continues it")
@@ -322,7 +324,8 @@ def validate(model, cache, scale, device, limit, encoder=None):
 # What defines a run: --resume takes these from the run's checkpoint where they are not given,
 # and refuses a given one that differs (the others, such as --iters or --device, may change).
 RUN_DEFINING = ("feature", "preset", "width", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
-                "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder")
+                "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
+                "feature_dtype")
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 

@@ -208,3 +208,51 @@ def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path):
     assert sum(computed) == 12 - 2 * len(kept)
     for name in kept:
         assert open(bigger / name, "rb").read() == kept_files[name]
+
+
+def test_sift_is_stored_as_its_filled_cells_and_read_back_bit_for_bit(tmp_path):
+    encoder = Encoder("sift", 128, workers=1)
+    path = str(tmp_path / "cache")
+    build_cache(path, SAMPLES[:3], encoder, flip=True)
+    with h5py.File(shard_path(path, 0), "r") as f:
+        assert "features" not in f and f["values"].shape[1] == 133 and len(f["counts"]) == 6
+        filled = len(f["cells"])
+    cache = FeatureCache(path)
+    photos = np.stack([p for name in SAMPLES[:3] for p in _centre_and_flip(name)])
+    expected = encoder.features(photos)
+    np.testing.assert_array_equal(every_row(cache), expected)
+    np.testing.assert_array_equal(cache.rows("features", [5, 0, 5]), expected[[5, 0, 5]])
+    assert filled < 0.1 * 6 * 32 * 32  # fewer than one cell in ten holds a keypoint
+    assert os.path.getsize(shard_path(path, 0)) < 0.2 * expected.nbytes
+    cache.close()
+
+
+def _centre_and_flip(path):
+    from models.images import center_square, read_image
+    photo = center_square(read_image(path), 128)
+    return photo, photo[:, ::-1]
+
+
+def test_float16_features_are_the_rounded_float32_ones(tmp_path):
+    build_cache(str(tmp_path / "f32"), SAMPLES[:3], Encoder("hog", 64, workers=1))
+    build_cache(str(tmp_path / "f16"), SAMPLES[:3], Encoder("hog", 64, workers=1), feature_dtype="float16")
+    full, half = FeatureCache(str(tmp_path / "f32")), FeatureCache(str(tmp_path / "f16"))
+    np.testing.assert_array_equal(every_row(half), every_row(full).astype(np.float16).astype(np.float32))
+    assert every_row(half).dtype == np.float32
+    assert os.path.getsize(shard_path(str(tmp_path / "f16"), 0)) < os.path.getsize(shard_path(str(tmp_path / "f32"), 0))
+    full.close(), half.close()
+
+
+@pytest.mark.parametrize("damage", ["cell out of the map", "counts disagree with cells"])
+def test_a_sparse_shard_that_does_not_describe_its_maps_is_refused(tmp_path, damage):
+    from nn.serialization import seal
+    path = str(tmp_path / "cache")
+    build_cache(path, SAMPLES[:2], Encoder("sift", 128, workers=1))
+    with h5py.File(shard_path(path, 0), "a") as f:
+        if damage == "cell out of the map":
+            f["cells"][0] = 32 * 32
+        else:
+            f["counts"][0] += 1
+        seal(f)  # a well-sealed file whose content is wrong
+    with pytest.raises(CacheError, match="not a complete feature cache shard"):
+        FeatureCache(path)
