@@ -426,7 +426,7 @@ def train(cfg, log=print, on_step=None):
     cfg = cfg.resolved()
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.backend.set_blas_threads(cfg.threads or 1)
-    group = distributed.current()
+    group = distributed.current(cfg.device)
     folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite) if group.is_root else None
     try:
         with F.reference_convolutions(cfg.reference):

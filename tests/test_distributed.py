@@ -75,3 +75,31 @@ def test_an_epoch_counts_the_global_batch(tmp_path):
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
     assert weights(tmp_path / "two")[1] == 2
+
+
+def test_on_gpus_nccl_all_reduces_on_the_device(tmp_path):
+    """--device gpu under mpirun: the gradients go through NCCL (CuPy's bindings; on the strict
+    stand-in where no GPU is usable, an NCCL that sums through MPI on its host memory), and 2 ranks
+    with batch 2 train what one process with batch 4 trains on the same device."""
+    from tests.conftest import REAL_GPU
+    photos = tmp_path / "photos"
+    sample_folder(photos, 8)
+    log = tmp_path / "nccl.log"
+    env = dict(ENV, FEATINV_DEVICE="gpu", STRICT_CUPY_NCCL_LOG=str(log))
+    common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", "3", "--width", "0.0625",
+              "--image-size", "64", "--workers", "1", "--crops", "2", "--grad-clip", "50"]
+    single = subprocess.run([sys.executable] + common + ["--batch-size", "4", "--out", str(tmp_path / "one")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    pair = subprocess.run([MPIRUN, "-n", "2", sys.executable] + common + ["--batch-size", "2", "--out",
+                                                                          str(tmp_path / "two")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
+    one, _ = weights(tmp_path / "one")
+    two, step = weights(tmp_path / "two")
+    assert step == 3
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    if not REAL_GPU:
+        calls = log.read_text().splitlines()
+        assert len(calls) == 2 * 3 and {c.split()[2] for c in calls} == {"0", "1"}  # one per rank and step

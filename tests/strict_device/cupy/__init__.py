@@ -24,6 +24,8 @@ It also counts what a GPU would pay for (read with :func:`counts`, zeroed by :fu
 This is a test double, not a GPU: no streams run concurrently and nothing is faster.
 """
 import functools
+import os
+import sys
 import threading
 
 import numpy
@@ -150,6 +152,13 @@ def _sync_scalar(convert):
     return method
 
 
+class _Pointer:
+    def __init__(self, host):
+        if not host.flags.c_contiguous:
+            raise ValueError("strict stand-in: a raw pointer of a non-contiguous array")
+        self.ptr = host.ctypes.data
+
+
 class ndarray:
     """A device array: a NumPy array that refuses to meet host arrays."""
 
@@ -197,6 +206,7 @@ class ndarray:
     strides = property(lambda self: self._host.strides)
     flags = property(lambda self: self._host.flags)
     T = property(lambda self: ndarray(self._host.T))
+    data = property(lambda self: _Pointer(self._host))  # device memory, as a raw pointer for NCCL
     device = property(lambda self: cuda.Device(0))
 
     def __len__(self):
@@ -317,6 +327,7 @@ class _Stream:
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.null = null
+        self.ptr = 0 if null else id(self)
 
     def synchronize(self):
         _count("syncs")
@@ -334,6 +345,9 @@ class _Stream:
 class _Device:
     def __init__(self, device=0):
         self.id = device
+
+    def use(self):
+        return self
 
     def synchronize(self):
         _count("syncs")
@@ -359,10 +373,38 @@ class _Runtime:
         return {"name": b"strict NumPy stand-in", "totalGlobalMem": 0}
 
 
+class _Nccl:
+    """NCCL's all-reduce over the processes of mpirun, on the stand-in's host memory (through MPI)."""
+    NCCL_FLOAT32, NCCL_SUM = 7, 0
+
+    @staticmethod
+    def get_unique_id():
+        return tuple(range(128))
+
+    class NcclCommunicator:
+        def __init__(self, ndev, commId, rank):
+            from mpi4py import MPI
+            self.comm, self.mpi = MPI.COMM_WORLD, MPI
+            assert self.comm.Get_size() == ndev and self.comm.Get_rank() == rank and len(commId) == 128
+
+        def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
+            import ctypes
+            assert datatype == _Nccl.NCCL_FLOAT32 and op == _Nccl.NCCL_SUM and isinstance(stream, int)
+            send = numpy.ctypeslib.as_array((ctypes.c_float * count).from_address(sendbuf))
+            total = numpy.empty(count, numpy.float32)
+            self.comm.Allreduce(send.copy(), total, op=self.mpi.SUM)
+            numpy.ctypeslib.as_array((ctypes.c_float * count).from_address(recvbuf))[...] = total
+            _count("launches")
+            if os.environ.get("STRICT_CUPY_NCCL_LOG"):  # lets a test see that NCCL did the all-reduce
+                with open(os.environ["STRICT_CUPY_NCCL_LOG"], "a") as log:
+                    log.write(f"allReduce rank {self.comm.Get_rank()} count {count}\n")
+
+
 class _Cuda:
     runtime = _Runtime()
     Stream = _Stream
     Device = _Device
+    nccl = _Nccl
 
     @staticmethod
     def get_current_stream():
@@ -370,6 +412,7 @@ class _Cuda:
 
 
 cuda = _Cuda()
+sys.modules[__name__ + ".cuda"] = cuda  # "from cupy.cuda import nccl" as with the real package
 
 _PASS_THROUGH = (type, numpy.dtype)
 
