@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from models import decoders  # noqa: E402
-from models.cache import FeatureCache, build_cache, shard_path  # noqa: E402
+from models.cache import build_cache  # noqa: E402
 from models.encoders import Encoder  # noqa: E402
 
 IMAGENET = 1_281_167

@@ -13,10 +13,13 @@ After every layer but the last comes a leaky ReLU with slope 0.2; the last layer
 ``image_size`` changes the input size of the shallow representations, so small CPU runs use
 the same architecture at reduced scale.
 
-The registry (:data:`REPRESENTATIONS`) maps each of the paper's eleven representation names to its
-encoder, feature shape, table and output size.
+The registry (:data:`REPRESENTATIONS`) maps each of the paper's eleven representation names to a
+:class:`Representation`: its feature shape, decoder table, output size and cache storage, and for
+the shallow ones how minifeat computes them (the encoders and the cache use it too).
 """
 from collections import OrderedDict, namedtuple
+
+import numpy as np
 
 import nn
 import nn.functional as F
@@ -192,25 +195,80 @@ def run_table(table, features, layer, concat, leaky_relu):
     return outputs[previous]
 
 
-# storage: how the feature cache keeps the maps (models/cache.py): "dense", or "sparse" (only the
-# filled cells) for SIFT, whose map has a keypoint in about one cell in twenty.
-Representation = namedtuple("Representation", "name encoder table output_size storage", defaults=("dense",))
+SHALLOW_IMAGE_SIZE = 256
+
+
+class Representation:
+    """One of the paper's representations: its feature shape, the decoder table that inverts it,
+    the size of the image that decoder produces, and how the feature cache stores its maps
+    (``storage``: "dense", or "sparse": only the filled cells, :mod:`models.cache`)."""
+    shallow = False  # computed by minifeat on the photo (else by CaffeNet, models.alexnet)
+
+    def __init__(self, name, table, storage="dense"):
+        self.name, self.table, self.storage = name, table, storage
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class ShallowFeature(Representation):
+    """HOG, SIFT, LBP (:mod:`minifeat`): computed on the greyscale photo of any size (default 256,
+    a multiple of 64); the decoder reproduces the photo at that size."""
+    shallow = True
+
+    def feature_shape(self, image_size=None):
+        import minifeat
+        size = image_size or SHALLOW_IMAGE_SIZE
+        h, w, c = minifeat.feature_shape(self.name, (size, size))
+        return (c, h, w)
+
+    def output_size(self, image_size=None):
+        return image_size or SHALLOW_IMAGE_SIZE
+
+    def check_image_size(self, image_size):
+        size = image_size or SHALLOW_IMAGE_SIZE
+        if size % 64:
+            raise ValueError(f"{self.name} decoder: image_size must be a multiple of 64 (its stream A halves the "
+                             f"feature map 3 times), got {size}")
+
+    def compute(self, photos, workers=None):
+        """(N, S, S, 3) uint8 photos -> (N, C, H, W) float32 maps."""
+        import minifeat
+        maps = minifeat.extract(self.name, photos, workers=workers)
+        return np.ascontiguousarray(maps.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+class AlexNetFeature(Representation):
+    """A layer of CaffeNet (:mod:`models.alexnet`) on the 227x227 centre crop: a fixed shape; the
+    decoder reproduces the crop at ``output_size`` (supplementary Tables 5 and 6)."""
+
+    def __init__(self, name, table, output_size):
+        super().__init__(name, table)
+        self._output_size = output_size
+
+    def feature_shape(self, image_size=None):
+        return tuple(alexnet.TAP_SHAPES[self.name])
+
+    def output_size(self, image_size=None):
+        return self._output_size
+
+    def check_image_size(self, image_size):
+        pass
+
 
 REPRESENTATIONS = OrderedDict((r.name, r) for r in (
-    Representation("hog", "minifeat", HOG, None),
-    Representation("sift", "minifeat", SIFT, None, "sparse"),
-    Representation("lbp", "minifeat", LBP, None),
-    Representation("conv1", "caffenet", conv_template_table(96, 3), 216),
-    Representation("conv2", "caffenet", conv_template_table(256, 4), 208),
-    Representation("conv3", "caffenet", conv_template_table(384, 4), 208),
-    Representation("conv4", "caffenet", conv_template_table(384, 4), 208),
-    Representation("conv5", "caffenet", CONV5, 192),
-    Representation("fc6", "caffenet", fully_connected_table(), 128),
-    Representation("fc7", "caffenet", fully_connected_table(), 128),
-    Representation("fc8", "caffenet", fully_connected_table(), 128),
+    ShallowFeature("hog", HOG),
+    ShallowFeature("sift", SIFT, storage="sparse"),  # a keypoint in about one 4x4-pixel cell in twenty
+    ShallowFeature("lbp", LBP),
+    AlexNetFeature("conv1", conv_template_table(96, 3), 216),
+    AlexNetFeature("conv2", conv_template_table(256, 4), 208),
+    AlexNetFeature("conv3", conv_template_table(384, 4), 208),
+    AlexNetFeature("conv4", conv_template_table(384, 4), 208),
+    AlexNetFeature("conv5", CONV5, 192),
+    AlexNetFeature("fc6", fully_connected_table(), 128),
+    AlexNetFeature("fc7", fully_connected_table(), 128),
+    AlexNetFeature("fc8", fully_connected_table(), 128),
 ))
-
-SHALLOW_IMAGE_SIZE = 256
 
 
 def representation(name):
@@ -226,19 +284,12 @@ def feature_shape(name, image_size=None):
     Shallow features depend on the image size (default 256); AlexNet taps are fixed by the
     227x227 input of the full-width CaffeNet.
     """
-    rep = representation(name)
-    if rep.encoder == "minifeat":
-        import minifeat
-        size = image_size or SHALLOW_IMAGE_SIZE
-        h, w, c = minifeat.feature_shape(name, (size, size))
-        return (c, h, w)
-    return tuple(alexnet.TAP_SHAPES[name])
+    return representation(name).feature_shape(image_size)
 
 
 def output_size(name, image_size=None):
     """Side of the square image the decoder produces (and the training target's size)."""
-    rep = representation(name)
-    return (image_size or SHALLOW_IMAGE_SIZE) if rep.encoder == "minifeat" else rep.output_size
+    return representation(name).output_size(image_size)
 
 
 def build(name, width=1.0, image_size=None, in_channels=None):
@@ -247,13 +298,8 @@ def build(name, width=1.0, image_size=None, in_channels=None):
     ``in_channels`` overrides the feature channels (an encoder imported at reduced width).
     """
     rep = representation(name)
-    shape = feature_shape(name, image_size)
-    if rep.encoder == "minifeat":
-        size = image_size or SHALLOW_IMAGE_SIZE
-        if size % 64:
-            raise ValueError(f"{name} decoder: image_size must be a multiple of 64 (its stream A "
-                             f"halves the feature map 3 times), got {size}")
-    return Decoder(rep.table, in_channels or shape[0], width)
+    rep.check_image_size(image_size)
+    return Decoder(rep.table, in_channels or rep.feature_shape(image_size)[0], width)
 
 
 def from_arrays(name, arrays, source="weights"):

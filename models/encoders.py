@@ -25,7 +25,7 @@ class Encoder:
         self.workers = workers
         self.weights = weights
         self.network = None
-        if self.rep.encoder == "caffenet":
+        if not self.rep.shallow:
             if weights is None:
                 warnings.warn(f"{name}: no CaffeNet weights given (--weights), so AlexNet has random weights and "
                               "its features say little about the photo; import real ones with "
@@ -38,17 +38,15 @@ class Encoder:
 
     def features(self, photos):
         """(N, S, S, 3) uint8 -> (N, C, H, W) or (N, D) float32 on the host."""
-        if self.rep.encoder == "minifeat":
-            import minifeat
-            maps = minifeat.extract(self.name, photos, workers=self.workers)
-            return np.ascontiguousarray(maps.transpose(0, 3, 1, 2), dtype=np.float32)
+        if self.network is None:
+            return self.rep.compute(photos, self.workers)
         with nn.no_grad():
             x = nn.to_device(alexnet.prepare(photos), self.network.device)
             return nn.to_numpy(self.network.features(x, layers=(self.name,))[self.name]).astype(np.float32)
 
     def targets(self, photos):
         """(N, S, S, 3) uint8 photos -> (N, T, T, 3) uint8 targets at the decoder's output size."""
-        if self.rep.encoder == "caffenet":
+        if not self.rep.shallow:  # the 227x227 centre crop CaffeNet saw
             top, left, size = alexnet.crop_box(photos.shape[1])
             photos = photos[:, top:top + size, left:left + size]
         return np.stack([resize(p, self.output_size, self.output_size) for p in photos])

@@ -95,7 +95,7 @@ def tiny_model(name):
     if name == "caffenet":
         network = alexnet.CaffeNet(TINY_CAFFENET_WIDTHS).eval()  # dropout off: a deterministic function
         return network, rng.standard_normal((1, 3, alexnet.CAFFENET_CROP, alexnet.CAFFENET_CROP)) * 50
-    image_size = 64 if decoders.representation(name).encoder == "minifeat" else None
+    image_size = 64 if decoders.representation(name).shallow else None
     shape = decoders.feature_shape(name, image_size)
     return decoders.build(name, 1 / 32, image_size), rng.random((1,) + shape)
 

@@ -135,7 +135,7 @@ class TrainConfig:
         if values["weights"]:  # stored in the checkpoint: must resolve from any working directory
             values["weights"] = os.path.abspath(values["weights"])
         values["out"] = values["out"] or os.path.join("runs", self.feature)
-        if self.train_encoder and decoders.representation(self.feature).encoder != "caffenet":
+        if self.train_encoder and decoders.representation(self.feature).shallow:
             raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
                              "computed by minifeat, which is not differentiable")
         if values["channel_scale"] and self.train_encoder:

@@ -40,7 +40,7 @@ def tiny_config(data, out, **overrides):
 @pytest.mark.parametrize("name", list(decoders.REPRESENTATIONS))
 def test_every_decoder_maps_its_feature_shape_to_its_output_size(name):
     nn.random.seed(0)
-    image_size = 64 if decoders.representation(name).encoder == "minifeat" else None
+    image_size = 64 if decoders.representation(name).shallow else None
     model = decoders.build(name, width=1 / 16, image_size=image_size)
     shape = decoders.feature_shape(name, image_size)
     with nn.no_grad():
