@@ -125,7 +125,7 @@ def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, device="cpu", item
     * on the CPU (banded im2col): one zero-padded phase copy of the larger of input and output
       (what the bands are cut from, or what the transposed convolution's phases are written
       into), and one im2col band;
-    * on the GPU (gather, conv.GATHER): the channel-major canvas, the whole im2col, and the
+    * on the GPU (gather, ConvPlan.gather): the channel-major canvas, the whole im2col, and the
       col2im gather's (T, input) intermediate, T = ceil(k / s)^2 taps per pixel.
     """
     y, gx, gw = n * c_out * oh * ow, n * c_in * h * w, c_in * c_out * k * k
@@ -136,10 +136,11 @@ def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, device="cpu", item
     else:
         col_row = c_out * k * k * n * w           # im2col of gy (backward), one input row
         rows, image = h, y
-    if C.GATHER[device]:
+    plan = C.ConvPlan.for_device(device)
+    if plan.gather:
         taps = -(-k // s) ** 2
         return (y + gx + gw + c_out + padded + col_row * rows + taps * image) * itemsize
-    band = min(C.BAND_BYTES[device] // itemsize, col_row * rows)
+    band = min(plan.band_bytes // itemsize, col_row * rows)
     return (y + gx + gw + c_out + padded + max(band, col_row)) * itemsize
 
 

@@ -120,7 +120,8 @@ def device(xp):
 
 def to_numpy(a):
     """A host NumPy array for an array or tensor from either device."""
-    a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
+    import nn
+    a = a.data if isinstance(a, nn.Tensor) else a
     return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
 
 

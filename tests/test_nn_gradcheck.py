@@ -70,24 +70,24 @@ CONV_CONFIGS = [
 
 
 @pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im", "gather"])
-def bands(request, monkeypatch):
-    """Runs a conv test four ways: as each small shape and device chooses by itself (im2col in one
-    band, conv.py's size-based choices, gathering on the GPU), forced to one output row per band
-    (what large layers get on the CPU) with each of those choices pinned: stride phases with the
-    transposed weight-gradient GEMM, or col2im with the direct one; and forced to gather by index
-    (the GPU's way) on either device."""
-    from nn.functional import conv
-    if request.param == "gather":
-        monkeypatch.setattr(conv, "GATHER", {"cpu": True, "gpu": True})
-    elif request.param != "whole":
-        monkeypatch.setattr(conv, "GATHER", {"cpu": False, "gpu": False})
-        monkeypatch.setattr(conv, "BAND_BYTES", {"cpu": 1, "gpu": 1})
-        monkeypatch.setattr(conv, "MIN_BAND_COLUMNS", 1)
-        large = 1 << 62
-        phases = request.param.endswith("phases")
-        monkeypatch.setattr(conv, "PHASE_MIN_POSITIONS_PER_CHANNEL", 0 if phases else large)
-        monkeypatch.setattr(conv, "WEIGHT_GRAD_TRANSPOSE_POSITIONS", 0 if phases else large)
-    return request.param
+def bands(request):
+    """Runs a conv test four ways: as each small shape and device chooses by itself (the device's
+    default ConvPlan: im2col in one band, conv.py's size-based choices, gathering on the GPU),
+    forced to one output row per band (what large layers get on the CPU) with each of those
+    choices pinned: stride phases with the transposed weight-gradient GEMM, or col2im with the
+    direct one; and forced to gather by index (the GPU's way) on either device."""
+    from nn.functional.conv import ConvPlan, planned
+    large = 1 << 62
+    plans = {"gather": ConvPlan(gather=True),
+             "row-bands+phases": ConvPlan(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=0,
+                                          weight_grad_transpose_positions=0),
+             "row-bands+col2im": ConvPlan(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=large,
+                                          weight_grad_transpose_positions=large)}
+    if request.param == "whole":
+        yield request.param
+        return
+    with planned(plans[request.param]):
+        yield request.param
 
 
 def naive_conv2d(x, w, stride, padding, groups):

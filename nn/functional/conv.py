@@ -18,8 +18,8 @@ copies instead of strided gathers; :func:`from_phases` interleaves a phase layou
 (N, C, H, W).
 
 *Row bands.* ``col`` is kH*kW times the size of the image, so it is never built whole: the output
-rows are cut into bands whose im2col block fits :data:`BAND_BYTES` (sized for the CPU's L2/L3
-cache; on the GPU one band covers everything). Each band's block is filled, used by its GEMMs
+rows are cut into bands whose im2col block fits ``ConvPlan.band_bytes`` (a few MiB, so that a band
+stays in the processor's cache; on the GPU one band covers everything). Each band's block is filled, used by its GEMMs
 while it is still in cache, and overwritten by the next band. The GEMMs are the same as on one
 whole buffer, cut along their long N*OH*OW axis. (Only a convolution whose whole im2col is one
 band keeps it for its weight gradient; larger ones rebuild the bands in backward.)
@@ -45,6 +45,7 @@ computed together from one im2col of gy. So ``<conv2d(x, w), y> == <x, conv_tran
 holds by construction (and is tested). Its output size is OH = (H - 1) sH - 2 pH + kH + output_padding.
 """
 import contextlib
+import dataclasses
 import functools
 import threading
 
@@ -55,23 +56,54 @@ from ..function import Function
 from .conv_reference import Conv2dReference, ConvTranspose2dReference, conv_output_size
 from .validation import check_float, check_rank, pair
 
-# Bytes of one band's im2col block, by device. 4 MiB keeps a band in this CPU's L2/L3 cache, so the
-# GEMMs read what the copies just wrote; tests shrink it to force one output row per band. A band
-# still gets at least MIN_BAND_COLUMNS GEMM columns (N * rows * OW), so that small images with many
-# channels are not cut into slivers whose per-call overhead outweighs the cache (both measured with
-# bench/bench_nn.py and the decoders' other layer shapes).
-BAND_BYTES = {"cpu": 4 << 20, "gpu": 1 << 62}
-MIN_BAND_COLUMNS = 512
-# Layout choices that trade a strided copy of the whole weight against GEMM or scatter-add work
-# over the output positions (see _by_phases and _weight_grad_transposed; measured on the decoders'
-# layers, whose weights reach 1024 x 512 x 4 x 4 at 4x4 pixels).
-PHASE_MIN_POSITIONS_PER_CHANNEL = 4
-WEIGHT_GRAD_TRANSPOSE_POSITIONS = 1024
-# By device: build im2col, and its adjoint col2im, by gathering with an index table (a few kernel
-# launches per layer, whatever the kernel size: the GPU's way; see im2col_by_gather) instead of
-# band by band with kH*kW block copies through the phase layout (cache-friendly: the CPU's way).
-# Both are portable NumPy/CuPy code, and the tests run each on both devices against the other.
-GATHER = {"cpu": False, "gpu": True}
+@dataclasses.dataclass(frozen=True)
+class ConvPlan:
+    """How the fast convolutions lay out their work; the results do not depend on it (the tests
+    build plans that force every layout and compare them with conv_reference.py).
+
+    ``gather``: build im2col, and its adjoint col2im, by gathering with an index table (a few
+    kernel launches per layer whatever the kernel size: the GPU's way; :func:`im2col_by_gather`)
+    instead of band by band with kH*kW block copies through the phase layout (the CPU's way, which
+    keeps each band in the processor's cache while its GEMMs read it).
+    ``band_bytes``: the size of one band's im2col block, and ``min_band_columns``: the fewest GEMM
+    columns (N * rows * OW) a band gets, since thinner bands cost more in per-call overhead than the
+    cache saves.
+    ``phase_min_positions_per_channel`` and ``weight_grad_transpose_positions``: the thresholds
+    at which a strided copy of the whole weight pays for the GEMM or scatter-add work it saves
+    (:func:`_by_phases`, :func:`_weight_grad_transposed`).
+
+    The defaults per device (:meth:`for_device`) were measured with bench/bench_nn.py on the
+    decoders' layer shapes.
+    """
+    gather: bool = False
+    band_bytes: int = 4 << 20
+    min_band_columns: int = 512
+    phase_min_positions_per_channel: int = 4
+    weight_grad_transpose_positions: int = 1024
+
+    @staticmethod
+    def for_device(device):
+        """The plan used on ``device`` ("cpu" or "gpu") unless :func:`planned` says otherwise."""
+        override = getattr(_PLAN, "plan", None)
+        if override is not None:
+            return override
+        return GPU_PLAN if device == "gpu" else CPU_PLAN
+
+
+CPU_PLAN = ConvPlan()
+GPU_PLAN = ConvPlan(gather=True, band_bytes=1 << 62)
+_PLAN = threading.local()
+
+
+@contextlib.contextmanager
+def planned(plan):
+    """Within this block (this thread), every fast convolution follows ``plan`` on every device."""
+    previous = getattr(_PLAN, "plan", None)
+    _PLAN.plan = plan
+    try:
+        yield plan
+    finally:
+        _PLAN.plan = previous
 
 
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding):
@@ -205,12 +237,10 @@ def im2col(x, kernel, stride, padding, out_size):
     return col
 
 
-def row_bands(out_rows, bytes_per_row, columns_per_row, array):
-    """(first, stop) output-row ranges whose blocks of ``bytes_per_row`` each fit BAND_BYTES of the
-    device ``array`` lives on, but at least MIN_BAND_COLUMNS GEMM columns (``columns_per_row``
-    each) per band: thinner bands cost more in per-call overhead than the cache saves."""
-    budget = BAND_BYTES[device_of(array)]
-    step = max(budget // max(1, bytes_per_row), -(-MIN_BAND_COLUMNS // max(1, columns_per_row)), 1)
+def row_bands(out_rows, bytes_per_row, columns_per_row, plan):
+    """(first, stop) output-row ranges whose blocks of ``bytes_per_row`` each fit the plan's
+    band_bytes, but with at least its min_band_columns GEMM columns (``columns_per_row`` each)."""
+    step = max(plan.band_bytes // max(1, bytes_per_row), -(-plan.min_band_columns // max(1, columns_per_row)), 1)
     return [(first, min(out_rows, first + step)) for first in range(0, out_rows, step)]
 
 
@@ -223,12 +253,12 @@ def band_rows(first, stop, stride, padding, size):
     return r0, max(r0, min(size, stop * stride - padding)), r0 - start
 
 
-def im2col_bands(x, kernel, stride, padding, out_size):
+def im2col_bands(x, kernel, stride, padding, out_size, plan):
     """Yields (first, stop, col) for each row band: col (C, kH, kW, N, stop - first, OW), contiguous,
     holds the windows of output rows first .. stop - 1. The block's memory is reused by the next
-    band: use each one before asking for the next. Where GATHER says so, one band built by
+    band: use each one before asking for the next. With ``plan.gather``, one band built by
     :func:`im2col_by_gather`."""
-    if GATHER[device_of(x)]:
+    if plan.gather:
         yield 0, out_size[0], im2col_by_gather(x, kernel, stride, padding, out_size)
         return
     xp = get_array_module(x)
@@ -236,7 +266,7 @@ def im2col_bands(x, kernel, stride, padding, out_size):
     (kh, kw), (oh, ow) = kernel, out_size
     phases = to_phases(x, padding, stride, _extent(x.shape[2:], padding, out_size, kernel, stride))
     row_size = c * kh * kw * n * ow
-    bands = row_bands(oh, row_size * x.itemsize, n * ow, x)
+    bands = row_bands(oh, row_size * x.itemsize, n * ow, plan)
     memory = xp.empty(row_size * (bands[0][1] - bands[0][0]), dtype=x.dtype)
     for first, stop in bands:
         col = memory[:row_size * (stop - first)].reshape(c, kh, kw, n, stop - first, ow)
@@ -244,7 +274,7 @@ def im2col_bands(x, kernel, stride, padding, out_size):
         yield first, stop, col
 
 
-# --- im2col and col2im by index (GATHER) ------------------------------------------------------
+# --- im2col and col2im by index (ConvPlan.gather) ------------------------------------------------------
 
 def _canvas_size(kernel, stride, out_size):
     """Rows (columns) that the windows cover: (O - 1) s + k."""
@@ -361,16 +391,16 @@ def _store_rows(y, first, stop, y_grouped, bias=None):
         xp.add(source, bias.reshape(1, -1, 1, 1), out=y[:, :, first:stop])
 
 
-def _weight_grad_transposed(positions):
+def _weight_grad_transposed(positions, plan):
     """Whether to accumulate the weight gradient transposed, as col @ gy^T (G, C/G kH kW, C_out/G),
     for a layer with ``positions`` = N OH OW output positions.
 
     OpenBLAS runs col @ gy^T faster than gy @ col^T for the decoders' usual shapes (the long
     N OH OW axis contracted), but the result must then be transposed once into the weight's
-    layout, a strided copy of every weight entry. Below WEIGHT_GRAD_TRANSPOSE_POSITIONS positions
+    layout, a strided copy of every weight entry. Below plan.weight_grad_transpose_positions positions
     (small images, large weights, e.g. 1024 -> 512 channels at 4x4) that copy costs more than the
     GEMM saves, and gy @ col^T, which yields the weight's layout directly, is faster."""
-    return positions >= WEIGHT_GRAD_TRANSPOSE_POSITIONS
+    return positions >= plan.weight_grad_transpose_positions
 
 
 def _weight_grad_band(col, gy, first, stop, groups, transposed):
@@ -392,55 +422,69 @@ def _weight_from_grad(gw, w_shape, transposed):
 
 # --- the three primitives ---------------------------------------------------------------------
 
-def conv_forward_data(x, w, stride, padding, groups, bias=None, weight_grad_with=None):
-    """y (N, C_out, OH, OW) = conv(x, w) (+ bias). Returns (y, extra): with ``weight_grad_with`` =
-    g (N, C_g, OH, OW), extra is the weight gradient of ``conv_transpose2d(g, w)`` for upstream
-    gradient x, computed from the same im2col bands; otherwise it is the im2col block when the
-    whole of it was one band (small layers: the weight gradient can reuse it), else None."""
+def conv_forward_data(x, w, stride, padding, groups, plan, bias=None):
+    """(y, col): y (N, C_out, OH, OW) = conv(x, w) (+ bias), and the im2col block of x if it was
+    built whole (one band: the weight gradient can reuse it), else None."""
+    y, col = _forward_bands(x, w, stride, padding, groups, plan, bias)
+    return y, (col if col.shape[4] == y.shape[2] else None)
+
+
+def conv_forward_data_and_weight_grad(x, w, g, stride, padding, groups, plan):
+    """(y, gw): y = conv(x, w), and from the same im2col bands the weight gradient of
+    ``conv_transpose2d(g, w)`` for the upstream gradient x (the transposed convolution's backward)."""
+    transposed = _weight_grad_transposed(g.shape[0] * g.shape[2] * g.shape[3], plan)
+    gw = [0]
+
+    def each_band(first, stop, col):
+        gw[0] = gw[0] + _weight_grad_band(col, g, first, stop, groups, transposed)
+
+    y, _ = _forward_bands(x, w, stride, padding, groups, plan, each_band=each_band)
+    return y, _weight_from_grad(gw[0], w.shape, transposed)
+
+
+def _forward_bands(x, w, stride, padding, groups, plan, bias=None, each_band=None):
+    """y = conv(x, w) (+ bias) band by band, calling ``each_band(first, stop, col)`` on each band
+    while it is in memory; returns (y, the last band's col)."""
     xp = get_array_module(x)
     kernel = w.shape[2:]
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
     y = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     weight = _grouped_weight(w, groups)
-    transposed = _weight_grad_transposed(x.shape[0] * out_size[0] * out_size[1])
-    gw, col = 0, None
-    for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size):
+    for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size, plan):
         _store_rows(y, first, stop, _gemm(weight, _flat(col, groups)), bias)
-        if weight_grad_with is not None:
-            gw = gw + _weight_grad_band(col, weight_grad_with, first, stop, groups, transposed)
-    if weight_grad_with is not None:
-        return y, _weight_from_grad(gw, w.shape, transposed)
-    return y, col if col.shape[4] == out_size[0] else None
+        if each_band is not None:
+            each_band(first, stop, col)
+    return y, col
 
 
-def conv_backward_data(gy, w, image_size, stride, padding, groups, bias=None):
+def conv_backward_data(gy, w, image_size, stride, padding, groups, plan, bias=None):
     """gx (N, C, H, W): the adjoint of x -> conv(x, w) applied to gy (N, C_out, OH, OW), for input size
     ``image_size`` (+ bias (C,)). By stride phases where :func:`_by_phases` says they apply and pay
     (the kernel a multiple of the stride, and enough output positions for the weight), else by
-    col2im (by gather where GATHER says so: one GEMM and one gather)."""
-    if GATHER[device_of(gy)]:
+    col2im (with ``plan.gather``: one GEMM and one gather)."""
+    if plan.gather:
         weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
         gcol = _gemm(weight_t, _grouped_rows(gy, 0, gy.shape[2], groups))
         c = w.shape[1] * groups
         return col2im_by_gather(gcol.reshape((c,) + tuple(w.shape[2:]) + (gy.shape[0],) + tuple(gy.shape[2:])),
                                 image_size, stride, padding, bias)
-    if _by_phases(gy.shape, w.shape, stride, groups):
-        return _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias)
-    phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups)
+    if _by_phases(gy.shape, w.shape, stride, groups, plan):
+        return _transposed_by_phases(gy, w, image_size, stride, padding, groups, plan, bias)
+    phases = _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups, plan)
     return from_phases(phases, padding, image_size, bias)
 
 
-def _by_phases(gy_shape, w_shape, stride, groups):
+def _by_phases(gy_shape, w_shape, stride, groups, plan):
     """Whether :func:`_transposed_by_phases` applies and pays: the kernel must be a multiple of the
     stride, and its one strided rearrangement of the whole weight must cost less than the
     scatter-adds it saves, whose volume grows with the N OH OW positions of gy: it does from
-    PHASE_MIN_POSITIONS_PER_CHANNEL positions per input channel of the GEMM (C_out / G) on."""
+    plan.phase_min_positions_per_channel positions per input channel of the GEMM (C_out / G) on."""
     n, c_out, oh, ow = gy_shape
     return (all(k % s == 0 for k, s in zip(w_shape[2:], stride))
-            and n * oh * ow >= PHASE_MIN_POSITIONS_PER_CHANNEL * (c_out // groups))
+            and n * oh * ow >= plan.phase_min_positions_per_channel * (c_out // groups))
 
 
-def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
+def _transposed_by_phases(gy, w, image_size, stride, padding, groups, plan, bias):
     """The adjoint as direct convolutions of gy, one per stride phase of the output.
 
     With T = k / s taps per axis, padded row q sH + a receives gy rows q - T + 1 .. q through kernel
@@ -463,7 +507,7 @@ def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
     image = xp.empty((n, c) + tuple(image_size), dtype=gy.dtype)
     gy_padding = tuple(t - 1 - q for t, q in zip(taps, first))  # negative: windows start inside gy
     offset = tuple(p - q * s for p, q, s in zip(padding, first, stride))  # padding left above row `first`
-    for top, stop, col in im2col_bands(gy, taps, (1, 1), gy_padding, extent):
+    for top, stop, col in im2col_bands(gy, taps, (1, 1), gy_padding, extent, plan):
         out = _gemm(phase_weight, _flat(col, groups))  # (G, sH sW C/G, N b QW)
         out = out.reshape(groups, sh, sw, c // groups, n, stop - top, extent[1])
         phases = out.transpose(1, 2, 0, 3, 4, 5, 6).reshape(sh, sw, c, n, stop - top, extent[1])
@@ -472,7 +516,7 @@ def _transposed_by_phases(gy, w, image_size, stride, padding, groups, bias):
     return image
 
 
-def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
+def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups, plan):
     """The same phase layout for any kernel and stride: col2im(W^T gy), band by band."""
     xp = get_array_module(gy)
     n, _, oh, ow = gy.shape
@@ -480,21 +524,21 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups):
     phases = xp.zeros(tuple(stride) + (c, n) + _extent(image_size, padding, (oh, ow), (kh, kw), stride),
                       dtype=gy.dtype)
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
-    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, gy):
+    for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, plan):
         gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups))
         _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
     return phases
 
 
-def conv_backward_weight(x, gy, w_shape, stride, padding, groups, col=None):
+def conv_backward_weight(x, gy, w_shape, stride, padding, groups, plan, col=None):
     """gW (C_out, C/G, kH, kW) = sum over bands of gy @ col(x)^T (batch and positions summed);
     ``col``, the whole im2col of x if the forward kept it, saves rebuilding it."""
     n, _, oh, ow = gy.shape
-    transposed = _weight_grad_transposed(n * oh * ow)
+    transposed = _weight_grad_transposed(n * oh * ow, plan)
     if col is not None:
         return _weight_from_grad(_weight_grad_band(col, gy, 0, oh, groups, transposed), w_shape, transposed)
     gw = 0
-    for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, (oh, ow)):
+    for first, stop, col in im2col_bands(x, w_shape[2:], stride, padding, (oh, ow), plan):
         gw = gw + _weight_grad_band(col, gy, first, stop, groups, transposed)
     return _weight_from_grad(gw, w_shape, transposed)
 
@@ -505,22 +549,23 @@ def _bias_grad(gy):
 
 class Conv2d(Function):
     """y = conv(x, w) + b; keeps x and w, and the im2col block when it was built whole (one band);
-    otherwise the weight gradient rebuilds it band by band."""
+    otherwise the weight gradient rebuilds it band by band. ``plan``: the layout (default: the
+    input's device's, :meth:`ConvPlan.for_device`)."""
 
-    def __init__(self, stride, padding, groups):
-        self.stride, self.padding, self.groups = stride, padding, groups
+    def __init__(self, stride, padding, groups, plan=None):
+        self.stride, self.padding, self.groups, self.plan = stride, padding, groups, plan
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        y, self.col = conv_forward_data(x, w, self.stride, self.padding, self.groups, bias=b)
+        self.plan = self.plan or ConvPlan.for_device(device_of(x))
+        y, self.col = conv_forward_data(x, w, self.stride, self.padding, self.groups, self.plan, bias=b)
         return y
 
     def backward(self, gy):
         needs = self.needs_input_grad  # a first layer's input (features) wants no gradient
-        gx = conv_backward_data(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.groups) \
-            if needs[0] else None
-        gw = conv_backward_weight(self.x, gy, self.w.shape, self.stride, self.padding, self.groups, self.col) \
-            if needs[1] else None
+        conv = (self.stride, self.padding, self.groups, self.plan)
+        gx = conv_backward_data(gy, self.w, self.x.shape[2:], *conv) if needs[0] else None
+        gw = conv_backward_weight(self.x, gy, self.w.shape, *conv, col=self.col) if needs[1] else None
         return gx, gw, (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 
@@ -528,22 +573,24 @@ class ConvTranspose2d(Function):
     """y = conv^T(x, w) + b, the adjoint of the convolution with weight w (C_in, C_out/G, kH, kW).
     Backward: gx = conv(gy, w) and gw from one pass of im2col bands of gy."""
 
-    def __init__(self, stride, padding, output_padding, groups):
-        self.stride, self.padding, self.groups = stride, padding, groups
+    def __init__(self, stride, padding, output_padding, groups, plan=None):
+        self.stride, self.padding, self.groups, self.plan = stride, padding, groups, plan
         self.output_padding = output_padding
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
+        self.plan = self.plan or ConvPlan.for_device(device_of(x))
         out_size = tuple(conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in
                          zip(x.shape[2:], w.shape[2:], self.stride, self.padding, self.output_padding))
-        return conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups, bias=b)
+        return conv_backward_data(x, w, out_size, self.stride, self.padding, self.groups, self.plan, bias=b)
 
     def backward(self, gy):
         needs = self.needs_input_grad
+        conv = (self.stride, self.padding, self.groups, self.plan)
         if needs[0]:
-            gx, gw = conv_forward_data(gy, self.w, self.stride, self.padding, self.groups, weight_grad_with=self.x)
+            gx, gw = conv_forward_data_and_weight_grad(gy, self.w, self.x, *conv)
         else:  # gy's im2col for the weight gradient alone
-            gx, gw = None, conv_backward_weight(gy, self.x, self.w.shape, self.stride, self.padding, self.groups)
+            gx, gw = None, conv_backward_weight(gy, self.x, self.w.shape, *conv)
         return gx, (gw if needs[1] else None), (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 

@@ -153,10 +153,16 @@ def _sync_scalar(convert):
 
 
 class _Pointer:
+    """``array.data``: its memory; ``.ptr`` the raw address (of contiguous arrays only)."""
+
     def __init__(self, host):
-        if not host.flags.c_contiguous:
+        self._host = host
+
+    @property
+    def ptr(self):
+        if not self._host.flags.c_contiguous:
             raise ValueError("strict stand-in: a raw pointer of a non-contiguous array")
-        self.ptr = host.ctypes.data
+        return self._host.ctypes.data
 
 
 class ndarray:
