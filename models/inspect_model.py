@@ -11,13 +11,13 @@ counts 2) and the activation statistics (mean, std, fraction of zeros, max):
 Other layers (activations, pooling, LRN, reshaping) are counted as 0 FLOPs.
 
 :func:`check_gradients` runs :func:`nn.gradcheck` in float64 on an op with small random inputs
-(:data:`OPS`) or on a tiny model (a decoder at width 1/32 and image size 64, or a reduced CaffeNet)
+(the op table, :data:`nn.functional.op_table.OPS`) or on a tiny model (a decoder at width 1/32 and image size 64, or a reduced CaffeNet)
 and returns the worst relative error per input and parameter.
 """
 import numpy as np
 
 import nn
-import nn.functional as F
+from nn.functional.op_table import OPS
 
 from . import alexnet, decoders
 from .encoders import Encoder, scale_array
@@ -101,22 +101,6 @@ def tiny_model(name):
 
 
 # name: (function of tensors, shapes of its inputs); weights and biases are inputs too.
-OPS = {
-    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [(2, 4, 7, 7), (6, 4, 3, 3), (6,)]),
-    "conv2d_groups": (lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2), [(2, 4, 5, 5), (6, 2, 3, 3), (6,)]),
-    "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=2, output_padding=1),
-                         [(2, 3, 4, 4), (3, 5, 5, 5), (5,)]),
-    "linear": (F.linear, [(3, 6), (4, 6), (4,)]),
-    "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 0, True), [(2, 3, 8, 8)]),
-    "local_response_norm": (lambda x: F.local_response_norm(x, 5, 1e-2, 0.75, 1.0), [(2, 7, 4, 4)]),
-    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), [(3, 5)]),
-    "relu": (F.relu, [(3, 5)]),
-    "mse_loss": (F.mse_loss, [(3, 5), (3, 5)]),
-    "concat": (lambda x, y: F.concat([x, y], axis=1), [(2, 3, 2), (2, 4, 2)]),
-    "reshape": (lambda x: F.reshape(x, (2, 12)), [(2, 3, 4)]),
-    "abs": (F.abs, [(3, 5)]),
-    "pow": (lambda x: F.abs(x) ** 3.0, [(3, 5)]),
-}
 
 
 def gradcheck_targets():
@@ -128,7 +112,7 @@ def check_gradients(target, seed=0, device="cpu"):
     """``{input or parameter name: worst relative error}`` of ``target`` (an op or a model name),
     computed on ``device``."""
     if target in OPS:
-        fn, shapes = OPS[target]
+        fn, shapes = OPS[target].call, OPS[target].shapes
         rng = np.random.default_rng(seed)
         # away from 0, so that ReLU-like kinks are not straddled by the finite differences
         inputs = [nn.to_device(rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s), device) for s in shapes]

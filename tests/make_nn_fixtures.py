@@ -189,6 +189,16 @@ def shape_cases(out):
             gx2=grads(tb)[0], axis=np.array(1))
 
 
+def arithmetic_cases(out):
+    for name, exponent in [("abs", 1.0), ("pow", 3.0)]:
+        x = randn(3, 5)
+        tx = t(x)
+        y = torch.abs(tx) if name == "abs" else torch.abs(tx) ** exponent
+        gy = randn(*y.shape)
+        y.backward(torch.tensor(gy))
+        out.add(name, name, x=x, gy=gy, y=y.detach().numpy(), gx=grads(tx)[0], exponent=np.array(exponent))
+
+
 def optimiser_cases(out, steps=10):
     settings = [
         ("adam_default", "adam", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)),
@@ -231,6 +241,7 @@ def main():
     lrn_cases(out)
     loss_cases(out)
     shape_cases(out)
+    arithmetic_cases(out)
     optimiser_cases(out)
     out.save(args.out)
     print(f"wrote {args.out}: {len(out.cases)} cases, {os.path.getsize(args.out) / 1e3:.0f} kB, "

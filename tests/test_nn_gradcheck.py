@@ -14,6 +14,7 @@ import pytest
 
 import nn
 import nn.functional as F
+from nn.functional.op_table import OPS
 from nn.function import Function
 
 RTOL = 1e-6  # float64 central differences with eps=1e-6 are good to ~1e-9 on these sizes
@@ -664,3 +665,15 @@ def test_weight_gradients_are_contiguous_like_the_weights(xp, op, bands):
     fn = F.conv2d if op == "conv2d" else F.conv_transpose2d
     fn(x, w, b, stride=2, padding=1).sum().backward()
     assert w.grad.shape == shape and w.grad.flags.c_contiguous and b.grad.flags.c_contiguous
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_every_op_of_the_table_passes_its_gradient_check(xp, name):
+    """Each row of nn/functional/op_table.py (what ``cli.py gradcheck OP`` runs): random direction,
+    and the full Jacobian (the shapes are tiny), in float64, on each device."""
+    example = OPS[name]
+    rng = np.random.default_rng(3)
+    # away from 0, so that ReLU-like kinks are not straddled by the finite differences
+    inputs = [xp.asarray(rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s)) for s in example.shapes]
+    nn.gradcheck(example.call, inputs)
+    nn.gradcheck(example.call, inputs, full_jacobian=True)
