@@ -172,7 +172,7 @@ def evaluate(feature, checkpoint, data, device):
     click.echo(f"{result['feature']} decoder {checkpoint} on {data}:")
     click.echo(_markdown(["method", "images", "skipped", "normalised error"], rows), nl=False)
     if baselines is None:
-        click.echo("baselines: not computed (the run's training cache cache_train/ is not beside the checkpoint)")
+        click.echo("baselines: not computed (no readable training cache cache_train/ beside the checkpoint)")
     else:
         click.echo(_verdict(result["error"], result["baselines"], result["images"]))
 

@@ -1,10 +1,11 @@
 """Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
 import os
+import warnings
 
 import numpy as np
 
 import nn
-from nn.serialization import open_h5
+from nn.serialization import WeightFileError, open_h5
 
 from . import decoders
 from .baselines import baseline_errors, fit_baselines
@@ -87,11 +88,16 @@ class TrainedDecoder:
 
     def baselines(self):
         """The mean image and ridge regression fitted on this run's training samples
-        (:mod:`models.baselines`); None when the training cache is not at hand."""
+        (:mod:`models.baselines`); None when the training cache is not at hand or unreadable (a
+        warning then says why: the decoder is still evaluated)."""
         path = self.training_cache()
         if path is None or self.config.get("train_encoder"):
             return None
-        cache = FeatureCache(path)
+        try:
+            cache = FeatureCache(path)
+        except WeightFileError as exc:
+            warnings.warn(f"baselines not computed: {exc}")
+            return None
         try:
             return fit_baselines(cache)
         finally:
