@@ -101,7 +101,8 @@ def training_sample(cache, max_samples, seed=0):
     n = len(cache)
     indices = np.arange(n) if n <= max_samples else np.sort(
         np.random.default_rng(seed).choice(n, max_samples, replace=False))
-    groups = np.array([cache.files[i].split("#")[0] for i in indices])
+    names = cache.files
+    groups = np.array([names[i].split("#")[0] for i in indices])
     features = cache.rows("features", indices)
     finite = np.isfinite(features.reshape(len(features), -1)).all(1)  # a damaged sample is left out
     return features[finite], targets_to_float(cache.rows("targets", indices[finite])), groups[finite]

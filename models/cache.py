@@ -34,6 +34,7 @@ import json
 import os
 import re
 import warnings
+from collections import namedtuple
 
 import numpy as np
 
@@ -72,8 +73,8 @@ def shard_path(folder, index):
 
 
 class CachePlan:
-    """What a cache holds and how it is cut into shards; picklable, so that a worker on another
-    machine can build any shard from it (:func:`build_shard`).
+    """What a cache holds and how it is cut into shards; :meth:`job` gives what building one shard
+    needs (:func:`build_shard`), which is all that a worker on another machine receives.
 
     ``settings``: the request (representation, sizes, flip, crops, seed, ...), ``files``: the
     source photos in order, ``photos_per_shard``: consecutive files per shard."""
@@ -94,6 +95,11 @@ class CachePlan:
         start = index * self.photos_per_shard
         return start, self.files[start:start + self.photos_per_shard]
 
+    def job(self, index):
+        """What building shard ``index`` needs, and no more (a Dask task carries it to a worker)."""
+        first, files = self.files_of(index)
+        return ShardJob(self.folder, self.settings, index, first, files)
+
     def manifest(self, samples=None):
         return {"format": FORMAT, "version": VERSION, "settings": self.settings, "settings_hash": self.digest,
                 "files": len(self.files), "photos_per_shard": self.photos_per_shard, "shards": self.shards,
@@ -102,6 +108,11 @@ class CachePlan:
     def missing(self):
         """Indices of the shards not built yet."""
         return [i for i in range(self.shards) if not os.path.exists(shard_path(self.folder, i))]
+
+
+# One shard to build: the cache folder and settings, the shard's index, the index in the data set
+# of its first photo (crops are seeded by it) and its photos.
+ShardJob = namedtuple("ShardJob", "folder settings index first files")
 
 
 def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, seed=0, min_scale=0.5,
@@ -157,7 +168,7 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
                 def step(count, done=done):
                     if progress:
                         progress(done + count, len(plan.files))
-                build_shard(plan, index, encoder, step)
+                build_shard(plan.job(index), encoder, step)
                 done += len(plan.files_of(index)[1])
     except OSError as exc:
         raise disk_error(exc, plan.folder) from None
@@ -237,12 +248,11 @@ def read_manifest(folder, quiet=False):
     return manifest
 
 
-def shard_photos(plan, index):
-    """The photos (n, S, S, 3) uint8, their sample names and the skipped files of shard ``index``,
-    in chunks of about CHUNK samples: yields (names, photos, skipped, files done in the shard)."""
-    settings = plan.settings
+def shard_photos(job):
+    """The photos (n, S, S, 3) uint8, their sample names and the skipped files of a shard, in chunks
+    of about CHUNK samples: yields (names, photos, skipped, files done in the shard)."""
+    settings, first, files = job.settings, job.first, job.files
     crops, size = settings.get("crops", 0), settings["image_size"]
-    first, files = plan.files_of(index)
     names, photos, skipped = [], [], []
     for offset, path in enumerate(files):
         try:
@@ -268,15 +278,15 @@ def shard_photos(plan, index):
             names, photos, skipped = [], [], []
 
 
-def build_shard(plan, index, encoder, progress=None):
-    """Compute shard ``index`` of ``plan`` with ``encoder`` and write it atomically; returns its
-    sample count. ``progress(files of this shard done)`` is called after each chunk."""
-    settings = plan.settings
+def build_shard(job, encoder, progress=None):
+    """Compute the shard of ``job`` (:meth:`CachePlan.job`) with ``encoder`` and write it
+    atomically. ``progress(files of this shard done)`` is called after each chunk."""
+    settings = job.settings
     dtype = np.dtype(settings["feature_dtype"])
 
     def fill(f):
         count, filled, skipped = 0, 0, []
-        for names, photos, newly_skipped, done in shard_photos(plan, index):
+        for names, photos, newly_skipped, done in shard_photos(job):
             skipped += newly_skipped
             if photos:
                 photos = np.stack(photos)
@@ -301,7 +311,7 @@ def build_shard(plan, index, encoder, progress=None):
             f.attrs["feature_shape"] = json.dumps(list(decoders.feature_shape(settings["representation"],
                                                                               settings["image_size"])))
 
-    write_h5(shard_path(plan.folder, index), fill)
+    write_h5(shard_path(job.folder, job.index), fill)
 
 
 def sparsify(features):

@@ -34,14 +34,14 @@ def encoder_spec(encoder):
     return encoder.name, encoder.image_size, encoder.weights
 
 
-def run_shard_task(plan, index, spec):
-    """The task run on a worker: build shard ``index`` of ``plan``; returns (index, files in it)."""
+def run_shard_task(job, spec):
+    """The task run on a worker: build the shard of ``job``; returns (its index, files in it)."""
     from .encoders import Encoder
     if spec not in _ENCODERS:
         name, image_size, weights = spec
         _ENCODERS[spec] = Encoder(name, image_size, weights, workers=1)
-    build_shard(plan, index, _ENCODERS[spec])
-    return index, len(plan.files_of(index)[1])
+    build_shard(job, _ENCODERS[spec])
+    return job.index, len(job.files)
 
 
 def connect(scheduler, workers=None):
@@ -71,7 +71,7 @@ def build_shards_on_dask(plan, encoder, scheduler, progress=None, client=None):
         missing = plan.missing()
         done = len(plan.files) - sum(len(plan.files_of(i)[1]) for i in missing)
         spec = encoder_spec(encoder)
-        futures = [client.submit(run_shard_task, plan, index, spec, key=f"featinv-shard-{plan.digest[:12]}-{index}",
+        futures = [client.submit(run_shard_task, plan.job(index), spec, key=f"featinv-shard-{plan.digest[:12]}-{index}",
                                  pure=False) for index in missing]
         for future in distributed.as_completed(futures):
             _, files = future.result()

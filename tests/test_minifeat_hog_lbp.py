@@ -251,3 +251,34 @@ def test_extract_rejects_bad_batches():
 def test_minifeat_does_not_import_nn():
     code = "import sys, minifeat; sys.exit('nn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def _mirror_permutation(name, image):
+    """The channel permutation p with feature(mirror(image))[:, :, c] == mirror(feature(image))[:, :, p[c]],
+    found channel by channel, and the largest mismatch left."""
+    import minifeat
+    a = minifeat.extract(name, [image], workers=1)[0][:, ::-1]
+    b = minifeat.extract(name, [np.ascontiguousarray(image[:, ::-1])], workers=1)[0]
+    perm = [int(np.argmin([np.abs(b[:, :, c] - a[:, :, d]).max() for d in range(a.shape[2])]))
+            for c in range(a.shape[2])]
+    return perm, float(np.abs(b - a[:, :, perm]).max())
+
+
+def test_which_maps_a_flip_could_be_made_from():
+    """docs/SCALE.md, "Flips": LBP of a mirrored photo is the mirrored LBP map with its patterns
+    permuted, exactly (one permutation for every photo and size), so a flip could be made from the
+    stored map; HOG's (VLFeat's cell grid is not symmetric about the centre) and SIFT's are not, and
+    must be computed from the mirrored photo."""
+    import glob
+    from models.images import center_square, read_image
+    photos = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "data", "sample", "*.jpg")))[:3]
+    perms = set()
+    for path in photos:
+        for size in (128, 256):
+            image = center_square(read_image(path), size)
+            perm, mismatch = _mirror_permutation("lbp", image)
+            assert mismatch == 0.0 and sorted(perm) == list(range(58))
+            perms.add(tuple(perm))
+            for name in ("hog", "sift"):
+                assert _mirror_permutation(name, image)[1] > 0.01
+    assert len(perms) == 1
