@@ -86,7 +86,7 @@ def loader(kind, work):
     if kind == "decoder":
         from models.pretrained import load_decoder
         return load_decoder
-    if kind == "cache":  # the case is the one shard of a cache folder (its manifest copied beside it)
+    if kind in ("cache", "cache_sparse"):  # the case is the one shard of a cache folder (its manifest beside it)
         from models.cache import FeatureCache
 
         def read(path):
@@ -122,12 +122,13 @@ def main():
     examples = {"traceback": [], "slow": []}
     suffix = os.path.splitext(args.seed_file)[1]
     folder = args.work
-    if args.kind == "cache":
+    is_cache = args.kind in ("cache", "cache_sparse")
+    if is_cache:
         folder = os.path.join(args.work, "cache")
         os.makedirs(folder, exist_ok=True)
         shutil.copy(os.path.join(os.path.dirname(args.seed_file), "manifest.json"), folder)
     for case in range(args.cases):
-        path = os.path.join(folder, "shard-00000.h5" if args.kind == "cache" else f"case{suffix}")
+        path = os.path.join(folder, "shard-00000.h5" if is_cache else f"case{suffix}")
         structural = suffix == ".h5" and case % 2 == 1
         with open(path, "wb") as f:
             f.write(seed if structural else mutate(seed, rng))

@@ -31,13 +31,16 @@ def seeds(tmp_path_factory):
     export_decoder(str(root / "checkpoint.h5"), str(root / "decoder.h5"))
     photos = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
     build_cache(str(root / "cache"), photos[:3], Encoder("hog", 64, workers=1))
+    build_cache(str(root / "cache_sparse"), photos[:3], Encoder("sift", 64, workers=1))  # SIFT: filled cells
     return {"checkpoint": root / "checkpoint.h5", "decoder": root / "decoder.h5", "cache": root / "cache" / "shard-00000.h5",
+            "cache_sparse": root / "cache_sparse" / "shard-00000.h5",
             "photo": photos[0], "caffemodel": os.path.join(WEIGHTS, "caffenet_layer.caffemodel"),
             "pth": os.path.join(WEIGHTS, "alexnet_torchvision_zip.pth"),
             "onnx": os.path.join(WEIGHTS, "caffenet_zoo.onnx")}
 
 
-@pytest.mark.parametrize("kind", ["checkpoint", "decoder", "cache", "photo", "caffemodel", "pth", "onnx"])
+@pytest.mark.parametrize("kind", ["checkpoint", "decoder", "cache", "cache_sparse", "photo", "caffemodel", "pth",
+                                  "onnx"])
 def test_damaged_files_fail_cleanly(kind, seeds, tmp_path):
     result = subprocess.run([sys.executable, os.path.join(HERE, "fuzz_files.py"), kind, str(seeds[kind]),
                              str(tmp_path), "--cases", str(CASES)], capture_output=True, text=True, timeout=600)
