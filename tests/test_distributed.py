@@ -32,24 +32,31 @@ def weights(run):
         return out, int(f.attrs["step"])
 
 
-def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
+def one_process_and_two_ranks(tmp_path, iters, env=ENV):
+    """Train the same tiny HOG decoder as one process with batch 4 (``tmp_path/one``) and as 2
+    ranks of mpirun with batch 2 each (``tmp_path/two``); returns mpirun's stdout."""
     photos = tmp_path / "photos"
     sample_folder(photos, 8)
-    common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", "4", "--width", "0.0625",
+    common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", str(iters), "--width", "0.0625",
               "--image-size", "64", "--workers", "1", "--crops", "2", "--grad-clip", "50"]
     single = subprocess.run([sys.executable] + common + ["--batch-size", "4", "--out", str(tmp_path / "one")],
-                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     pair = subprocess.run([MPIRUN, "-n", "2", sys.executable] + common + ["--batch-size", "2", "--out",
                                                                           str(tmp_path / "two")],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
+    return pair.stdout
+
+
+def test_two_ranks_with_batch_b_train_as_one_process_with_batch_2b(tmp_path):
+    stdout = one_process_and_two_ranks(tmp_path, 4)
     one, step_one = weights(tmp_path / "one")
     two, step_two = weights(tmp_path / "two")
     assert step_one == step_two == 4 and one.keys() == two.keys()
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
-    assert pair.stdout.count("done: 4 steps") == 1  # rank 0 alone reports
+    assert stdout.count("done: 4 steps") == 1  # rank 0 alone reports
     # --resume under mpirun continues as the single process does
     more = ["--iters", "6", "--resume", "--workers", "1"]
     single = subprocess.run([sys.executable, "cli.py", "train", "hog", "--out", str(tmp_path / "one")] + more,
@@ -82,19 +89,8 @@ def test_on_gpus_nccl_all_reduces_on_the_device(tmp_path):
     stand-in where no GPU is usable, an NCCL that sums through MPI on its host memory), and 2 ranks
     with batch 2 train what one process with batch 4 trains on the same device."""
     from tests.conftest import REAL_GPU
-    photos = tmp_path / "photos"
-    sample_folder(photos, 8)
     log = tmp_path / "nccl.log"
-    env = dict(ENV, FEATINV_DEVICE="gpu", STRICT_CUPY_NCCL_LOG=str(log))
-    common = ["cli.py", "train", "hog", "--data", str(photos), "--iters", "3", "--width", "0.0625",
-              "--image-size", "64", "--workers", "1", "--crops", "2", "--grad-clip", "50"]
-    single = subprocess.run([sys.executable] + common + ["--batch-size", "4", "--out", str(tmp_path / "one")],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-2000:]
-    pair = subprocess.run([MPIRUN, "-n", "2", sys.executable] + common + ["--batch-size", "2", "--out",
-                                                                          str(tmp_path / "two")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert pair.returncode == 0, pair.stdout[-2000:] + pair.stderr[-2000:]
+    one_process_and_two_ranks(tmp_path, 3, env=dict(ENV, FEATINV_DEVICE="gpu", STRICT_CUPY_NCCL_LOG=str(log)))
     one, _ = weights(tmp_path / "one")
     two, step = weights(tmp_path / "two")
     assert step == 3
