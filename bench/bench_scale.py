@@ -2,7 +2,7 @@
 reconstruction error, extraction throughput (one process, and Dask with 1 and 2 workers) and
 training images per second, on this machine.
 
-    python bench/bench_scale.py [--photos 24] [--skip-dask]
+    python bench/bench_scale.py [--photos 24] [--data DIR] [--skip-dask] [--only bytes,float16,extraction,training]
 
 Each part prints a Markdown table. Bytes are measured on real shards (256x256 photos, no flips,
 no crops) and divided by the photos; ImageNet totals multiply by 1,281,167 training photos.
@@ -73,20 +73,32 @@ def float16_cost(photos):
 
 
 def extraction(photos, work, skip_dask):
-    """Photos per second building a cache: one process; Dask local clusters of 1 and 2 workers."""
+    """Photos per second building a cache: in this process (one BLAS thread, as a Dask worker
+    has), and on a local Dask cluster of 1 and 2 worker processes (started before the clock)."""
+    import models.cache as cache_module
+    from nn.backend import set_blas_threads
+    set_blas_threads(1)
+    cache_module.SHARD_BYTES = 4 << 20  # several shards, so that two workers share the work
     print("| representation | engine | workers | photos | seconds | photos/s | photos/s per worker |")
     print("|---|---|---|---|---|---|---|")
-    runs = [("in-process", 1, None)] + ([] if skip_dask else [("dask local", 1, "local"), ("dask local", 2, "local")])
-    for name in ("hog", "sift"):
-        for engine, workers, scheduler in runs:
+    engines = [("in-process", 1)] + ([] if skip_dask else [("dask local", 1), ("dask local", 2)])
+    for engine, workers in engines:
+        cluster = client = None
+        if engine != "in-process":
+            from distributed import Client, LocalCluster
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        for name in ("hog", "sift"):
             folder = os.path.join(work, f"x-{name}-{engine.replace(' ', '')}-{workers}")
-            import models.cache as cache_module
-            cache_module.SHARD_BYTES = 4 << 20  # several shards, so that two workers share the work
             start = time.perf_counter()
-            build_cache(folder, photos, Encoder(name, 256, workers=workers), scheduler=scheduler)
+            build_cache(folder, photos, Encoder(name, 256, workers=1),
+                        scheduler=cluster.scheduler_address if cluster else None)
             seconds = time.perf_counter() - start
             print(f"| {name} | {engine} | {workers} | {len(photos)} | {seconds:.1f} | {len(photos) / seconds:.2f} | "
                   f"{len(photos) / seconds / workers:.2f} |")
+        if cluster:
+            client.close()
+            cluster.close()
 
 
 def training_rate(work, photos):
@@ -114,10 +126,11 @@ def training_rate(work, photos):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=24)
+    parser.add_argument("--data", help="folder of photos to measure on (default: the bundled ones)")
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--only", default="bytes,float16,extraction,training")
     args = parser.parse_args()
-    photos = SAMPLES[:args.photos]
+    photos = (sorted(glob.glob(os.path.join(args.data, "*.jpg"))) if args.data else SAMPLES)[:args.photos]
     parts = args.only.split(",")
     with tempfile.TemporaryDirectory() as work:
         if "bytes" in parts:
