@@ -42,6 +42,21 @@ def uniform_pattern_bins():
 UNIFORM_PATTERN_BINS = uniform_pattern_bins()
 
 
+def mirror_permutation():
+    """(58,) int: the bins of a left-right mirrored image, ``lbp(image[:, ::-1])[..., b] ==
+    lbp(image)[:, ::-1, perm[b]]`` exactly when the width is a multiple of the cell size.
+
+    Mirroring swaps the neighbours (dr, dc) and (dr, -dc), bit i with bit (4 - i) mod 8, which
+    takes a run of ones to a run of the same length (uniform stays uniform) and leaves the
+    all-zeros, all-ones and other strings in their bins; the bilinear cell binning is symmetric
+    when whole cells cover the width."""
+    perm = np.arange(NUM_BINS)
+    for pattern in range(256):
+        mirrored = sum(1 << ((4 - bit) % 8) for bit in range(8) if pattern >> bit & 1)
+        perm[UNIFORM_PATTERN_BINS[mirrored]] = UNIFORM_PATTERN_BINS[pattern]
+    return perm
+
+
 def lbp_grid_shape(image_shape, cell_size=16):
     """Number of LBP cells (rows, columns) for an image of shape (H, W[, C]): whole cells only."""
     height, width = image_shape[:2]

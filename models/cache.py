@@ -127,9 +127,11 @@ def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, see
     if crops:
         settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale),
                         colour_jitter=float(colour_jitter))
+    elif flip and decoders.representation(encoder.name).mirror_channels is not None:
+        settings["flip_at_read"] = True  # LBP: the flipped copy is made from the stored map, exactly
     if keep_photos:
         settings["photos"] = True
-    samples_per_photo = crops or (2 if flip else 1)
+    samples_per_photo = crops or (2 if flip and not settings.get("flip_at_read") else 1)
     feature_bytes = 4 * int(np.prod(decoders.feature_shape(encoder.name, encoder.image_size)))
     sample_bytes = feature_bytes + 3 * encoder.output_size ** 2 + (3 * encoder.image_size ** 2 if keep_photos else 0)
     photos_per_shard = max(1, SHARD_BYTES // (sample_bytes * samples_per_photo))
@@ -270,7 +272,7 @@ def shard_photos(job):
                 photo = center_square(image, size)
                 names.append(path)
                 photos.append(photo)
-                if settings["flip"]:
+                if settings["flip"] and not settings.get("flip_at_read"):
                     names.append(path + "#flip")
                     photos.append(photo[:, ::-1])
         if len(photos) >= CHUNK or offset == len(files) - 1:
@@ -472,8 +474,10 @@ def _read_rows(dataset, rows):
 class FeatureCache:
     """Read access to a built cache folder: ``len``, ``files``, and rows by index.
 
-    Sample ``i`` of the cache is sample ``i - offsets[k]`` of shard k. At most MAX_OPEN_SHARDS
-    shards are open at a time; each is verified against its checksum when first opened."""
+    Stored sample ``i`` is sample ``i - offsets[k]`` of shard k. At most MAX_OPEN_SHARDS shards are
+    open at a time; each is verified against its checksum when first opened. Where the cache makes
+    flips at read time (``flip_at_read``: LBP with ``flip``), sample 2i is stored sample i and
+    sample 2i + 1 its mirror image, made by :meth:`models.decoders.ShallowFeature.mirror`."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -487,6 +491,12 @@ class FeatureCache:
         self.counts = np.asarray(manifest["samples"], np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
         self.settings = manifest.get("settings", {})
+        self.flip_at_read = bool(self.settings.get("flip_at_read"))
+        if self.flip_at_read:
+            self.representation = decoders.representation(self.settings.get("representation"))
+            if self.representation.mirror_channels is None:
+                raise CacheError(f"{self.path}: flips at read time for {self.representation.name}, which has no exact "
+                                 f"mirror; delete the folder and it is rebuilt")
         self._open = {}
         self._verified = set()
         self._shapes = None
@@ -498,7 +508,7 @@ class FeatureCache:
         self.feature_shape, self.target_shape = first.feature_shape, first.target_shape
 
     def __len__(self):
-        return int(self.offsets[-1])
+        return int(self.offsets[-1]) * (2 if self.flip_at_read else 1)
 
     def _shard(self, index):
         """The open shard ``index`` (opened, and the least recently used one closed, if need be)."""
@@ -534,6 +544,8 @@ class FeatureCache:
             if self.counts[index]:
                 names += [s.decode() if isinstance(s, bytes) else str(s)
                           for s in self._shard(index).read("files", np.arange(self.counts[index]))]
+        if self.flip_at_read:
+            return [name + suffix for name in names for suffix in ("", "#flip")]
         return names
 
     def batch(self, indices):
@@ -548,6 +560,21 @@ class FeatureCache:
             raise IndexError(f"{self.path}: rows {indices.min()}..{indices.max()} of a cache of {len(self)}")
         if name not in self._shard(self._first):
             raise KeyError(f"{self.path}: the cache holds no {name!r}")
+        if not self.flip_at_read:
+            return self._stored_rows(name, indices)
+        rows = self._stored_rows(name, indices // 2)
+        flipped = indices % 2 == 1
+        if flipped.any():
+            if name == "features":
+                rows[flipped] = self.representation.mirror(rows[flipped])
+            elif name == "files":
+                rows[flipped] = [(n.decode() if isinstance(n, bytes) else n) + "#flip" for n in rows[flipped]]
+            else:  # targets, photos (N, T, T, 3): mirrored left-right
+                rows[flipped] = rows[flipped][:, :, ::-1]
+        return rows
+
+    def _stored_rows(self, name, indices):
+        """The stored rows ``indices`` of ``name``, in that order."""
         unique, inverse = np.unique(indices, return_inverse=True)
         shards = np.searchsorted(self.offsets, unique, side="right") - 1
         parts = [self._shard(self._first).read(name, [])]

@@ -24,6 +24,8 @@ import numpy as np
 import nn
 import nn.functional as F
 
+from minifeat.lbp import mirror_permutation as lbp_mirror_permutation
+
 from . import alexnet
 
 Layer = namedtuple("Layer", "name kind out kernel stride input")
@@ -203,6 +205,7 @@ class Representation:
     the size of the image that decoder produces, and how the feature cache stores its maps
     (``storage``: "dense", or "sparse": only the filled cells, :mod:`models.cache`)."""
     shallow = False  # computed by minifeat on the photo (else by CaffeNet, models.alexnet)
+    mirror_channels = None  # see ShallowFeature
 
     def __init__(self, name, table, storage="dense"):
         self.name, self.table, self.storage = name, table, storage
@@ -213,8 +216,21 @@ class Representation:
 
 class ShallowFeature(Representation):
     """HOG, SIFT, LBP (:mod:`minifeat`): computed on the greyscale photo of any size (default 256,
-    a multiple of 64); the decoder reproduces the photo at that size."""
+    a multiple of 64); the decoder reproduces the photo at that size.
+
+    ``mirror_channels``: where the features of a mirrored photo are the mirrored features with
+    their channels permuted, exactly (LBP's: :func:`minifeat.lbp.mirror_permutation`), that
+    permutation; the feature cache then makes flipped copies from the stored maps (:meth:`mirror`)
+    instead of computing them (docs/SCALE.md, "Flips")."""
     shallow = True
+
+    def __init__(self, name, table, storage="dense", mirror_channels=None):
+        super().__init__(name, table, storage)
+        self.mirror_channels = mirror_channels
+
+    def mirror(self, features):
+        """The features (N, C, H, W) of the mirrored photos."""
+        return features[:, self.mirror_channels, :, ::-1]
 
     def feature_shape(self, image_size=None):
         import minifeat
@@ -259,7 +275,7 @@ class AlexNetFeature(Representation):
 REPRESENTATIONS = OrderedDict((r.name, r) for r in (
     ShallowFeature("hog", HOG),
     ShallowFeature("sift", SIFT, storage="sparse"),  # a keypoint in about one 4x4-pixel cell in twenty
-    ShallowFeature("lbp", LBP),
+    ShallowFeature("lbp", LBP, mirror_channels=lbp_mirror_permutation()),
     AlexNetFeature("conv1", conv_template_table(96, 3), 216),
     AlexNetFeature("conv2", conv_template_table(256, 4), 208),
     AlexNetFeature("conv3", conv_template_table(384, 4), 208),

@@ -227,9 +227,9 @@ def test_sift_is_stored_as_its_filled_cells_and_read_back_bit_for_bit(tmp_path):
     cache.close()
 
 
-def _centre_and_flip(path):
+def _centre_and_flip(path, size=128):
     from models.images import center_square, read_image
-    photo = center_square(read_image(path), 128)
+    photo = center_square(read_image(path), size)
     return photo, photo[:, ::-1]
 
 
@@ -256,3 +256,21 @@ def test_a_sparse_shard_that_does_not_describe_its_maps_is_refused(tmp_path, dam
         seal(f)  # a well-sealed file whose content is wrong
     with pytest.raises(CacheError, match="not a complete feature cache shard"):
         FeatureCache(path)
+
+
+def test_lbp_flips_are_made_at_read_time_exactly(tmp_path):
+    """LBP's flipped copies are not stored: sample 2i + 1 is made from stored sample i by the
+    mirror permutation, and equals the features computed on the mirrored photo bit for bit."""
+    encoder = Encoder("lbp", 128, workers=1)
+    path = str(tmp_path / "cache")
+    build_cache(path, SAMPLES[:3], encoder, flip=True)
+    with h5py.File(shard_path(path, 0), "r") as f:
+        assert len(f["features"]) == 3  # the originals only
+    cache = FeatureCache(path)
+    assert len(cache) == 6 and cache.files[1] == cache.files[0] + "#flip"
+    photos = np.stack([p for name in SAMPLES[:3] for p in _centre_and_flip(name, 128)])
+    np.testing.assert_array_equal(every_row(cache), encoder.features(photos))
+    np.testing.assert_array_equal(every_row(cache, "targets"), encoder.targets(photos))
+    np.testing.assert_array_equal(cache.rows("features", [5, 0, 3, 3]), encoder.features(photos[[5, 0, 3, 3]]))
+    assert list(cache.rows("files", [1])) == [os.path.abspath(SAMPLES[0]) + "#flip"]
+    cache.close()

@@ -264,10 +264,10 @@ def _mirror_permutation(name, image):
     return perm, float(np.abs(b - a[:, :, perm]).max())
 
 
-def test_which_maps_a_flip_could_be_made_from():
+def test_which_maps_a_flip_can_be_made_from():
     """docs/SCALE.md, "Flips": LBP of a mirrored photo is the mirrored LBP map with its patterns
-    permuted, exactly (one permutation for every photo and size), so a flip could be made from the
-    stored map; HOG's (VLFeat's cell grid is not symmetric about the centre) and SIFT's are not, and
+    permuted, exactly (one permutation for every photo and size, the one minifeat.lbp derives), so
+    the feature cache makes LBP's flips from the stored map; HOG's (VLFeat's cell grid is not symmetric about the centre) and SIFT's are not, and
     must be computed from the mirrored photo."""
     import glob
     from models.images import center_square, read_image
@@ -282,3 +282,5 @@ def test_which_maps_a_flip_could_be_made_from():
             for name in ("hog", "sift"):
                 assert _mirror_permutation(name, image)[1] > 0.01
     assert len(perms) == 1
+    from minifeat.lbp import mirror_permutation
+    assert list(perms.pop()) == list(mirror_permutation())  # the derived permutation is the one found
