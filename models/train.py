@@ -223,7 +223,9 @@ def feature_scale(cache, per_channel=False, limit=256):
     (a project decision: the paper is silent). With ``per_channel``, a list of one factor per channel:
     for SIFT's map, whose position and scale channels (values up to 4) would otherwise drown the
     descriptor's 128 channels (values about 0.1); a channel that is always 0 keeps factor 1."""
-    sample = np.asarray(cache.rows("features", np.arange(min(limit, len(cache)))), np.float64)
+    # a seeded sample from the whole cache: its first rows are the crops of its first photos only
+    rows = np.sort(np.random.default_rng(0).choice(len(cache), min(limit, len(cache)), replace=False))
+    sample = np.asarray(cache.rows("features", rows), np.float64)
     if not per_channel:
         rms = float(np.sqrt(np.mean(np.square(sample))))
         return 1.0 / rms if rms > 0 else 1.0

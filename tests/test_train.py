@@ -240,3 +240,19 @@ def test_per_channel_feature_scale_is_stored_and_used_by_inference(photo_dir, tm
     photos, _, _ = trained.photos(SAMPLES[:2])
     targets, recons = trained.reconstruct(photos)
     assert recons.shape == targets.shape and np.isfinite(recons).all()
+
+
+def test_the_feature_scale_is_estimated_from_the_whole_cache():
+    """A cache's first rows are the crops of its first photos: the scale must not come from them
+    alone. Here the first half of the rows is 0 and the rest 1, so the RMS is about 0.71."""
+    from models.train import feature_scale
+
+    class Rows:
+        def __len__(self):
+            return 2000
+
+        def rows(self, name, indices):
+            return (np.asarray(indices) >= 1000).astype(np.float32)[:, None, None, None] * np.ones((1, 2, 3, 3))
+
+    assert 1.3 < feature_scale(Rows()) < 1.55
+    assert all(1.3 < s < 1.55 for s in feature_scale(Rows(), per_channel=True))
