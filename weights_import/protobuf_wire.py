@@ -34,8 +34,8 @@ WIRE_TYPE_NAMES = {VARINT: "varint", I64: "64-bit", LEN: "length-delimited", I32
 FIXED_SIZES = {I64: 8, I32: 4}
 MAX_VARINT_BYTES = 10
 # Field occurrences indexed per file, over all its messages. Weights arrive as packed arrays (one
-# field each), so a real CaffeNet .caffemodel or ONNX file has a few thousand; a file of millions
-# of tiny fields would make the index take gigabytes.
+# field each), so a CaffeNet .caffemodel or ONNX file has 200-300 (the test fixtures, which have
+# CaffeNet's layers); a file of millions of tiny fields would make the index take gigabytes.
 MAX_FIELDS = 500_000
 UINT64_LIMIT = 1 << 64
 INT64_SIGN = 1 << 63
