@@ -109,6 +109,10 @@ class CachePlan:
         """Indices of the shards not built yet."""
         return [i for i in range(self.shards) if not os.path.exists(shard_path(self.folder, i))]
 
+    def files_done(self, missing):
+        """How many source files the shards built so far hold, ``missing`` the others."""
+        return len(self.files) - sum(len(self.files_of(i)[1]) for i in missing)
+
 
 # One shard to build: the cache folder and settings, the shard's index, the index in the data set
 # of its first photo (crops are seeded by it) and its photos.
@@ -123,16 +127,16 @@ def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, see
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None,
-                "storage": decoders.representation(encoder.name).storage, "feature_dtype": feature_dtype}
+                "storage": encoder.rep.storage, "feature_dtype": feature_dtype}
     if crops:
         settings.update(crops=int(crops), seed=int(seed), min_scale=float(min_scale),
                         colour_jitter=float(colour_jitter))
-    elif flip and decoders.representation(encoder.name).mirror_channels is not None:
+    elif flip and encoder.rep.mirror_channels is not None:
         settings["flip_at_read"] = True  # LBP: the flipped copy is made from the stored map, exactly
     if keep_photos:
         settings["photos"] = True
     samples_per_photo = crops or (2 if flip and not settings.get("flip_at_read") else 1)
-    feature_bytes = 4 * int(np.prod(decoders.feature_shape(encoder.name, encoder.image_size)))
+    feature_bytes = 4 * int(np.prod(encoder.rep.feature_shape(encoder.image_size)))
     sample_bytes = feature_bytes + 3 * encoder.output_size ** 2 + (3 * encoder.image_size ** 2 if keep_photos else 0)
     photos_per_shard = max(1, SHARD_BYTES // (sample_bytes * samples_per_photo))
     return CachePlan(path, files, settings, photos_per_shard)
@@ -165,13 +169,15 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
             build_shards_on_dask(plan, encoder, scheduler, progress)
         else:
             missing = plan.missing()
-            done = len(plan.files) - sum(len(plan.files_of(i)[1]) for i in missing)
+            done = plan.files_done(missing)
             for index in missing:
+                job = plan.job(index)
+
                 def step(count, done=done):
                     if progress:
                         progress(done + count, len(plan.files))
-                build_shard(plan.job(index), encoder, step)
-                done += len(plan.files_of(index)[1])
+                build_shard(job, encoder, step)
+                done += len(job.files)
     except OSError as exc:
         raise disk_error(exc, plan.folder) from None
     return finish(plan)
@@ -206,7 +212,7 @@ def prepare_folder(plan):
     if current is not None and current.get("settings_hash") != plan.digest:
         warnings.warn(f"{folder}: feature cache is stale (other settings or files); rebuilding it")
         for name in os.listdir(folder):
-            if name == MANIFEST or SHARD_NAME.match(name) or name.startswith(".tmp-"):
+            if name == MANIFEST or SHARD_NAME.match(name):
                 os.remove(os.path.join(folder, name))
         current = None
     os.makedirs(folder, exist_ok=True)
@@ -310,8 +316,7 @@ def build_shard(job, encoder, progress=None):
                 progress(done)
         f.attrs["skipped"] = json.dumps(skipped)
         if "feature_shape" not in f.attrs:  # every photo of the shard was unusable
-            f.attrs["feature_shape"] = json.dumps(list(decoders.feature_shape(settings["representation"],
-                                                                              settings["image_size"])))
+            f.attrs["feature_shape"] = json.dumps(list(encoder.rep.feature_shape(settings["image_size"])))
 
     write_h5(shard_path(job.folder, job.index), fill)
 
@@ -336,14 +341,23 @@ def densify(cells, values, counts, shape, xp=np):
     return out.transpose(0, 2, 1).reshape(len(counts), c, h, w)
 
 
+PER_SAMPLE = ("features", "targets", "photos")  # read a sample at a time: one chunk each
+CHUNK_BYTES = 64 << 10  # the other rows (cells, values, counts, files) in chunks of about this size
+
+
 def _append(f, columns, count):
-    """Append the rows ``columns`` (``{dataset name: (B, ...) array}``) after the first ``count``."""
+    """Append the rows ``columns`` (``{dataset name: (B, ...) array}``) after the first ``count``.
+    A sample's map and images are one chunk; the small rows of the other datasets (a cell's
+    values, a sample's count or name) are chunked whole, as many as the first append brings, up to
+    about CHUNK_BYTES (a chunk is allocated whole, so a small shard keeps small chunks)."""
     import h5py
     for name, values in columns.items():
         if name not in f:
-            extra = {"dtype": h5py.string_dtype()} if name == "files" else {"chunks": (1,) + values.shape[1:]}
+            row_bytes = values.itemsize * int(np.prod(values.shape[1:]))
+            rows = 1 if name in PER_SAMPLE else max(1, min(CHUNK_BYTES // row_bytes, len(values)))
             f.create_dataset(name, shape=(0,) + values.shape[1:], maxshape=(None,) + values.shape[1:],
-                             **({"dtype": values.dtype} if name != "files" else {}), **extra)
+                             dtype=h5py.string_dtype() if name == "files" else values.dtype,
+                             chunks=(rows,) + values.shape[1:])
         f[name].resize(count + len(values), axis=0)
         f[name][count:] = values
 
@@ -355,10 +369,10 @@ def finish(plan):
     if missing:
         raise CacheError(f"{plan.folder}: shards {missing[:5]} were not built; run the same command to continue")
     samples, skipped = [], []
-    for index in range(plan.shards):
-        shard = Shard(shard_path(plan.folder, index))
+    for index in range(plan.shards):  # their checksums are verified when they are read
+        shard = Shard(shard_path(plan.folder, index), verify_checksum=False)
         samples.append(len(shard))
-        skipped += json.loads(shard.attrs["skipped"])
+        skipped += shard.skipped
         shard.close()
     manifest = read_manifest(plan.folder)
     if manifest.get("samples") != samples:
@@ -396,7 +410,7 @@ class Shard:
             for name in needed + ("targets", "files"):
                 if name not in f:
                     raise ValueError(f"no dataset {name!r}")
-            json.loads(f.attrs["skipped"])
+            self.skipped = json.loads(f.attrs["skipped"])
             self.feature_shape = tuple(int(n) for n in json.loads(f.attrs["feature_shape"]))
             targets, self.n = f["targets"], len(f["files"])
             problem = None
@@ -450,10 +464,6 @@ class Shard:
                            self.feature_shape)
         rows = _read_rows(self.h5[name], local)
         return rows.astype(np.float32) if name == "features" else rows
-
-    @property
-    def attrs(self):
-        return self.h5.attrs
 
     def close(self):
         self.h5.close()

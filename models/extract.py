@@ -75,7 +75,7 @@ def build_shards_on_dask(plan, encoder, scheduler, progress=None, client=None):
         client, cluster = connect(scheduler, encoder.workers)
     try:
         missing = plan.missing()
-        done = len(plan.files) - sum(len(plan.files_of(i)[1]) for i in missing)
+        done = plan.files_done(missing)
         spec = encoder_spec(encoder)
         futures = [client.submit(run_shard_task, plan.job(index), spec, key=f"featinv-shard-{plan.digest[:12]}-{index}",
                                  pure=False) for index in missing]
