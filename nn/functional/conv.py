@@ -425,7 +425,8 @@ def _weight_from_grad(gw, w_shape, transposed):
 def conv_forward_data(x, w, stride, padding, groups, plan, bias=None):
     """(y, col): y (N, C_out, OH, OW) = conv(x, w) (+ bias), and the im2col block of x if it was
     built whole (one band: the weight gradient can reuse it), else None."""
-    y, col = _forward_bands(x, w, stride, padding, groups, plan, bias)
+    for y, _, _, col in _forward_bands(x, w, stride, padding, groups, plan, bias):
+        pass
     return y, (col if col.shape[4] == y.shape[2] else None)
 
 
@@ -433,18 +434,15 @@ def conv_forward_data_and_weight_grad(x, w, g, stride, padding, groups, plan):
     """(y, gw): y = conv(x, w), and from the same im2col bands the weight gradient of
     ``conv_transpose2d(g, w)`` for the upstream gradient x (the transposed convolution's backward)."""
     transposed = _weight_grad_transposed(g.shape[0] * g.shape[2] * g.shape[3], plan)
-    gw = [0]
-
-    def each_band(first, stop, col):
-        gw[0] = gw[0] + _weight_grad_band(col, g, first, stop, groups, transposed)
-
-    y, _ = _forward_bands(x, w, stride, padding, groups, plan, each_band=each_band)
-    return y, _weight_from_grad(gw[0], w.shape, transposed)
+    gw = 0
+    for y, first, stop, col in _forward_bands(x, w, stride, padding, groups, plan):
+        gw = gw + _weight_grad_band(col, g, first, stop, groups, transposed)
+    return y, _weight_from_grad(gw, w.shape, transposed)
 
 
-def _forward_bands(x, w, stride, padding, groups, plan, bias=None, each_band=None):
-    """y = conv(x, w) (+ bias) band by band, calling ``each_band(first, stop, col)`` on each band
-    while it is in memory; returns (y, the last band's col)."""
+def _forward_bands(x, w, stride, padding, groups, plan, bias=None):
+    """y = conv(x, w) (+ bias), band by band: yields (y, first, stop, col) once output rows
+    first .. stop - 1 are stored, while their im2col block ``col`` is still in memory."""
     xp = get_array_module(x)
     kernel = w.shape[2:]
     out_size = tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
@@ -452,9 +450,7 @@ def _forward_bands(x, w, stride, padding, groups, plan, bias=None, each_band=Non
     weight = _grouped_weight(w, groups)
     for first, stop, col in im2col_bands(x, kernel, stride, padding, out_size, plan):
         _store_rows(y, first, stop, _gemm(weight, _flat(col, groups)), bias)
-        if each_band is not None:
-            each_band(first, stop, col)
-    return y, col
+        yield y, first, stop, col
 
 
 def conv_backward_data(gy, w, image_size, stride, padding, groups, plan, bias=None):
