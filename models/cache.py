@@ -186,9 +186,8 @@ def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=Fal
 def disk_error(exc, folder):
     """An OSError of a cache build as one CacheError (a full disk said as such)."""
     if isinstance(exc, DiskFullError):
-        return CacheError(f"{folder}: the disk is full ({exc.free / 2**20:.1f} MiB free) while writing the feature "
-                          "cache; every finished shard is kept: free some space (or pass --out on another disk) and "
-                          "run the same command to continue")
+        return CacheError(f"{folder}: {exc.state} while writing the feature cache; every finished shard is "
+                          "kept: free some space (or pass --out on another disk) and run the same command to continue")
     return CacheError(f"{folder}: cannot write the feature cache ({exc}); check the folder and run the same "
                       "command to continue")
 

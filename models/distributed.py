@@ -25,6 +25,14 @@ SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
 LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 
 
+def _parts(flat, arrays):
+    """Each array of ``arrays`` with its part of ``flat``, their concatenation, in its shape."""
+    offset = 0
+    for a in arrays:
+        yield a, flat[offset:offset + a.size].reshape(a.shape)
+        offset += a.size
+
+
 class SingleProcess:
     """The group of one: rank 0 of 1."""
     rank, size = 0, 1
@@ -69,11 +77,8 @@ class MPIGroup(SingleProcess):
         total = np.empty_like(flat)
         self.comm.Allreduce(flat, total, op=self.mpi.SUM)
         total /= self.size
-        offset = 0
-        for a in arrays:
-            part = total[offset:offset + a.size].reshape(a.shape)
+        for a, part in _parts(total, arrays):
             a[...] = nn.to_device(part.astype(a.dtype), nn.device_of(a))
-            offset += a.size
 
     def any(self, flag):
         return bool(self.comm.allreduce(int(bool(flag)), op=self.mpi.MAX))
@@ -107,10 +112,8 @@ class NCCLGroup(MPIGroup):
         self.communicator.allReduce(flat.data.ptr, flat.data.ptr, flat.size, self.nccl.NCCL_FLOAT32,
                                     self.nccl.NCCL_SUM, cupy.cuda.get_current_stream().ptr)
         flat /= self.size
-        offset = 0
-        for a in arrays:
-            a[...] = flat[offset:offset + a.size].reshape(a.shape).astype(a.dtype, copy=False)
-            offset += a.size
+        for a, part in _parts(flat, arrays):
+            a[...] = part.astype(a.dtype, copy=False)
 
 
 def current(device="cpu"):

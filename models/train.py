@@ -583,7 +583,7 @@ class TrainingRun:
             save_checkpoint(path or self.ckpt_path, self.model, self.optimizer, step, self.config, self.schedule,
                             self.history, encoder=self.network)
         except DiskFullError as exc:
-            where = f"{exc.path}: the disk is full ({exc.free / 2**20:.1f} MiB free) at step {step}, so it was not written"
+            where = f"{exc.path}: {exc.state} at step {step}, so it was not written"
             if os.path.exists(self.ckpt_path):
                 raise TrainingError(f"{where}; {self.ckpt_path} (an earlier step) is kept: free some space and "
                                     "continue with --resume") from None

@@ -34,9 +34,14 @@ class DiskFullError(OSError):
         super().__init__(errno.ENOSPC, "No space left on device")
         self.path, self.free = path, free
 
+    @property
+    def state(self):
+        """``the disk is full (N MiB free)``, for messages."""
+        return f"the disk is full ({self.free / 2**20:.1f} MiB free)"
+
     def __str__(self):
-        return (f"{self.path}: the disk is full ({self.free / 2**20:.1f} MiB free), so it was not written (its "
-                "previous version, if any, is kept): free some space and run the command again")
+        return (f"{self.path}: {self.state}, so it was not written (its previous version, if any, is kept): "
+                "free some space and run the command again")
 
 
 def _disk_full(exc, path, folder):
