@@ -7,7 +7,7 @@ seeded shuffle of the development photos (``SOURCE/train256``) that are not amon
 import argparse
 import os
 
-import numpy as np
+from make_shallow_split import held_out_names, link
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,12 +21,10 @@ def main():
     args = parser.parse_args()
     folder = os.path.join(args.source, "train256")
     bundled = set(os.listdir(os.path.join(ROOT, "data", "sample")))
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")) and n not in bundled)
+    names = [n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")) and n not in bundled]
     os.makedirs(args.out, exist_ok=True)
-    for name in np.random.default_rng(args.seed).permutation(names)[:args.count]:
-        target = os.path.join(args.out, name)
-        if not os.path.exists(target):
-            os.symlink(os.path.abspath(os.path.join(folder, name)), target)
+    for name in held_out_names(names, args.count, args.seed):
+        link(os.path.join(folder, name), args.out)
     print(f"{args.out}: {min(args.count, len(names))} held-out photos of {len(names)} not bundled")
 
 

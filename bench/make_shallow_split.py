@@ -18,6 +18,19 @@ import os
 import numpy as np
 
 
+def held_out_names(names, count, seed):
+    """The first ``count`` of a ``seed``-ed shuffle of ``names`` (sorted first, so the choice does
+    not depend on the order they were listed in)."""
+    return np.random.default_rng(seed).permutation(sorted(names))[:count].tolist()
+
+
+def link(path, folder):
+    """A symbolic link to the file ``path`` in ``folder``, under the same name (kept if there)."""
+    target = os.path.join(folder, os.path.basename(path))
+    if not os.path.exists(target):
+        os.symlink(os.path.abspath(path), target)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("source", help="folder with train256/ and train256_tiles/")
@@ -27,22 +40,17 @@ def main():
     args = parser.parse_args()
     with open(os.path.join(args.source, "train256", "manifest.csv")) as f:
         originals = sorted(row["filename"] for row in csv.DictReader(f))
-    held_out = set(np.random.default_rng(args.seed).permutation(originals)[:args.val].tolist())
+    held_out = set(held_out_names(originals, args.val, args.seed))
     with open(os.path.join(args.source, "train256_tiles", "manifest.csv")) as f:
         tiles = [(row["filename"], row["parent_in_train256"]) for row in csv.DictReader(f)]
     for split in ("train", "val"):
         os.makedirs(os.path.join(args.out, split), exist_ok=True)
 
-    def link(folder, name, split):
-        target = os.path.join(args.out, split, name)
-        if not os.path.exists(target):
-            os.symlink(os.path.abspath(os.path.join(args.source, folder, name)), target)
-
     for name in originals:
-        link("train256", name, "val" if name in held_out else "train")
+        link(os.path.join(args.source, "train256", name), os.path.join(args.out, "val" if name in held_out else "train"))
     kept = [name for name, parent in tiles if parent not in held_out]
     for name in kept:
-        link("train256_tiles", name, "train")
+        link(os.path.join(args.source, "train256_tiles", name), os.path.join(args.out, "train"))
     print(f"{args.out}: train {len(originals) - len(held_out) + len(kept)} photos "
           f"({len(kept)} tiles), val {len(held_out)} held-out originals")
 

@@ -20,10 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
 
 
+HOG_64_SAMPLE_BYTES = 4 * 31 * 8 * 8 + 3 * 64 * 64  # a 64 px photo's HOG map and target image
+
+
 def small_shards(monkeypatch, photos_per_shard=2):
     """Make shards of ``photos_per_shard`` photos of 64 px HOG (one sample each, no flip)."""
-    sample_bytes = 4 * 31 * 8 * 8 + 3 * 64 * 64
-    monkeypatch.setattr(cache_module, "SHARD_BYTES", photos_per_shard * sample_bytes)
+    monkeypatch.setattr(cache_module, "SHARD_BYTES", photos_per_shard * HOG_64_SAMPLE_BYTES)
 
 
 def every_row(cache, name="features"):
@@ -166,7 +168,7 @@ FULL_DISK_BUILD = textwrap.dedent("""
     import models.cache as cache_module
     from models.cache import build_cache, CacheError
     from models.encoders import Encoder
-    cache_module.SHARD_BYTES = 2 * (4 * 31 * 8 * 8 + 3 * 64 * 64)
+    cache_module.SHARD_BYTES = {shard_bytes}
     try:
         build_cache({folder!r}, {files!r}, Encoder("hog", 64, workers=1))
     except CacheError as exc:
@@ -175,13 +177,14 @@ FULL_DISK_BUILD = textwrap.dedent("""
 """)
 
 
-def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path):
+def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path, monkeypatch):
     """The whole disk fills while a shard is written (a 120 KiB tmpfs: room for two shards of 64 px
     HOG): one line saying so, no crash (h5py segfaulted on a cache written in place), the finished
     shards kept, and on a bigger disk the same build continues from them."""
     with small_disk(tmp_path / "disk", 120 << 10) as disk:
         folder = disk / "cache"
-        script = FULL_DISK_BUILD.format(root=ROOT, folder=str(folder), files=SAMPLES[:12])
+        script = FULL_DISK_BUILD.format(root=ROOT, folder=str(folder), files=SAMPLES[:12],
+                                        shard_bytes=2 * HOG_64_SAMPLE_BYTES)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
         assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
         assert "the disk is full" in result.stdout and "every finished shard is kept" in result.stdout
@@ -198,13 +201,8 @@ def test_a_full_disk_is_said_and_keeps_the_finished_shards(tmp_path):
     computed = []
     original = encoder.features
     encoder.features = lambda photos: computed.append(len(photos)) or original(photos)
-    small_shards_here = 2 * (4 * 31 * 8 * 8 + 3 * 64 * 64)
-    old = cache_module.SHARD_BYTES
-    cache_module.SHARD_BYTES = small_shards_here
-    try:
-        build_cache(str(bigger), SAMPLES[:12], encoder)
-    finally:
-        cache_module.SHARD_BYTES = old
+    small_shards(monkeypatch)
+    build_cache(str(bigger), SAMPLES[:12], encoder)
     assert sum(computed) == 12 - 2 * len(kept)
     for name in kept:
         assert open(bigger / name, "rb").read() == kept_files[name]
