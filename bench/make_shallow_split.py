@@ -47,7 +47,8 @@ def main():
         os.makedirs(os.path.join(args.out, split), exist_ok=True)
 
     for name in originals:
-        link(os.path.join(args.source, "train256", name), os.path.join(args.out, "val" if name in held_out else "train"))
+        split = "val" if name in held_out else "train"
+        link(os.path.join(args.source, "train256", name), os.path.join(args.out, split))
     kept = [name for name, parent in tiles if parent not in held_out]
     for name in kept:
         link(os.path.join(args.source, "train256_tiles", name), os.path.join(args.out, "train"))
