@@ -24,6 +24,7 @@ import numpy as np
 import nn
 import nn.functional as F
 
+import minifeat
 from minifeat.lbp import mirror_permutation as lbp_mirror_permutation
 
 from . import alexnet
@@ -233,7 +234,6 @@ class ShallowFeature(Representation):
         return features[:, self.mirror_channels, :, ::-1]
 
     def feature_shape(self, image_size=None):
-        import minifeat
         size = image_size or SHALLOW_IMAGE_SIZE
         h, w, c = minifeat.feature_shape(self.name, (size, size))
         return (c, h, w)
@@ -249,7 +249,6 @@ class ShallowFeature(Representation):
 
     def compute(self, photos, workers=None):
         """(N, S, S, 3) uint8 photos -> (N, C, H, W) float32 maps."""
-        import minifeat
         maps = minifeat.extract(self.name, photos, workers=workers)
         return np.ascontiguousarray(maps.transpose(0, 3, 1, 2), dtype=np.float32)
 

@@ -237,7 +237,7 @@ def _inflate(archive, info, limit, file_name):
     """The bytes of a compressed member, refusing before decompressing anything when it would expand
     past ``limit`` bytes or MAX_INFLATION times its compressed size (a zip bomb: torch.save stores
     members uncompressed, and float weights do not deflate to a tenth of their size)."""
-    expands_to = max(info.file_size, 0)
+    expands_to = info.file_size
     if expands_to > limit or expands_to > MAX_INFLATION * info.compress_size + (1 << 16):
         raise WeightImportError(f"{file_name}: zip member {info.filename!r} expands from {info.compress_size:,} to "
                                 f"{expands_to:,} bytes (limit {limit:,}, at most {MAX_INFLATION}x): a zip bomb or "
