@@ -11,8 +11,8 @@ counts 2) and the activation statistics (mean, std, fraction of zeros, max):
 Other layers (activations, pooling, LRN, reshaping) are counted as 0 FLOPs.
 
 :func:`check_gradients` runs :func:`nn.gradcheck` in float64 on an op with small random inputs
-(the op table, :data:`nn.functional.op_table.OPS`) or on a tiny model (a decoder at width 1/32 and image size 64, or a reduced CaffeNet)
-and returns the worst relative error per input and parameter.
+(the op table, :data:`nn.functional.op_table.OPS`) or on a tiny model (a decoder at width 1/32 and
+image size 64, or a reduced CaffeNet) and returns the worst relative error per input and parameter.
 """
 import numpy as np
 
