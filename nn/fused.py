@@ -11,21 +11,29 @@ operators and ``xp``'s ufuncs only (``sqrt``, ``where``, ``sum``), for an array 
 
 Both compute the same expressions in the same order and dtypes (scalars are passed in the arrays'
 dtype, as ``dtype.type(value)``); ``tests/test_nn_fused.py`` compares them on every device.
+
+A kernel that updates its arrays in place and makes many passes (Adam: 13) is declared with
+:func:`in_place`: on the CPU it then runs over pieces of ``PIECE`` elements in turn, so that the
+temporaries of one piece stay in the processor's cache and memory is read and written about once
+per array instead of once per pass (element-wise, so the result is the same bit for bit).
 """
 import numpy as np
 
 from .backend import cupy, is_gpu_array
+
+PIECE = 1 << 14  # elements (64 KiB of float32): a piece's temporaries fit in a core's L2 cache
 
 
 class elementwise:
     """``elementwise(build)(*arrays_and_scalars)``: one fused kernel on the GPU, ``build(numpy)``
     on the CPU. ``.build`` stays available to run the unfused twin on any module."""
 
-    def __init__(self, build):
+    def __init__(self, build, by_pieces=False):
         self.build = build
         self.__name__ = build.__name__
         self.__doc__ = build.__doc__
         self.portable = build(np)
+        self.by_pieces = by_pieces
         self.fused = None
 
     def __call__(self, *args):
@@ -33,10 +41,28 @@ class elementwise:
             if self.fused is None:
                 self.fused = cupy().fuse(kernel_name=self.__name__)(self.build(cupy()))
             return self.fused(*args)
+        if self.by_pieces:
+            return _run_by_pieces(self.portable, args)
         return self.portable(*args)
 
 
-@elementwise
+def in_place(build):
+    """``elementwise`` for a kernel that returns nothing and writes into its array arguments."""
+    return elementwise(build, by_pieces=True)
+
+
+def _run_by_pieces(kernel, args):
+    """kernel(*args) on consecutive pieces of PIECE elements of every array argument (all of one
+    shape and C-contiguous, so that each piece is a view that writes through); else in one go."""
+    arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim]
+    if not arrays or any(a.shape != arrays[0].shape or not a.flags.c_contiguous for a in arrays):
+        return kernel(*args)
+    flat = [a.reshape(-1) if isinstance(a, np.ndarray) and a.ndim else a for a in args]
+    for start in range(0, arrays[0].size, PIECE):
+        kernel(*[a[start:start + PIECE] if isinstance(a, np.ndarray) and a.ndim else a for a in flat])
+
+
+@in_place
 def adam_update(xp):
     """In place, with t's bias corrections folded into step_size = lr / (1 - beta1^t) and
     root_correction2 = sqrt(1 - beta2^t)::
@@ -55,19 +81,45 @@ def adam_update(xp):
 
 
 @elementwise
+def relu_forward(xp):
+    """y = max(x, 0)."""
+    def relu_forward(x):
+        return xp.maximum(x, x.dtype.type(0))
+    return relu_forward
+
+
+@elementwise
 def leaky_relu_forward(xp):
-    """y = x where x > 0, else slope x."""
+    """y = max(x, slope x), which is x where x > 0, else slope x, for 0 < slope <= 1 (two passes
+    where the ``where`` of :func:`leaky_relu_forward_any_slope` takes about four times as long)."""
     def leaky_relu_forward(x, slope):
-        return xp.where(x > 0, x, x * slope)
+        return xp.maximum(x, x * slope)
     return leaky_relu_forward
 
 
 @elementwise
 def leaky_relu_backward(xp):
-    """gx = gy where the saved value (x, or y when slope >= 0: same sign) > 0, else slope gy."""
+    """gx = max(sign(saved), slope) gy, which is gy where the saved value (y: x's sign) > 0, else
+    slope gy, for 0 <= slope <= 1."""
     def leaky_relu_backward(saved, gy, slope):
-        return xp.where(saved > 0, gy, gy * slope)
+        return xp.maximum(xp.sign(saved), slope) * gy
     return leaky_relu_backward
+
+
+@elementwise
+def leaky_relu_forward_any_slope(xp):
+    """y = x where x > 0, else slope x (any slope)."""
+    def leaky_relu_forward_any_slope(x, slope):
+        return xp.where(x > 0, x, x * slope)
+    return leaky_relu_forward_any_slope
+
+
+@elementwise
+def leaky_relu_backward_any_slope(xp):
+    """gx = gy where the saved value (x) > 0, else slope gy (any slope)."""
+    def leaky_relu_backward_any_slope(saved, gy, slope):
+        return xp.where(saved > 0, gy, gy * slope)
+    return leaky_relu_backward_any_slope
 
 
 @elementwise

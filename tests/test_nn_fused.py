@@ -28,16 +28,54 @@ def test_adam_update_equals_its_twin(xp):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
 
 
-@pytest.mark.parametrize("slope", [0.2, 0.0, -0.5])
-def test_leaky_relu_kernels_equal_their_twins_and_the_definition(xp, slope):
+@pytest.mark.parametrize("slope", [0.2, 0.0, 1.0, -0.5, 1.5])
+def test_leaky_relu_equals_its_definition_with_its_kernels_twins(xp, slope):
+    """Every slope through F.leaky_relu (the max forms for 0 <= slope <= 1, the where forms
+    otherwise), with signed zeros and infinities among the values, against the definition."""
     x, gy = arrays(xp, (4, 9), (4, 9))
-    s = np.float32(slope)
-    y = fused.leaky_relu_forward(x, s)
-    np.testing.assert_array_equal(to_numpy(y), to_numpy(fused.leaky_relu_forward.build(xp)(x, s)))
+    x[0, :4] = xp.asarray(np.array([0.0, -0.0, np.inf, -np.inf], dtype=np.float32))
     host_x, host_gy = to_numpy(x), to_numpy(gy)
-    np.testing.assert_array_equal(to_numpy(y), np.where(host_x > 0, host_x, host_x * s))
-    gx = fused.leaky_relu_backward(y if slope >= 0 else x, gy, s)
-    np.testing.assert_array_equal(to_numpy(gx), np.where(host_x > 0, host_gy, host_gy * s))
+    s = np.float32(slope)
+    xt = nn.Tensor(x, requires_grad=True)
+    y = F.leaky_relu(xt, slope)
+    y.backward(gy)
+    with np.errstate(invalid="ignore"):
+        expected_y = np.where(host_x > 0, host_x, host_x * s)
+        expected_y[0, 3] = -np.inf if slope > 0 else (np.inf if slope < 0 else 0.0)  # 0 (-inf): PyTorch's ReLU gives 0
+    np.testing.assert_array_equal(to_numpy(y.data), expected_y)
+    np.testing.assert_array_equal(to_numpy(xt.grad), np.where(host_x > 0, host_gy, host_gy * s))
+    if 0 < slope <= 1:
+        kernels = [(fused.leaky_relu_forward, (x, s)), (fused.leaky_relu_backward, (y.data, gy, s))]
+    elif slope == 0:
+        kernels = [(fused.relu_forward, (x,)), (fused.leaky_relu_backward, (y.data, gy, s))]
+    else:
+        kernels = [(fused.leaky_relu_forward_any_slope, (x, s)), (fused.leaky_relu_backward_any_slope, (x, gy, s))]
+    for kernel, args in kernels:
+        np.testing.assert_array_equal(to_numpy(kernel(*args)), to_numpy(kernel.build(xp)(*args)))
+
+
+def test_in_place_kernels_run_by_pieces_with_the_same_result(monkeypatch):
+    """adam_update on the CPU runs over pieces of fused.PIECE elements: with pieces that cut the
+    arrays unevenly the result is bit for bit that of one pass (and of a strided array, which is
+    not cut)."""
+    f32 = np.float32
+    constants = (f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(0.003), f32(0.02), f32(1e-8))
+    p, g, m, v = arrays(np, (37, 11), (37, 11), (37, 11), (37, 11))
+    v = np.abs(v)
+    whole = [a.copy() for a in (p, g, m, v)]
+    fused.adam_update.build(np)(*whole, *constants)
+    calls = []
+    portable = fused.adam_update.portable
+    monkeypatch.setattr(fused.adam_update, "portable", lambda *a: calls.append(a[0].size) or portable(*a))
+    monkeypatch.setattr(fused, "PIECE", 100)
+    fused.adam_update(p, g, m, v, *constants)
+    assert calls == [100, 100, 100, 100, 7]
+    for a, b in zip((p, m, v), (whole[0], whole[2], whole[3])):
+        np.testing.assert_array_equal(a, b)
+    calls.clear()
+    strided = [np.asfortranarray(a) for a in (p, g, m, v)]
+    fused.adam_update(*strided, *constants)
+    assert calls == [37 * 11]
 
 
 def test_loss_kernels_equal_their_twins(xp):
@@ -59,8 +97,9 @@ def test_each_fused_kernel_is_one_launch():
     fused.adam_update(p, g, m, v, *[np.float32(c) for c in (0.9, 0.1, 0.999, 0.001, 0.003, 0.02, 1e-8)])
     fused.leaky_relu_forward(p, np.float32(0.2))
     fused.leaky_relu_backward(p, g, np.float32(0.2))
+    fused.relu_forward(p)
     fused.sum_of_squares(p)
-    assert CUPY.counts() == {"launches": 4, "syncs": 0, "host_to_device": 0}
+    assert CUPY.counts() == {"launches": 5, "syncs": 0, "host_to_device": 0}
 
 
 def hog_step_launches(clip):

@@ -1,5 +1,6 @@
 """Pointwise nonlinearities: ReLU and leaky ReLU."""
-from ..fused import leaky_relu_backward, leaky_relu_forward
+from ..fused import (leaky_relu_backward, leaky_relu_backward_any_slope, leaky_relu_forward,
+                     leaky_relu_forward_any_slope, relu_forward)
 from ..function import Function
 from .validation import check_float
 
@@ -9,19 +10,30 @@ class LeakyReLU(Function):
 
     With ``slope = 0`` this is the ReLU. The decoders use slope 0.2 after every layer but the last.
     Backward needs the sign of x: with slope >= 0, y has it, and y is kept anyway (the next
-    layer's input), so nothing new is stored. Each pass is one fused kernel on the GPU (nn.fused).
+    layer's input), so nothing new is stored. For 0 <= slope <= 1 both passes are written with
+    ``maximum`` (y = max(x, slope x), gx = max(sign(y), slope) gy), which NumPy runs about four
+    times as fast as a ``where``; other slopes take the ``where`` forms. Each pass is one fused
+    kernel on the GPU (nn.fused).
     """
 
     def __init__(self, negative_slope):
         self.negative_slope = negative_slope
+        self.max_form = 0 <= negative_slope <= 1
 
     def forward(self, x):
-        y = leaky_relu_forward(x, x.dtype.type(self.negative_slope))
+        slope = x.dtype.type(self.negative_slope)
+        if self.negative_slope == 0:
+            y = relu_forward(x)  # max(x, 0 x) would turn +inf into NaN
+        elif self.max_form:
+            y = leaky_relu_forward(x, slope)
+        else:
+            y = leaky_relu_forward_any_slope(x, slope)
         self.sign_source = y if self.negative_slope >= 0 else x
         return y
 
     def backward(self, gy):
-        return leaky_relu_backward(self.sign_source, gy, gy.dtype.type(self.negative_slope))
+        kernel = leaky_relu_backward if self.max_form else leaky_relu_backward_any_slope
+        return kernel(self.sign_source, gy, gy.dtype.type(self.negative_slope))
 
 
 def relu(x):
