@@ -21,7 +21,9 @@ import numpy as np
 
 from .backend import cupy, is_gpu_array
 
-PIECE = 1 << 14  # elements (64 KiB of float32): a piece's temporaries fit in a core's L2 cache
+# Elements per piece (512 KiB of float32): a piece's arrays and temporaries stay in the caches, and
+# pieces this large keep the Python calls per pass few (docs/results/README.md measures the choice).
+PIECE = 1 << 17
 
 
 class elementwise:
