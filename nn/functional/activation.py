@@ -5,7 +5,7 @@ from ..function import Function
 from .validation import check_float
 
 
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
     """y = x where x > 0, else slope * x;  dx = gy where x > 0, else slope * gy.
 
     With ``slope = 0`` this is the ReLU. The decoders use slope 0.2 after every layer but the last.
@@ -39,10 +39,10 @@ class LeakyReLU(Function):
 def relu(x):
     """max(x, 0)."""
     check_float("relu", x)
-    return LeakyReLU(0.0)(x)
+    return LeakyReLUFunction(0.0)(x)
 
 
 def leaky_relu(x, negative_slope=0.2):
     """x if x > 0 else negative_slope * x (the paper's decoders use 0.2)."""
     check_float("leaky_relu", x)
-    return LeakyReLU(negative_slope)(x)
+    return LeakyReLUFunction(negative_slope)(x)

@@ -543,7 +543,7 @@ def _bias_grad(gy):
     return gy.sum(axis=(0, 2, 3))
 
 
-class Conv2d(Function):
+class Conv2dFunction(Function):
     """y = conv(x, w) + b; keeps x and w, and the im2col block when it was built whole (one band);
     otherwise the weight gradient rebuilds it band by band. ``plan``: the layout (default: the
     input's device's, :meth:`ConvPlan.for_device`)."""
@@ -565,7 +565,7 @@ class Conv2d(Function):
         return gx, gw, (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2dFunction(Function):
     """y = conv^T(x, w) + b, the adjoint of the convolution with weight w (C_in, C_out/G, kH, kW).
     Backward: gx = conv(gy, w) and gw from one pass of im2col bands of gy."""
 
@@ -633,7 +633,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
                          f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
                          "or negative padding")
     reference = getattr(_REFERENCE, "active", False)
-    fn = Conv2dReference(stride, padding, groups) if reference else Conv2d(stride, padding, groups)
+    fn = Conv2dReference(stride, padding, groups) if reference else Conv2dFunction(stride, padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)
 
 
@@ -653,5 +653,5 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     if getattr(_REFERENCE, "active", False):
         fn = ConvTranspose2dReference(stride, padding, groups, tuple(out))
     else:
-        fn = ConvTranspose2d(stride, padding, output_padding, groups)
+        fn = ConvTranspose2dFunction(stride, padding, output_padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)

@@ -5,7 +5,7 @@ from .validation import check_float
 from .. import random
 
 
-class Dropout(Function):
+class DropoutFunction(Function):
     """y = x * m / (1 - p) with m ~ Bernoulli(1 - p) per element;  dx = gy * m / (1 - p)."""
 
     def __init__(self, p):
@@ -27,4 +27,4 @@ def dropout(x, p=0.5, training=True):
     check_float("dropout", x)
     if not training or p == 0:
         return x
-    return Dropout(p)(x)
+    return DropoutFunction(p)(x)

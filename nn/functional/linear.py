@@ -3,7 +3,7 @@ from ..function import Function
 from .validation import check_float, check_rank
 
 
-class Linear(Function):
+class LinearFunction(Function):
     """y = x w^T + b with x (N, in), w (out, in), b (out,) -> y (N, out).
 
     Backward:  dx = gy w,  dw = gy^T x,  db = sum_n gy (each only where it is needed).
@@ -32,4 +32,4 @@ def linear(x, w, b=None):
                          f"weight expects {w.shape[1]} (weight shape {tuple(w.shape)})")
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"linear: bias shape {tuple(b.shape)}, expected ({w.shape[0]},)")
-    return Linear()(x, w) if b is None else Linear()(x, w, b)
+    return LinearFunction()(x, w) if b is None else LinearFunction()(x, w, b)

@@ -29,7 +29,7 @@ def _channel_window_sum(a, before, after):
     return total
 
 
-class LocalResponseNorm(Function):
+class LocalResponseNormFunction(Function):
     def __init__(self, size, alpha, beta, k):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.before, self.after = size // 2, (size - 1) // 2
@@ -55,4 +55,4 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     check_float("local_response_norm", x)
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
-    return LocalResponseNorm(size, alpha, beta, k)(x)
+    return LocalResponseNormFunction(size, alpha, beta, k)(x)

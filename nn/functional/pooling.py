@@ -28,7 +28,7 @@ def pool_output_size(size, kernel, stride, padding, ceil_mode):
     return out
 
 
-class MaxPool2d(Function):
+class MaxPool2dFunction(Function):
     def __init__(self, kernel, stride, padding, out_size):
         self.kernel, self.stride, self.padding, self.out_size = kernel, stride, padding, out_size
 
@@ -88,4 +88,4 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     if min(out) < 1:
         raise ValueError(f"max_pool2d: kernel {kernel} larger than the padded input "
                          f"(input shape {tuple(x.shape)}, padding {padding})")
-    return MaxPool2d(kernel, stride, padding, out)(x)
+    return MaxPool2dFunction(kernel, stride, padding, out)(x)

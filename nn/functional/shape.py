@@ -3,7 +3,7 @@ from ..function import Function
 from ..backend import get_array_module
 
 
-class Reshape(Function):
+class ReshapeFunction(Function):
     """y = x viewed with another shape;  dx = gy reshaped back."""
 
     def __init__(self, shape):
@@ -62,7 +62,7 @@ class GetItem(Function):
 
 def reshape(x, shape):
     """x with a new shape of the same size (one entry may be -1)."""
-    return Reshape(shape)(x)
+    return ReshapeFunction(shape)(x)
 
 
 def flatten(x, start_dim=1):
