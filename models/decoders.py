@@ -8,7 +8,8 @@ a k x k stride-s convolution uses padding (k - 1) // 2 (5/2 halves, 3/1 keeps or
 up-convolution with kernel 4 stride 2 uses padding 1 and one with kernel 5 stride 2 padding 2
 and output padding 1, so both exactly double the size (the paper's supplementary decoder tables).
 
-After every layer but the last comes a leaky ReLU with slope 0.2; the last layer is linear.
+After every layer but the last comes a leaky ReLU with slope 0.2 (``LEAKY_SLOPE``); the last layer
+is linear. Every layer starts from He normal weights for that slope (nn/init.py; the paper is silent).
 ``width`` multiplies every hidden channel count (the input and the 3 output channels stay), and
 ``image_size`` changes the input size of the shallow representations, so small CPU runs use
 the same architecture at reduced scale.
@@ -30,6 +31,8 @@ from minifeat.lbp import mirror_permutation as lbp_mirror_permutation
 from . import alexnet
 
 Layer = namedtuple("Layer", "name kind out kernel stride input")
+
+LEAKY_SLOPE = 0.2
 
 # Supplementary Table 2: HOG (32x32x31 for a 256x256 image).
 HOG = (
@@ -170,13 +173,15 @@ class Decoder(nn.Module):
                 layer = nn.Reshape(out, side, side)
             else:
                 raise ValueError(f"unknown layer kind {row.kind!r} in row {row}")
+            if row.kind != "reshape":
+                layer.reset_parameters(negative_slope=LEAKY_SLOPE)  # He normal for the leaky ReLU (nn/init.py)
             setattr(self, row.name, layer)
             channels[row.name] = out
             previous = row.name
 
     def forward(self, features):
         return run_table(self.table, features, lambda name: getattr(self, name),
-                         lambda xs: F.concat(xs, axis=1), lambda x: F.leaky_relu(x, 0.2))
+                         lambda xs: F.concat(xs, axis=1), lambda x: F.leaky_relu(x, LEAKY_SLOPE))
 
 
 def run_table(table, features, layer, concat, leaky_relu):

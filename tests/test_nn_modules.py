@@ -1,5 +1,6 @@
 """Modules, state dicts, HDF5 weight files, optimiser/scheduler state, modes, devices, and the
 argument checks of the ops (each bad input raises a ValueError naming the op and both shapes)."""
+import math
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 import nn
 import nn.functional as F
+from models import decoders
 
 
 def small_model(seed=0, device="cpu"):
@@ -499,3 +501,35 @@ def test_buffers_are_saved_loaded_and_moved(tmp_path, xp, device):
     np.testing.assert_array_equal(b.running_mean, [1.0, 1.0])
     with pytest.raises(ValueError, match="buffer running_mean has shape"):
         b.load_state_dict({**b.state_dict(), "running_mean": np.zeros(3, np.float32)})
+
+
+def test_layers_start_as_for_a_relu_and_reset_parameters_redraws_for_another_slope():
+    """He normal (nn/init.py): std sqrt(2 / (1 + slope^2) / fan_in), slope 0 by default; biases 0."""
+    nn.random.seed(0)
+    conv, linear = nn.Conv2d(64, 128, 3), nn.Linear(500, 300)
+    upconv = nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)
+    for layer, fan_in in ((conv, 64 * 9), (linear, 500), (upconv, 64 * 16 / 4)):
+        np.testing.assert_allclose(nn.to_numpy(layer.weight.data).std(), math.sqrt(2 / fan_in), rtol=0.03)
+        layer.bias.data[...] = 1
+        layer.reset_parameters(negative_slope=1.0)  # no nonlinearity: gain 1
+        np.testing.assert_allclose(nn.to_numpy(layer.weight.data).std(), math.sqrt(1 / fan_in), rtol=0.03)
+        assert not nn.to_numpy(layer.bias.data).any()
+
+
+def test_reset_parameters_keeps_the_device(xp):
+    layer = nn.Linear(4, 3).to("gpu" if xp is not np else "cpu")
+    before = layer.weight.data
+    layer.reset_parameters(negative_slope=0.2)
+    assert nn.device_of(layer.weight.data) == nn.device_of(before)
+    assert not np.array_equal(nn.to_numpy(layer.weight.data), nn.to_numpy(before))
+
+
+def test_decoder_layers_start_for_their_leaky_relu_and_the_slope_defaults_are_pytorchs():
+    nn.random.seed(0)
+    decoder = decoders.build("hog", 1.0, 64)
+    weight = nn.to_numpy(decoder.convJ1.weight.data)  # 256 -> 256 channels, 3x3
+    fan_in = weight.shape[1] * 9
+    np.testing.assert_allclose(weight.std(), math.sqrt(2 / 1.04 / fan_in), rtol=0.01)
+    assert nn.LeakyReLU().negative_slope == 0.01
+    x = nn.Tensor(np.array([-1.0, 2.0], np.float32))
+    np.testing.assert_array_equal(F.leaky_relu(x).data, np.array([-0.01, 2.0], np.float32))

@@ -42,7 +42,7 @@ def relu(x):
     return LeakyReLUFunction(0.0)(x)
 
 
-def leaky_relu(x, negative_slope=0.2):
-    """x if x > 0 else negative_slope * x (the paper's decoders use 0.2)."""
+def leaky_relu(x, negative_slope=0.01):
+    """x if x > 0 else negative_slope * x (PyTorch's default slope; the paper's decoders use 0.2)."""
     check_float("leaky_relu", x)
     return LeakyReLUFunction(negative_slope)(x)

@@ -3,28 +3,36 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.validation import check_positive, pair
-from ..init import kaiming_normal
+from .. import init
 from .module import Module, Parameter
 
 
 class _ConvNd(Module):
-    def __init__(self, weight_shape, fan_in, out_channels, bias, negative_slope):
+    def __init__(self, weight_shape, fan_in, out_channels, bias):
         super().__init__()
-        self.weight = Parameter(kaiming_normal(weight_shape, fan_in, negative_slope))
-        self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
+        self.fan_in = fan_in
+        self.weight = Parameter(np.empty(weight_shape, np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self, negative_slope=0.0):
+        """He normal weights for the leaky ReLU of ``negative_slope`` that follows (0: a ReLU, 1: none),
+        zero bias (nn/init.py)."""
+        init.kaiming_normal_(self.weight, self.fan_in, negative_slope)
+        if self.bias is not None:
+            init.zeros_(self.bias)
 
 
 class Conv2d(_ConvNd):
     """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
-                 negative_slope=0.2):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         kh, kw = pair(kernel_size, "Conv2d: kernel_size")
         check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups, kernel_size=min(kh, kw))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} not divisible by groups={groups}")
         super().__init__((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
-                         out_channels, bias, negative_slope)
+                         out_channels, bias)
         self.stride, self.padding, self.groups = stride, padding, groups
 
     def forward(self, x):
@@ -40,7 +48,7 @@ class ConvTranspose2d(_ConvNd):
     """weight (C_in, C_out/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv_transpose2d`."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, negative_slope=0.2):
+                 groups=1, bias=True):
         kh, kw = pair(kernel_size, "ConvTranspose2d: kernel_size")
         sh, sw = pair(stride, "ConvTranspose2d: stride")
         check_positive("ConvTranspose2d", in_channels=in_channels, out_channels=out_channels, groups=groups,
@@ -49,8 +57,7 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f"ConvTranspose2d: channels {in_channels} -> {out_channels} "
                              f"not divisible by groups={groups}")
         fan_in = max(1.0, in_channels // groups * kh * kw / (sh * sw))
-        super().__init__((in_channels, out_channels // groups, kh, kw), fan_in, out_channels, bias,
-                         negative_slope)
+        super().__init__((in_channels, out_channels // groups, kh, kw), fan_in, out_channels, bias)
         self.stride, self.padding, self.output_padding, self.groups = stride, padding, output_padding, groups
 
     def forward(self, x):
