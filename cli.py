@@ -195,7 +195,7 @@ def features(feature, image, out, image_size, weights, device):
     encoder = _run(Encoder, feature, image_size, weights, device=device)
     photo = _run(read_image, image)
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
-    save_arrays(out, {"features": values}, kind="features", representation=feature, source=image,
+    save_arrays({"features": values}, out, kind="features", representation=feature, source=image,
                 image_size=encoder.image_size)
     click.echo(f"wrote {out}: {feature} features of shape {values.shape}")
 

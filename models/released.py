@@ -49,5 +49,5 @@ def import_released_decoder(path, name, out):
     """Write a released decoder as our decoder weight file (``model = decoder/<name>``); returns the arrays."""
     model = load_released_decoder(path, name)
     arrays = {k: nn.to_numpy(v) for k, v in model.state_dict().items()}
-    save_arrays(out, arrays, model=f"decoder/{name}", source=f"{os.path.basename(path)} (Caffe caffemodel)")
+    save_arrays(arrays, out, model=f"decoder/{name}", source=f"{os.path.basename(path)} (Caffe caffemodel)")
     return arrays

@@ -142,8 +142,9 @@ def read_groups(h5group):
     return arrays
 
 
-def save_arrays(path, arrays, **attrs):
-    """Write ``{"layer.weight": array}`` to the HDF5 file ``path`` atomically, with root attributes."""
+def save_arrays(arrays, path, **attrs):
+    """Write ``arrays`` (``{"layer.weight": array}``) to the HDF5 file ``path`` atomically, with root
+    attributes (object first, then the path, as ``torch.save`` and :func:`save_module`)."""
     def fill(f):
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -297,7 +298,7 @@ def load_arrays(path):
 def save_module(module, path, **attrs):
     """Write a module's parameters (host copies) to an HDF5 weight file (``torch.save``'s order:
     the object, then where)."""
-    save_arrays(path, {name: to_numpy(a) for name, a in module.state_dict().items()}, **attrs)
+    save_arrays({name: to_numpy(a) for name, a in module.state_dict().items()}, path, **attrs)
 
 
 def load_module(path, module, strict=True):

@@ -114,7 +114,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     before = path.read_bytes()
     with pytest.raises(Exception):
         # h5py cannot store an object array: the write fails half-way through the file
-        nn.save_arrays(path, {"a.ok": np.ones(3, np.float32), "b.bad": np.array([object()], dtype=object)})
+        nn.save_arrays({"a.ok": np.ones(3, np.float32), "b.bad": np.array([object()], dtype=object)}, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model.h5"]
     fresh = small_model(5)
@@ -171,7 +171,7 @@ def test_optimiser_state_round_trip_resumes_identically(xp, device, make, tmp_pa
         assert_same_params(reference, resumed)
 
     # and through an HDF5 checkpoint
-    nn.save_arrays(tmp_path / "opt.h5", {k: np.asarray(v) for k, v in saved_opt.items()})
+    nn.save_arrays({k: np.asarray(v) for k, v in saved_opt.items()}, tmp_path / "opt.h5")
     loaded, _ = nn.load_arrays(tmp_path / "opt.h5")
     resumed = small_model(9, device)
     resumed.load_state_dict(saved_model)

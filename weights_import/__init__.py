@@ -87,5 +87,5 @@ def import_weights(path, format="auto", out=None, model=None, prototxt=None):
         check_against_prototxt(path, prototxt, model)
     if out is not None:
         from nn.serialization import save_arrays  # the one part of nn/ used here, and only to write
-        save_arrays(out, arrays, model=model, source=source)
+        save_arrays(arrays, out, model=model, source=source)
     return arrays
