@@ -1,29 +1,10 @@
 """Convolution layers holding their weights in PyTorch/Caffe layouts."""
-import numpy as np
-
 from .. import functional as F
 from ..functional.validation import check_positive, pair
-from .. import init
-from .module import Module, Parameter
+from .module import WeightedLayer
 
 
-class _ConvNd(Module):
-    def __init__(self, weight_shape, fan_in, out_channels, bias):
-        super().__init__()
-        self.fan_in = fan_in
-        self.weight = Parameter(np.empty(weight_shape, np.float32))
-        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self, negative_slope=0.0):
-        """He normal weights for the leaky ReLU of ``negative_slope`` that follows (0: a ReLU, 1: none),
-        zero bias (nn/init.py)."""
-        init.kaiming_normal_(self.weight, self.fan_in, negative_slope)
-        if self.bias is not None:
-            init.zeros_(self.bias)
-
-
-class Conv2d(_ConvNd):
+class Conv2d(WeightedLayer):
     """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
@@ -32,7 +13,7 @@ class Conv2d(_ConvNd):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} not divisible by groups={groups}")
         super().__init__((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
-                         out_channels, bias)
+                         out_channels if bias else None)
         self.stride, self.padding, self.groups = stride, padding, groups
 
     def forward(self, x):
@@ -44,7 +25,7 @@ class Conv2d(_ConvNd):
                f"padding={self.padding}, groups={self.groups}"
 
 
-class ConvTranspose2d(_ConvNd):
+class ConvTranspose2d(WeightedLayer):
     """weight (C_in, C_out/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv_transpose2d`."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -57,7 +38,7 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f"ConvTranspose2d: channels {in_channels} -> {out_channels} "
                              f"not divisible by groups={groups}")
         fan_in = max(1.0, in_channels // groups * kh * kw / (sh * sw))
-        super().__init__((in_channels, out_channels // groups, kh, kw), fan_in, out_channels, bias)
+        super().__init__((in_channels, out_channels // groups, kh, kw), fan_in, out_channels if bias else None)
         self.stride, self.padding, self.output_padding, self.groups = stride, padding, output_padding, groups
 
     def forward(self, x):

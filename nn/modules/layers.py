@@ -1,29 +1,15 @@
 """The remaining layers: linear, activations, pooling, normalisation, dropout, reshaping."""
-import numpy as np
-
 from .. import functional as F
 from ..functional.validation import check_positive
-from .. import init
-from .module import Module, Parameter
+from .module import Module, WeightedLayer
 
 
-class Linear(Module):
+class Linear(WeightedLayer):
     """y = x w^T + b with weight (out_features, in_features), bias (out_features,)."""
 
     def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
         check_positive("Linear", in_features=in_features, out_features=out_features)
-        self.fan_in = in_features
-        self.weight = Parameter(np.empty((out_features, in_features), np.float32))
-        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self, negative_slope=0.0):
-        """He normal weights for the leaky ReLU of ``negative_slope`` that follows (0: a ReLU, 1: none),
-        zero bias (nn/init.py)."""
-        init.kaiming_normal_(self.weight, self.fan_in, negative_slope)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        super().__init__((out_features, in_features), in_features, out_features if bias else None)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)

@@ -6,6 +6,9 @@ which are also the keys of ``state_dict()`` and the paths (``convJ1/weight``) in
 """
 from collections import OrderedDict
 
+import numpy as np
+
+from .. import init
 from ..backend import device_of, get_array_module, to_device, unwrap
 from ..function import Function
 from ..tensor import Tensor
@@ -206,3 +209,23 @@ class Module:
         for name, child in self._modules.items():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
+
+
+class WeightedLayer(Module):
+    """A layer with a ``weight`` fed by ``fan_in`` inputs per output and an optional ``bias``
+    (nn.Conv2d, nn.ConvTranspose2d, nn.Linear): both created here and initialised by
+    :meth:`reset_parameters`."""
+
+    def __init__(self, weight_shape, fan_in, bias_size=None):
+        super().__init__()
+        self.fan_in = fan_in
+        self.weight = Parameter(np.empty(weight_shape, np.float32))
+        self.bias = Parameter(np.empty(bias_size, np.float32)) if bias_size else None
+        self.reset_parameters()
+
+    def reset_parameters(self, negative_slope=0.0):
+        """He normal weights for the leaky ReLU of ``negative_slope`` that follows (0: a ReLU, 1: none),
+        zero bias (nn/init.py)."""
+        init.kaiming_normal_(self.weight, self.fan_in, negative_slope)
+        if self.bias is not None:
+            init.zeros_(self.bias)
