@@ -533,3 +533,19 @@ def test_decoder_layers_start_for_their_leaky_relu_and_the_slope_defaults_are_py
     assert nn.LeakyReLU().negative_slope == 0.01
     x = nn.Tensor(np.array([-1.0, 2.0], np.float32))
     np.testing.assert_array_equal(F.leaky_relu(x).data, np.array([-0.01, 2.0], np.float32))
+
+
+def test_no_function_class_shares_a_name_with_a_layer():
+    """An op's Function is named <Layer>Function when a layer wraps it (docs/ARCHITECTURE.md)."""
+    import importlib
+    import inspect
+    import pkgutil
+    import nn.functional as functional
+    functions = set()
+    for info in pkgutil.iter_modules(functional.__path__):
+        module = importlib.import_module(f"nn.functional.{info.name}")
+        functions |= {name for name, value in vars(module).items()
+                      if inspect.isclass(value) and issubclass(value, nn.Function) and value is not nn.Function}
+    layers = {name for name, value in vars(nn.modules).items() if inspect.isclass(value) and issubclass(value, nn.Module)}
+    assert {"Conv2dFunction", "LinearFunction", "LeakyReLUFunction"} <= functions
+    assert not functions & layers
