@@ -56,12 +56,13 @@ def in_place(build):
 def _run_by_pieces(kernel, args):
     """kernel(*args) on consecutive pieces of PIECE elements of every array argument (all of one
     shape and C-contiguous, so that each piece is a view that writes through); else in one go."""
-    arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim]
+    cut = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]  # 0-d arrays and scalars go whole
+    arrays = [a for a, c in zip(args, cut) if c]
     if not arrays or any(a.shape != arrays[0].shape or not a.flags.c_contiguous for a in arrays):
         return kernel(*args)
-    flat = [a.reshape(-1) if isinstance(a, np.ndarray) and a.ndim else a for a in args]
+    flat = [a.reshape(-1) if c else a for a, c in zip(args, cut)]
     for start in range(0, arrays[0].size, PIECE):
-        kernel(*[a[start:start + PIECE] if isinstance(a, np.ndarray) and a.ndim else a for a in flat])
+        kernel(*[a[start:start + PIECE] if c else a for a, c in zip(flat, cut)])
 
 
 @in_place
