@@ -29,9 +29,10 @@ def kaiming_normal(shape, fan_in, negative_slope=0.0, dtype=np.float32):
 
 
 def kaiming_normal_(param, fan_in, negative_slope=0.0):
-    """Re-draw ``param`` in place from N(0, gain^2 / fan_in), on its device; returns it."""
-    param.data = to_device(kaiming_normal(param.shape, fan_in, negative_slope, param.data.dtype),
-                           device_of(param.data))
+    """Re-draw ``param`` in place from N(0, gain^2 / fan_in) (drawn on the host, copied to its
+    device); returns it."""
+    param.data[...] = to_device(kaiming_normal(param.shape, fan_in, negative_slope, param.data.dtype),
+                                device_of(param.data))
     return param
 
 

@@ -516,12 +516,12 @@ def test_layers_start_as_for_a_relu_and_reset_parameters_redraws_for_another_slo
         assert not nn.to_numpy(layer.bias.data).any()
 
 
-def test_reset_parameters_keeps_the_device(xp):
+def test_reset_parameters_redraws_in_place_on_the_device(xp):
     layer = nn.Linear(4, 3).to("gpu" if xp is not np else "cpu")
-    before = layer.weight.data
+    array, before = layer.weight.data, nn.to_numpy(layer.weight.data).copy()
     layer.reset_parameters(negative_slope=0.2)
-    assert nn.device_of(layer.weight.data) == nn.device_of(before)
-    assert not np.array_equal(nn.to_numpy(layer.weight.data), nn.to_numpy(before))
+    assert layer.weight.data is array and nn.device_of(array) == ("gpu" if xp is not np else "cpu")
+    assert not np.array_equal(nn.to_numpy(layer.weight.data), before)
 
 
 def test_decoder_layers_start_for_their_leaky_relu_and_the_slope_defaults_are_pytorchs():
