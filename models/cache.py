@@ -480,6 +480,11 @@ def _read_rows(dataset, rows):
     return out
 
 
+def _text(name):
+    """A sample name as read from a shard (h5py gives bytes or str) as str."""
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 class FeatureCache:
     """Read access to a built cache folder: ``len``, ``files``, and rows by index.
 
@@ -551,7 +556,7 @@ class FeatureCache:
         names = []
         for index in range(len(self.counts)):
             if self.counts[index]:
-                names += [s.decode() if isinstance(s, bytes) else str(s)
+                names += [_text(s)
                           for s in self._shard(index).read("files", np.arange(self.counts[index]))]
         if self.flip_at_read:
             return [name + suffix for name in names for suffix in ("", "#flip")]
@@ -577,7 +582,7 @@ class FeatureCache:
             if name == "features":
                 rows[flipped] = self.representation.mirror(rows[flipped])
             elif name == "files":
-                rows[flipped] = [(n.decode() if isinstance(n, bytes) else n) + "#flip" for n in rows[flipped]]
+                rows[flipped] = [_text(n) + "#flip" for n in rows[flipped]]
             else:  # targets, photos (N, T, T, 3): mirrored left-right
                 rows[flipped] = rows[flipped][:, :, ::-1]
         return rows
