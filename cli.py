@@ -71,6 +71,8 @@ def main():
 @click.option("--iters", type=click.IntRange(min=1))
 @click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite,
               help="Channel width multiplier of the decoder.")
+@click.option("--min-channels", type=click.IntRange(min=1, max=1 << 16),
+              help="No hidden layer of the decoder narrower than this (default 1; preset cpu for sift: 32).")
 @click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (from import-weights) for AlexNet features.")
 @click.option("--flip/--no-flip", default=None,
@@ -431,11 +433,13 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
 @click.option("--weights", type=click.Path(), help="CaffeNet / AlexNet HDF5 weights.")
 @click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite, default=1.0,
               show_default=True, help="Decoder width multiplier.")
+@click.option("--min-channels", type=click.IntRange(min=1, max=1 << 16), default=1, show_default=True,
+              help="No hidden decoder layer narrower than this.")
 @click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
 @click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
 @DEVICE
-def inspect(model, image, weights, width, image_size, checkpoint, csv_path, device):
+def inspect(model, image, weights, width, min_channels, image_size, checkpoint, csv_path, device):
     """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
     parameters, FLOPs per image, and with --image activation statistics."""
     import csv
@@ -452,7 +456,7 @@ def inspect(model, image, weights, width, image_size, checkpoint, csv_path, devi
         network, x = trained_model_and_input(trained, photos)
     else:
         photo = center_square(_run(read_image, image), image_size or 256) if image else None
-        network, x = _run(model_and_input, model, photo, weights, width, image_size)
+        network, x = _run(model_and_input, model, photo, weights, width, image_size, min_channels)
         network.to(_run(nn.check_device, device))
     rows = layer_table(network, x)
     columns = ["layer", "kind", "output", "params", "flops"] + (["mean", "std", "zeros", "max"] if image else [])

@@ -56,6 +56,7 @@ def validate_config(config, path):
 
     checks = {"feature": lambda v: v in REPRESENTATIONS,
               "width": lambda v: number(v) and 0 < v <= 64,
+              "min_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 16,
               "image_size": lambda v: v is None or (isinstance(v, int) and 64 <= v <= 4096),
               "feature_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 3
               and all(isinstance(d, int) and 0 < d < 1 << 20 for d in v),

@@ -12,7 +12,10 @@ After every layer but the last comes a leaky ReLU with slope 0.2 (``LEAKY_SLOPE`
 is linear. Every layer starts from He normal weights for that slope (nn/init.py; the paper is silent).
 ``width`` multiplies every hidden channel count (the input and the 3 output channels stay), and
 ``image_size`` changes the input size of the shallow representations, so small CPU runs use
-the same architecture at reduced scale.
+the same architecture at reduced scale. ``min_channels`` keeps a narrowed layer from falling
+below that many channels (never above the table's own count): at width 1/4 the SIFT decoder's
+last up-convolutions would carry 16 and 8 channels, a bottleneck at the full resolution
+(docs/results/README.md measures the floor of 32 that the CPU preset uses).
 
 The registry (:data:`REPRESENTATIONS`) maps each of the paper's eleven representation names to a
 :class:`Representation`: its feature shape, decoder table, output size and cache storage, and for
@@ -136,9 +139,10 @@ def _padding(kind, kernel, stride):
     return {(4, 2): (1, 0), (5, 2): (2, 1)}[(kernel, stride)]
 
 
-def scaled(channels, width):
-    """A hidden layer's channel count at width multiplier ``width`` (at least 1)."""
-    return max(1, int(round(channels * width)))
+def scaled(channels, width, min_channels=1):
+    """A hidden layer's channel count at width multiplier ``width``: round(channels * width), but at
+    least ``min(channels, min_channels)`` and at least 1."""
+    return max(1, min(channels, min_channels), int(round(channels * width)))
 
 
 class Decoder(nn.Module):
@@ -147,9 +151,9 @@ class Decoder(nn.Module):
     forward: features (N, C, H, W) or (N, D) -> image (N, 3, S, S).
     """
 
-    def __init__(self, table, in_channels, width=1.0, out_channels=None):
-        """``out_channels`` ({layer name: count}) overrides the table's widths, e.g. to hold a
-        decoder whose weights come from a file."""
+    def __init__(self, table, in_channels, width=1.0, out_channels=None, min_channels=1):
+        """``width``, ``min_channels``: see :func:`scaled`. ``out_channels`` ({layer name: count})
+        overrides the table's widths, e.g. to hold a decoder whose weights come from a file."""
         super().__init__()
         out_channels = out_channels or {}
         self.table, self.in_channels = table, in_channels
@@ -158,7 +162,7 @@ class Decoder(nn.Module):
         for i, row in enumerate(table):
             last = i == len(table) - 1
             c_in = sum(channels[s] for s in _sources(row, previous))
-            out = out_channels.get(row.name, row.out if last else scaled(row.out, width))
+            out = out_channels.get(row.name, row.out if last else scaled(row.out, width, min_channels))
             if row.kind == "conv":
                 padding, _ = _padding("conv", row.kernel, row.stride)
                 layer = nn.Conv2d(c_in, out, row.kernel, row.stride, padding)
@@ -312,14 +316,15 @@ def output_size(name, image_size=None):
     return representation(name).output_size(image_size)
 
 
-def build(name, width=1.0, image_size=None, in_channels=None):
-    """The decoder for representation ``name`` at width multiplier ``width``.
+def build(name, width=1.0, image_size=None, in_channels=None, min_channels=1):
+    """The decoder for representation ``name`` at width multiplier ``width``, no hidden layer
+    narrower than ``min_channels`` (:func:`scaled`).
 
     ``in_channels`` overrides the feature channels (an encoder imported at reduced width).
     """
     rep = representation(name)
     rep.check_image_size(image_size)
-    return Decoder(rep.table, in_channels or rep.feature_shape(image_size)[0], width)
+    return Decoder(rep.table, in_channels or rep.feature_shape(image_size)[0], width, min_channels=min_channels)
 
 
 def from_arrays(name, arrays, source="weights"):

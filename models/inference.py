@@ -38,11 +38,11 @@ class TrainedDecoder:
             cfg = checkpoint_config(f, checkpoint) if is_checkpoint else None
         if is_checkpoint:
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
-                                        in_channels=cfg["feature_shape"][0])
+                                        in_channels=cfg["feature_shape"][0], min_channels=cfg.get("min_channels", 1))
         elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.pretrained)
             cfg, arrays, _ = read_decoder_file(checkpoint)
             self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
-                                        in_channels=cfg["feature_shape"][0])
+                                        in_channels=cfg["feature_shape"][0], min_channels=cfg.get("min_channels", 1))
             self.model.load_state_dict(arrays, source=str(checkpoint))
         elif str(attrs.get("model", "")).startswith("decoder/"):
             cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}

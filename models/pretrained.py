@@ -21,7 +21,7 @@ from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_
 from .checkpoint import checkpoint_config, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
-TRAINING_KEYS = ("preset", "width", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
+TRAINING_KEYS = ("preset", "width", "min_channels", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
                  "channel_scale", "grad_clip", "flip", "seed", "lr_drop_at")
 
 
@@ -43,7 +43,7 @@ def export_decoder(checkpoint, out, recipe=""):
                 "baselines": config.get("baselines", {})}
     training = {key: config.get(key) for key in TRAINING_KEYS}
     training.update(step=step, recipe=recipe, source=os.path.basename(os.path.dirname(os.path.abspath(checkpoint))))
-    keep = {key: config[key] for key in ("feature", "width", "image_size", "feature_scale", "feature_shape",
+    keep = {key: config[key] for key in ("feature", "width", "min_channels", "image_size", "feature_scale", "feature_shape",
                                          "channel_scale", "weights") if key in config}
     keep["weights"] = None  # a path on the machine that trained it (AlexNet features: pass --weights)
 

@@ -57,12 +57,12 @@ PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
                   val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                  channel_scale=False, feature_dtype="float32"),
+                  channel_scale=False, feature_dtype="float32", min_channels=1),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
                 val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                channel_scale=False, feature_dtype="float32"),
+                channel_scale=False, feature_dtype="float32", min_channels=1),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -70,7 +70,7 @@ CPU_PRESETS = {
     "hog": dict(width=0.5, batch_size=16, iters=3500, val_every=100, checkpoint_every=500, crops=128,
                 min_scale=0.25, grad_clip=5000),
     "sift": dict(image_size=128, width=0.25, batch_size=16, iters=1800, val_every=100, checkpoint_every=500,
-                 crops=128, min_scale=0.35, grad_clip=20000, channel_scale=True),
+                 crops=128, min_scale=0.35, grad_clip=20000, channel_scale=True, min_channels=32),
     "lbp": dict(image_size=128, width=0.25, batch_size=16, iters=3000, val_every=100, checkpoint_every=500,
                 crops=64, min_scale=0.5, grad_clip=20000),
 }
@@ -92,6 +92,7 @@ class TrainConfig:
     iters: int = None
     epochs: int = None
     width: float = None
+    min_channels: int = None    # no hidden layer narrower than this (models.decoders.scaled; default 1)
     image_size: int = None
     device: str = "cpu"
     resume: bool = False
@@ -325,9 +326,11 @@ def validate(model, cache, scale, device, limit, encoder=None):
 
 # What defines a run: --resume takes these from the run's checkpoint where they are not given,
 # and refuses a given one that differs (the others, such as --iters or --device, may change).
-RUN_DEFINING = ("feature", "preset", "width", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
+RUN_DEFINING = ("feature", "preset", "width", "min_channels", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
                 "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
                 "feature_dtype")
+# Run-defining options newer than some checkpoints: the value every run had before the option existed.
+VALUE_BEFORE_OPTION = {"min_channels": 1}
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 
@@ -342,6 +345,7 @@ def resumed_config(cfg, saved, out):
     """``cfg`` completed from the saved run's config ``saved``: every run-defining option not given
     is the saved one; a given one that differs is refused, naming it."""
     values = dataclasses.asdict(cfg)
+    saved = {**VALUE_BEFORE_OPTION, **saved}
     for name in RUN_DEFINING:
         if values[name] is None or name not in saved:
             values[name] = saved.get(name, values[name])
@@ -465,8 +469,8 @@ class TrainingRun:
         resuming = bool(saved)
         nn.random.seed(cfg.seed)
         self._fix_scale_and_baselines(saved)
-        self.model = decoders.build(cfg.feature, cfg.width, cfg.image_size,
-                                    in_channels=self.train_cache.feature_shape[0]).to(cfg.device)
+        self.model = decoders.build(cfg.feature, cfg.width, cfg.image_size, in_channels=self.train_cache.feature_shape[0],
+                                    min_channels=cfg.min_channels).to(cfg.device)
         self.config = dict(dataclasses.asdict(cfg), feature_scale=self.scale, baselines=self.baselines,
                            feature_shape=list(self.train_cache.feature_shape))
         self.encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None

@@ -235,6 +235,8 @@ def test_inspect_lists_every_layer(tmp_path):
     assert "| norm2 | LocalResponseNorm |" in output
     decoder = invoke("inspect", "hog", "--width", 0.0625, "--image-size", 64)
     assert "| upconvJ6 | ConvTranspose2d | (3, 64, 64) |" in decoder
+    floored = invoke("inspect", "sift", "--width", 0.25, "--image-size", 128, "--min-channels", 32)
+    assert "| upconv5 | ConvTranspose2d | (32, 64, 64) |" in floored and "| upconv1 | ConvTranspose2d | (128, 4, 4) |" in floored
 
 
 @pytest.mark.parametrize("target", ["local_response_norm", "conv_transpose2d", "caffenet", "fc8"])

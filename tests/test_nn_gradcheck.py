@@ -462,6 +462,37 @@ def test_dropout_module_gradcheck(xp, device):
     check(model, [rand(xp, 3, 6, seed=2)], params=model)
 
 
+def test_a_point_beside_a_kink_is_checked_at_a_smaller_step():
+    """x = 1e-7 sits closer to leaky ReLU's kink than the step eps = 1e-6 reaches: the central
+    difference at eps straddles the kink (the average of the two slopes), the retry at eps / 10
+    does not; a backward that is wrong by 10% still fails at every step."""
+    x = np.array([1e-7])
+    report = nn.gradcheck(lambda t: F.leaky_relu(t, 0.2), [x], seed=0, raise_on_failure=False)
+    assert report["input0"] < 1e-9
+    gy, direction = np.random.default_rng(0).standard_normal((2, 1))  # gradcheck's draws: gy, then the direction
+    f = lambda v: F.leaky_relu(nn.Tensor(v), 0.2).data * gy
+    straddled = float((f(x + 1e-6 * direction) - f(x - 1e-6 * direction))[0] / (2e-6 * direction[0]))
+    assert abs(straddled - gy[0]) > 1e-2 * abs(gy[0])  # the first step alone fails rtol 1e-5 by far
+
+    class WrongSlope(Function):
+        def forward(self, t):
+            return t * 2.0
+
+        def backward(self, g):
+            return g * 2.2
+
+    with pytest.raises(AssertionError, match="input0"):
+        nn.gradcheck(lambda t: WrongSlope()(t), [np.array([0.5, -1.0])], seed=0)
+
+
+def test_the_gradcheck_command_draws_its_model_from_the_seed():
+    from models.inspect_model import check_gradients
+    first = check_gradients("fc8", seed=0)
+    nn.random.seed(123)  # whatever ran before
+    nn.random.generator().random(5)
+    assert check_gradients("fc8", seed=0) == first and max(first.values()) < 1e-5
+
+
 # --- autodiff semantics ------------------------------------------------------------------------
 def test_gradient_accumulates_for_reused_tensor(xp):
     x = nn.Tensor(xp.asarray([1.0, -2.0, 3.0]), requires_grad=True)

@@ -1,4 +1,5 @@
 """Decoders, data pipeline and training (issue: `python cli.py train sift`, end to end)."""
+import dataclasses
 import glob
 import os
 import shutil
@@ -59,6 +60,41 @@ def test_full_size_shapes_follow_the_supplementary_tables():
     hog = decoders.build("hog", width=1 / 32)
     assert hog.convJ1.weight.shape[1] == hog.upconvA3.weight.shape[1] + hog.convB2.weight.shape[0]
     assert hog.upconvJ6.weight.shape[1] == 3  # the last layer always outputs RGB
+
+
+def test_min_channels_floors_the_narrowed_layers_only():
+    assert decoders.scaled(512, 0.25, 32) == 128  # wide enough: width alone
+    assert decoders.scaled(64, 0.25, 32) == 32  # 16 raised to the floor
+    assert decoders.scaled(16, 0.25, 32) == 16  # never above the table's own count
+    assert decoders.scaled(64, 0.25) == 16 and decoders.scaled(3, 0.1) == 1
+    plain = decoders.build("sift", 0.25, 128)
+    floored = decoders.build("sift", 0.25, 128, min_channels=32)
+    assert [plain.upconv4.weight.shape, plain.upconv5.weight.shape] == [(32, 16, 4, 4), (16, 8, 4, 4)]
+    assert [floored.upconv4.weight.shape, floored.upconv5.weight.shape] == [(32, 32, 4, 4), (32, 32, 4, 4)]
+    assert floored.upconv6.weight.shape == (32, 3, 4, 4) and floored.conv1.weight.shape == plain.conv1.weight.shape
+
+
+def test_a_decoder_trained_with_min_channels_is_rebuilt_from_its_file(photo_dir, tmp_path):
+    from models.inference import TrainedDecoder
+    from models.pretrained import export_decoder
+    train(tiny_config(photo_dir, tmp_path / "run", iters=2, min_channels=8), log=lambda *_: None)
+    checkpoint = str(tmp_path / "run" / "checkpoint.h5")
+    export_decoder(checkpoint, str(tmp_path / "hog.h5"))
+    for path in (checkpoint, str(tmp_path / "hog.h5")):
+        trained = TrainedDecoder(path)
+        assert trained.model.upconvJ5.weight.shape == (8, 8, 4, 4), path  # 32 / 16 = 2 channels without the floor
+        photos, _, _ = trained.photos(SAMPLES[:1])
+        assert np.isfinite(trained.reconstruct(photos)[1]).all()
+    with pytest.raises(TrainingError, match="--min-channels"):  # run-defining: a resume may not change it
+        train(tiny_config(photo_dir, tmp_path / "run", iters=4, min_channels=4, resume=True), log=lambda *_: None)
+
+
+def test_a_checkpoint_from_before_min_channels_resumes_without_the_floor():
+    from models.train import resumed_config
+    saved = dataclasses.asdict(TrainConfig(feature="sift").resolved())
+    del saved["min_channels"]  # written before the option existed: no floor
+    resumed = resumed_config(TrainConfig(feature="sift", resume=True), saved, "runs/sift").resolved()
+    assert resumed.min_channels == 1 and TrainConfig(feature="sift").resolved().min_channels == 32
 
 
 def test_shallow_image_size_must_be_a_multiple_of_64():
