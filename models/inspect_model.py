@@ -110,7 +110,8 @@ def gradcheck_targets():
 
 def check_gradients(target, seed=0, device="cpu"):
     """``{input or parameter name: worst relative error}`` of ``target`` (an op or a model name),
-    computed on ``device``."""
+    computed on ``device`` at a point drawn from ``seed`` (for a model, its weights too: the
+    library's random stream is seeded with it, as ``nn.random.seed`` does)."""
     if target in OPS:
         fn, shapes = OPS[target].call, OPS[target].shapes
         rng = np.random.default_rng(seed)
@@ -118,7 +119,7 @@ def check_gradients(target, seed=0, device="cpu"):
         inputs = [nn.to_device(rng.uniform(0.1, 1.0, s) * rng.choice([-1, 1], s), device) for s in shapes]
         return nn.gradcheck(fn, inputs, seed=seed, raise_on_failure=False)
     if target in gradcheck_targets():
-        nn.random.seed(seed)  # the tiny model's weights: the check's point is a function of ``seed`` alone
+        nn.random.seed(seed)
         model, x = tiny_model(target)
         model.to(device)
         return nn.gradcheck(model, [nn.to_device(x, device)], params=model, seed=seed, raise_on_failure=False)
