@@ -47,9 +47,16 @@ def checkpoint_config(f, path):
     return validate_config(json_attr(f, "config", path), path)
 
 
+# Run-defining options newer than some files: the value every run had before the option existed.
+VALUE_BEFORE_OPTION = {"min_channels": 1}
+
+
 def validate_config(config, path):
-    """A run configuration from a file, checked for what rebuilding its decoder reads."""
+    """A run configuration from a file, checked for what rebuilding its decoder reads; an option
+    the file predates is given its earlier value (``VALUE_BEFORE_OPTION``)."""
     from .decoders import REPRESENTATIONS
+
+    config = {**VALUE_BEFORE_OPTION, **config}
 
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)

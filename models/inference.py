@@ -17,6 +17,12 @@ from .metrics import normalized_error
 from .pretrained import read_decoder_file
 
 
+def _decoder_of(cfg):
+    """The untrained decoder that a checkpoint's or decoder file's configuration describes."""
+    return decoders.build(cfg["feature"], cfg["width"], cfg["image_size"], in_channels=cfg["feature_shape"][0],
+                          min_channels=cfg["min_channels"])
+
+
 class TrainedDecoder:
     """A decoder restored from a training checkpoint, with the encoder it was trained on."""
 
@@ -37,12 +43,10 @@ class TrainedDecoder:
             is_checkpoint = attrs.get("kind") == "checkpoint"
             cfg = checkpoint_config(f, checkpoint) if is_checkpoint else None
         if is_checkpoint:
-            self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
-                                        in_channels=cfg["feature_shape"][0], min_channels=cfg.get("min_channels", 1))
+            self.model = _decoder_of(cfg)
         elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.pretrained)
             cfg, arrays, _ = read_decoder_file(checkpoint)
-            self.model = decoders.build(cfg["feature"], cfg["width"], cfg["image_size"],
-                                        in_channels=cfg["feature_shape"][0], min_channels=cfg.get("min_channels", 1))
+            self.model = _decoder_of(cfg)
             self.model.load_state_dict(arrays, source=str(checkpoint))
         elif str(attrs.get("model", "")).startswith("decoder/"):
             cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}

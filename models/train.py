@@ -329,8 +329,6 @@ def validate(model, cache, scale, device, limit, encoder=None):
 RUN_DEFINING = ("feature", "preset", "width", "min_channels", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
                 "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
                 "feature_dtype")
-# Run-defining options newer than some checkpoints: the value every run had before the option existed.
-VALUE_BEFORE_OPTION = {"min_channels": 1}
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 
@@ -345,7 +343,6 @@ def resumed_config(cfg, saved, out):
     """``cfg`` completed from the saved run's config ``saved``: every run-defining option not given
     is the saved one; a given one that differs is refused, naming it."""
     values = dataclasses.asdict(cfg)
-    saved = {**VALUE_BEFORE_OPTION, **saved}
     for name in RUN_DEFINING:
         if values[name] is None or name not in saved:
             values[name] = saved.get(name, values[name])

@@ -90,9 +90,12 @@ def test_a_decoder_trained_with_min_channels_is_rebuilt_from_its_file(photo_dir,
 
 
 def test_a_checkpoint_from_before_min_channels_resumes_without_the_floor():
+    from models.checkpoint import validate_config
     from models.train import resumed_config
     saved = dataclasses.asdict(TrainConfig(feature="sift").resolved())
     del saved["min_channels"]  # written before the option existed: no floor
+    saved.update(feature_shape=[133, 32, 32], feature_scale=1.0)  # what a checkpoint's config also holds
+    saved = validate_config(saved, "runs/sift/checkpoint.h5")  # as read_config reads it from the file
     resumed = resumed_config(TrainConfig(feature="sift", resume=True), saved, "runs/sift").resolved()
     assert resumed.min_channels == 1 and TrainConfig(feature="sift").resolved().min_channels == 32
 
