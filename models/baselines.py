@@ -24,7 +24,7 @@ paper's normalised error (:mod:`models.metrics`) on the same photos as the decod
 """
 import numpy as np
 
-from .encoders import targets_to_float
+from .encoders import float_to_images, targets_to_float
 from .metrics import normalized_error
 
 # Regularisation strengths tried, relative to the mean of K's diagonal (the mean squared feature norm).
@@ -127,9 +127,9 @@ def unbeaten(error, errors):
 
 
 def predictions_as_images(model, features, shape):
-    """A baseline's predictions for ``features`` as (N, T, T, 3) float images on 0..255."""
-    out = np.asarray(model.predict(features), np.float32).reshape((len(features),) + tuple(shape))
-    return (out.transpose(0, 2, 3, 1) + 0.5) * 255.0
+    """A baseline's predictions for ``features`` as (N, T, T, 3) float images on 0..255, clipped as
+    the decoders' (:func:`models.encoders.float_to_images`)."""
+    return float_to_images(np.asarray(model.predict(features), np.float32).reshape((len(features),) + tuple(shape)))
 
 
 def baseline_errors(models, features, targets):

@@ -58,8 +58,11 @@ def targets_to_float(images):
 
 
 def float_to_images(outputs):
-    """The decoders' float output (N, 3, T, T) -> (N, T, T, 3) float on 0..255 (inverse of above)."""
-    return (nn.to_numpy(outputs).transpose(0, 2, 3, 1) + 0.5) * 255.0
+    """The decoders' float output (N, 3, T, T) -> (N, T, T, 3) float images on 0..255 (inverse of
+    above), clipped to that range as any image is: a pixel outside it cannot be shown, and clipping
+    moves every pixel closer to its target, so the reconstruction error is measured on the image a
+    person sees (the same rule for the decoders and the baselines)."""
+    return np.clip((nn.to_numpy(outputs).transpose(0, 2, 3, 1) + 0.5) * 255.0, 0.0, 255.0)
 
 
 def scale_array(scale, features):

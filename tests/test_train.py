@@ -252,6 +252,19 @@ def test_targets_round_trip_to_images():
     assert np.allclose(float_to_images(targets_to_float(photos)), photos, atol=1e-3)
 
 
+def test_reconstructions_are_clipped_to_pixel_values_and_lose_no_accuracy_by_it():
+    from models.encoders import float_to_images
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    outputs = targets_to_float(photos) + rng.normal(0, 0.4, (4, 3, 8, 8)).astype(np.float32)
+    images = float_to_images(outputs)
+    unclipped = (outputs.transpose(0, 2, 3, 1) + 0.5) * 255.0
+    assert images.min() == 0 and images.max() == 255 and (unclipped < 0).any() and (unclipped > 255).any()
+    inside = (unclipped >= 0) & (unclipped <= 255)
+    assert np.array_equal(images[inside], unclipped[inside])
+    assert normalized_error(photos, images) < normalized_error(photos, unclipped)
+
+
 def test_cpu_preset_is_chosen_per_feature():
     from models.train import CPU_PRESETS
     for feature, preset in CPU_PRESETS.items():
