@@ -68,3 +68,27 @@ def test_a_file_that_is_not_a_decoder_is_one_clear_error(tmp_path):
         f.attrs["kind"] = "decoder"
     with pytest.raises(Exception, match="not a featinv decoder file"):
         pretrained.read_decoder_file(str(bogus))
+
+
+# The bundled photos that are among the 64 held-out originals of the split the shipped decoders
+# were trained on (bench/make_shallow_split.py --val 64; docs/results/README.md): never trained on.
+HELD_OUT_SAMPLES = ["enlightenment_Lichen-Branches.jpg", "lomiri1604_Picture_0B_by_freespace.jpg",
+                    "lomiri1604_friends_by_Aitzol_Berasategi.jpg", "lomiri1604_life_by_Aitzol_Berasategi.jpg",
+                    "scribus_br2_nature.jpg", "sklearn_china.jpg"]
+
+
+@pytest.mark.parametrize("feature", ["hog", "sift", "lbp"])
+def test_the_shipped_decoders_reconstruct_photos_they_never_saw(feature):
+    from models.metrics import normalized_error
+    path = pretrained.shipped_decoder(feature)
+    assert path is not None, f"no decoder shipped for {feature}"
+    _, _, attrs = pretrained.read_decoder_file(path)
+    held_out = attrs["held_out"]
+    assert held_out["decoder"] < min(held_out["baselines"].values())  # as trained: beats both baselines
+    decoder = pretrained.load_decoder(feature=feature)
+    photos = decoder.photos([os.path.join(ROOT, "data", "sample", name) for name in HELD_OUT_SAMPLES])[0]
+    targets, reconstructions = (np.asarray(a, np.float32) for a in decoder.reconstruct(photos))
+    error = normalized_error(targets, reconstructions)
+    # The mean of these very photos is an oracle baseline (better than any mean training image): 0.648.
+    oracle_mean = normalized_error(targets, np.broadcast_to(targets.mean(axis=0), targets.shape))
+    assert error < oracle_mean - 0.05, (feature, error, oracle_mean)  # measured: hog 0.446, sift 0.523, lbp 0.537
