@@ -66,6 +66,7 @@ def test_a_running_run_locks_its_folder(photos, tmp_path):
     assert (out / "checkpoint.h5").exists() and not (out / "run.lock").exists()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_nan_weights_never_reach_disk(photos, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match="NaN or infinite by step 1; nothing was saved and no checkpoint was "
@@ -74,6 +75,7 @@ def test_nan_weights_never_reach_disk(photos, tmp_path):
     assert not (out / "checkpoint.h5").exists()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_an_exploding_loss_names_no_checkpoint_that_does_not_exist(photos, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match="no checkpoint was written yet"):
