@@ -3,8 +3,9 @@
     python bench/bench_train.py [--batch-size 8] [--width 1.0] [--image-size 256] [--only hog,sift] [--rounds 3]
 
 Each (decoder, framework) pair runs in a fresh subprocess that reports the median step time of a
-few steps after a warm-up and its peak resident memory above the baseline taken once the model, the data and the framework
-are in memory (so: activations, gradients, optimiser state and work buffers). The
+few steps after a warm-up and its peak resident memory above the resident memory once the model, the data and the
+framework are in memory (so: activations, gradients, optimiser state and work buffers; on Linux the high-water mark is
+reset there, so that the build's own transient peak does not hide the step's). The
 reference is the same network in PyTorch CPU (built from the same layer table, same weights,
 same threads) when torch is installed. Both run with malloc keeping freed memory, as the command
 line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
@@ -53,12 +54,22 @@ else:
     def step():
         loss = ((model(xt) - tt) ** 2).sum() / len(xt)
         opt.zero_grad(); loss.backward(); opt.step()
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # model, data and imports in place
+def status_kb(field):  # Linux: /proc/self/status, e.g. VmRSS (resident now), VmHWM (its high-water mark)
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
+try:  # reset the high-water mark to the resident size now (proc(5), clear_refs "5"), so that the
+    # transient memory of building the model (weights drawn in float64, say) is not counted as the step's
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    baseline, peak_kb = status_kb("VmRSS"), lambda: status_kb("VmHWM")
+except OSError:  # elsewhere: the process's peak so far, which may hide a step smaller than the build
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 step()
 times = []
 for _ in range(steps):
     start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+peak = peak_kb() - baseline
 print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 1024}}))
 """
 
