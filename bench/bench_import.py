@@ -5,11 +5,9 @@
 Writes a caffemodel with random weights and CaffeNet's full shapes (written here with a few lines
 of protobuf wire format: NetParameter.layer -> LayerParameter{name, type, blobs} -> BlobProto
 {shape, packed data}), then runs ``import_weights(caffemodel, out=h5)`` in a fresh Python process. That process imports
-the modules, reads its resident set (``VmRSS``), resets the kernel's peak counter (``echo 5 >
-/proc/self/clear_refs``, Linux >= 4.0) and, after the import, reads the peak (``VmHWM``): the
-difference is the memory the import itself needed (the pages of the mapped file it touched
-included), compared with 2x the file size. (``ru_maxrss`` would not do: after fork + exec it keeps
-the parent's peak, here the generator's.)
+the modules, resets the peak counter (bench/memory.py) and, after the import, reads the peak: the
+difference from the resident set before is the memory the import itself needed (the pages of the
+mapped file it touched included), compared with 2x the file size.
 """
 import argparse
 import json
@@ -31,17 +29,14 @@ MODULES = "import numpy, h5py, weights_import, nn.serialization"
 CHILD = """
 import json, time
 {modules}
+import sys
+sys.path.insert(0, {root!r})
+from bench.memory import reset_peak, peak_since_reset
 
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-
-before = status("VmRSS")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+before = reset_peak()
 start = time.perf_counter()
 {work}
-print(json.dumps({{"seconds": time.perf_counter() - start, "rss_before": before, "peak": status("VmHWM")}}))
+print(json.dumps({{"seconds": time.perf_counter() - start, "rss_before": before, "peak": peak_since_reset()}}))
 """
 
 
@@ -75,7 +70,7 @@ def write_caffenet(path, rng):
 
 
 def run_child(work):
-    code = CHILD.format(modules=MODULES, work=work)
+    code = CHILD.format(root=ROOT, modules=MODULES, work=work)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": ROOT})
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -4,8 +4,8 @@
 
 Each (decoder, framework) pair runs in a fresh subprocess that reports the median step time of a
 few steps after a warm-up and its peak resident memory above the resident memory once the model, the data and the
-framework are in memory (so: activations, gradients, optimiser state and work buffers; on Linux the high-water mark is
-reset there, so that the build's own transient peak does not hide the step's). The
+framework are in memory (so: activations, gradients, optimiser state and work buffers; bench/memory.py resets the
+peak counter there, so that the build's own transient peak does not hide the step's). The
 reference is the same network in PyTorch CPU (built from the same layer table, same weights,
 same threads) when torch is installed. Both run with malloc keeping freed memory, as the command
 line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 WORKER = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 name, framework, batch, width, image_size, steps = {args!r}
@@ -54,23 +54,14 @@ else:
     def step():
         loss = ((model(xt) - tt) ** 2).sum() / len(xt)
         opt.zero_grad(); loss.backward(); opt.step()
-def status_kb(field):  # Linux: /proc/self/status, e.g. VmRSS (resident now), VmHWM (its high-water mark)
-    with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
-try:  # reset the high-water mark to the resident size now (proc(5), clear_refs "5"), so that the
-    # transient memory of building the model (weights drawn in float64, say) is not counted as the step's
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    baseline, peak_kb = status_kb("VmRSS"), lambda: status_kb("VmHWM")
-except OSError:  # elsewhere: the process's peak so far, which may hide a step smaller than the build
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from bench.memory import reset_peak, peak_since_reset
+baseline = reset_peak()  # model, data and imports in place; the build's own peak is not the step's
 step()
 times = []
 for _ in range(steps):
     start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
-peak = peak_kb() - baseline
-print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 1024}}))
+peak = peak_since_reset() - baseline
+print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 2**20}}))
 """
 
 

@@ -249,13 +249,26 @@ def content_digest(f):
     datasets = []
     f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
     for name in sorted(datasets):
-        data = np.ascontiguousarray(f[name][()])
-        digest.update(f"data {name} {data.dtype.str} {data.shape}\n".encode())
-        if data.dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
-            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in data.reshape(-1)))
-        else:
-            digest.update(data.tobytes())
+        dataset = f[name]
+        shape = dataset.shape or (1,)  # a scalar is hashed as shape (1,), as files written so far were sealed
+        digest.update(f"data {name} {dataset.dtype.str} {shape}\n".encode())
+        if dataset.dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
+            data = dataset[()]
+            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in np.reshape(data, -1)))
+        else:  # in C order, a block of rows at a time: memory of one block, whatever the dataset's size
+            for block in _row_blocks(dataset):
+                digest.update(np.ascontiguousarray(block))
     return digest.hexdigest()
+
+
+def _row_blocks(dataset, block_bytes=16 << 20):
+    """The dataset's values as consecutive blocks along its first axis, each about ``block_bytes``."""
+    if dataset.ndim == 0 or dataset.size == 0:
+        yield dataset[()]
+        return
+    rows = max(1, block_bytes // max(1, dataset.nbytes // dataset.shape[0]))
+    for start in range(0, dataset.shape[0], rows):
+        yield dataset[start:start + rows]
 
 
 def seal(f):

@@ -280,6 +280,32 @@ def test_a_bit_flip_in_a_checkpoint_is_caught_by_its_checksum(photos, tmp_path):
     open_h5(path).close()  # the intact file passes
 
 
+def test_the_checksum_reads_datasets_in_blocks_and_hashes_what_it_always_did(tmp_path, monkeypatch):
+    """Sealed files stay valid: the digest of a dataset read a block of rows at a time (memory of
+    one block) is the digest of the whole array read at once, as files were sealed before."""
+    import functools
+    import hashlib
+    from nn import serialization
+    rng = np.random.default_rng(0)
+    arrays = {"w": rng.random((1000, 37), dtype=np.float32), "step": np.int64(7)}
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["kind"] = "test"
+        for name, value in arrays.items():
+            f[name] = value
+    expected = hashlib.sha256(b"attr kind='test'\n")  # the digest as it was computed before blocks
+    for name in sorted(arrays):
+        whole = np.ascontiguousarray(arrays[name])  # a scalar becomes shape (1,)
+        expected.update(f"data {name} {whole.dtype.str} {whole.shape}\n".encode() + whole.tobytes())
+    with h5py.File(path, "r") as f:
+        assert serialization.content_digest(f) == expected.hexdigest()
+        blocks = list(serialization._row_blocks(f["w"], block_bytes=1000))
+        assert len(blocks) == 167 and sum(len(b) for b in blocks) == 1000  # 6 rows of 148 bytes a block
+        monkeypatch.setattr(serialization, "_row_blocks", functools.partial(serialization._row_blocks,
+                                                                             block_bytes=1000))
+        assert serialization.content_digest(f) == expected.hexdigest()
+
+
 def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues(photos, tmp_path):
     """A disk that holds the run up to its step-4 checkpoint but not the step-8 files: one clear
     error naming the disk, the step-4 checkpoint intact, no half-written file; on a disk with room,
