@@ -250,23 +250,24 @@ def content_digest(f):
     f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
     for name in sorted(datasets):
         dataset = f[name]
-        shape = dataset.shape or (1,)  # a scalar is hashed as shape (1,), as files written so far were sealed
-        digest.update(f"data {name} {dataset.dtype.str} {shape}\n".encode())
-        if dataset.dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
-            data = dataset[()]
-            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in np.reshape(data, -1)))
+        if dataset.ndim == 0:  # hashed as files sealed so far were: the value as an array of shape (1,)
+            value = np.ascontiguousarray(dataset[()])
+            dtype, shape, blocks = value.dtype, value.shape, [value]
         else:  # in C order, a block of rows at a time: memory of one block, whatever the dataset's size
-            for block in _row_blocks(dataset):
+            dtype, shape, blocks = dataset.dtype, dataset.shape, _row_blocks(dataset)
+        digest.update(f"data {name} {dtype.str} {shape}\n".encode())
+        if dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers (read whole)
+            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in dataset[()].reshape(-1)))
+        else:
+            for block in blocks:
                 digest.update(np.ascontiguousarray(block))
     return digest.hexdigest()
 
 
 def _row_blocks(dataset, block_bytes=16 << 20):
-    """The dataset's values as consecutive blocks along its first axis, each about ``block_bytes``."""
-    if dataset.ndim == 0 or dataset.size == 0:
-        yield dataset[()]
-        return
-    rows = max(1, block_bytes // max(1, dataset.nbytes // dataset.shape[0]))
+    """The values of a dataset of one or more axes as consecutive blocks along its first axis, each
+    about ``block_bytes``."""
+    rows = max(1, block_bytes // max(1, dataset.nbytes // max(1, dataset.shape[0])))
     for start in range(0, dataset.shape[0], rows):
         yield dataset[start:start + rows]
 

@@ -287,12 +287,13 @@ def test_the_checksum_reads_datasets_in_blocks_and_hashes_what_it_always_did(tmp
     import hashlib
     from nn import serialization
     rng = np.random.default_rng(0)
-    arrays = {"w": rng.random((1000, 37), dtype=np.float32), "step": np.int64(7)}
+    arrays = {"w": rng.random((1000, 37), dtype=np.float32), "step": np.int64(7), "note": b"text",
+              "empty": np.zeros((0, 3), np.float32)}
     path = tmp_path / "f.h5"
     with h5py.File(path, "w") as f:
         f.attrs["kind"] = "test"
-        for name, value in arrays.items():
-            f[name] = value
+        for name, value in arrays.items():  # "note": a scalar variable-length string, read back as b"text"
+            f[name] = "text" if name == "note" else value
     expected = hashlib.sha256(b"attr kind='test'\n")  # the digest as it was computed before blocks
     for name in sorted(arrays):
         whole = np.ascontiguousarray(arrays[name])  # a scalar becomes shape (1,)
