@@ -29,9 +29,7 @@ MODULES = "import numpy, h5py, weights_import, nn.serialization"
 CHILD = """
 import json, time
 {modules}
-import sys
-sys.path.insert(0, {root!r})
-from bench.memory import reset_peak, peak_since_reset
+from bench.memory import reset_peak, peak_since_reset  # the repository is on PYTHONPATH (run_child)
 
 before = reset_peak()
 start = time.perf_counter()
@@ -70,7 +68,7 @@ def write_caffenet(path, rng):
 
 
 def run_child(work):
-    code = CHILD.format(root=ROOT, modules=MODULES, work=work)
+    code = CHILD.format(modules=MODULES, work=work)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": ROOT})
     return json.loads(result.stdout.strip().splitlines()[-1])
