@@ -12,6 +12,13 @@ line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are
 turn R times (ours, torch, ours, torch, ...), so that a slow minute of a shared machine falls on
 both; the table gives the median step times, the median of the R ratios and their range. Target: each decoder's step at most 1.3x PyTorch's on a quiet
 machine (the goal beyond: 1.0x); the last column says whether it is met.
+
+Which CPU kernels each framework runs is printed above the table, and ``--kernels`` sets them for
+both: ``as-set`` (default) keeps the environment as it is; ``native`` removes the variables that
+override the CPU's own choice (``OPENBLAS_CORETYPE`` for our OpenBLAS, ``ONEDNN_MAX_CPU_ISA``,
+``ATEN_CPU_CAPABILITY`` and ``MKL_ENABLE_INSTRUCTIONS`` for PyTorch); ``avx2`` confines both to
+AVX2. A machine that sets ``OPENBLAS_CORETYPE=Haswell`` on a CPU with AVX-512 runs our GEMMs on
+AVX2 and PyTorch's on AVX-512 under ``as-set``: compare like with like.
 """
 import argparse
 import json
@@ -66,12 +73,41 @@ print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 2**20}}))
 
 
 TARGET = 1.3  # at most this many times PyTorch's step time
+KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+AVX2 = {"OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def worker_environment(kernels):
+    """The environment of the measuring subprocesses for ``--kernels``."""
+    env = dict(os.environ)
+    if kernels != "as-set":
+        for name in KERNEL_VARIABLES:
+            env.pop(name, None)
+    if kernels == "avx2":
+        env.update(AVX2)
+    return env
+
+
+KERNELS = {
+    "ours": 'import numpy; from nn.backend import blas_kernels; print("OpenBLAS", blas_kernels())',
+    "torch": 'import os, torch; print("ATen", torch.backends.cpu.get_cpu_capability() + ", oneDNN",'
+             ' os.environ.get("ONEDNN_MAX_CPU_ISA", "best for the CPU"))',
+}
+
+
+def kernels(framework, args):
+    """The CPU kernels a measuring subprocess of FRAMEWORK runs, in words."""
+    result = subprocess.run([sys.executable, "-c", KERNELS[framework]], capture_output=True, text=True,
+                            env=worker_environment(args.kernels), cwd=ROOT)
+    return result.stdout.strip() or result.stderr.strip().splitlines()[-1]
 
 
 def measure(name, framework, args):
     code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests"),
                          args=(name, framework, args.batch_size, args.width, args.image_size, args.steps))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=worker_environment(args.kernels))
     if result.returncode:
         return {"error": result.stderr.strip().splitlines()[-1]}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -85,6 +121,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--only", default=None, help="comma-separated decoder names")
     parser.add_argument("--rounds", type=int, default=1, help="measure ours and torch in turn this many times")
+    parser.add_argument("--kernels", choices=("as-set", "native", "avx2"), default="as-set",
+                        help="CPU kernels of both frameworks: the environment's, the CPU's best, or AVX2")
     args = parser.parse_args()
     from models import decoders
     names = args.only.split(",") if args.only else list(decoders.REPRESENTATIONS)
@@ -96,7 +134,8 @@ def main():
         print("torch not installed: no PyTorch reference column")
     print(f"one training step, batch {args.batch_size}, width {args.width}, image size {args.image_size or 256}, "
           f"{os.cpu_count()} cores")
-    print(f"{args.rounds} round(s) per decoder, the frameworks in turn")
+    print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}: "
+          + "; ".join(f"{fw} {kernels(fw, args)}" for fw in frameworks))
     print("| decoder | ours s/step | ours peak MB | torch s/step | torch peak MB | time ratio ours/torch | ratio range "
           "| target 1.3x |")
     print("|---|---|---|---|---|---|---|---|")

@@ -113,6 +113,26 @@ def keep_freed_memory(threshold=1 << 30):
 
 BLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                        "openblas_set_num_threads64_", "openblas_set_num_threads", "MKL_Set_Num_Threads")
+OPENBLAS_CORE_NAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                       "openblas_get_corename64_", "openblas_get_corename")
+
+
+def _loaded_blas_libraries():
+    """The BLAS libraries (OpenBLAS, MKL) loaded in this process, as ctypes handles; none where
+    /proc/self/maps does not exist (outside Linux)."""
+    if not os.path.exists("/proc/self/maps"):
+        return
+    with open("/proc/self/maps") as f:
+        libraries = sorted({line.split()[-1] for line in f
+                            if line.rstrip().endswith(".so") or ".so." in line.split()[-1]})
+    for path in libraries:
+        name = os.path.basename(path).lower()
+        if "blas" not in name and "mkl" not in name:
+            continue
+        try:
+            yield ctypes.CDLL(path)
+        except OSError:
+            continue
 
 
 def set_blas_threads(count):
@@ -130,19 +150,8 @@ def set_blas_threads(count):
         raise ValueError(f"BLAS threads must be at least 1, got {count}")
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(count)
-    if not os.path.exists("/proc/self/maps"):
-        return 0
-    with open("/proc/self/maps") as f:
-        libraries = sorted({line.split()[-1] for line in f
-                            if line.rstrip().endswith(".so") or ".so." in line.split()[-1]})
     done = 0
-    for path in libraries:
-        if "blas" not in os.path.basename(path).lower() and "mkl" not in os.path.basename(path).lower():
-            continue
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for library in _loaded_blas_libraries():
         for symbol in BLAS_THREAD_SETTERS:
             setter = getattr(library, symbol, None)
             if setter is not None:
@@ -150,3 +159,21 @@ def set_blas_threads(count):
                 done += 1
                 break
     return done
+
+
+def blas_kernels():
+    """The name of the CPU kernels OpenBLAS runs in this process (``"Haswell"``: AVX2,
+    ``"SkylakeX"``: AVX-512, ...), or None where no OpenBLAS is loaded.
+
+    OpenBLAS built for several CPUs (as NumPy's wheels are) picks its kernels when it is loaded,
+    from the CPU or from the environment variable ``OPENBLAS_CORETYPE``, which overrides the CPU:
+    on a CPU with AVX-512, ``OPENBLAS_CORETYPE=Haswell`` confines every GEMM to AVX2
+    (bench/bench_train.py reports the kernels of both frameworks beside its times).
+    """
+    for library in _loaded_blas_libraries():
+        for symbol in OPENBLAS_CORE_NAMES:
+            getter = getattr(library, symbol, None)
+            if getter is not None:
+                getter.restype = ctypes.c_char_p
+                return getter().decode()
+    return None

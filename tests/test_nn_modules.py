@@ -2,6 +2,8 @@
 argument checks of the ops (each bad input raises a ValueError naming the op and both shapes)."""
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -431,6 +433,17 @@ def test_set_blas_threads_sets_the_children_environment_and_refuses_zero(monkeyp
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
     with pytest.raises(ValueError, match="at least 1"):
         nn.backend.set_blas_threads(0)
+
+
+def test_blas_kernels_names_the_kernels_that_openblas_coretype_chose():
+    """OPENBLAS_CORETYPE overrides the CPU's choice when OpenBLAS is loaded; blas_kernels() reads
+    back what the library runs (bench/bench_train.py prints it beside its times)."""
+    if nn.backend.blas_kernels() is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that names its kernels")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell", PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    code = "import numpy, nn.backend; print(nn.backend.blas_kernels())"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "Haswell"
 
 
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "linear"])
