@@ -73,6 +73,7 @@ print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 2**20}}))
 
 
 TARGET = 1.3  # at most this many times PyTorch's step time
+AVX512_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's kernel sets that use AVX-512
 KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 AVX2 = {"OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
@@ -134,8 +135,12 @@ def main():
         print("torch not installed: no PyTorch reference column")
     print(f"one training step, batch {args.batch_size}, width {args.width}, image size {args.image_size or 256}, "
           f"{os.cpu_count()} cores")
+    used = {fw: kernels(fw, args) for fw in frameworks}
     print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}: "
-          + "; ".join(f"{fw} {kernels(fw, args)}" for fw in frameworks))
+          + "; ".join(f"{fw} {used[fw]}" for fw in frameworks))
+    if "torch" in used and ("AVX512" in used["torch"]) != any(core in used["ours"] for core in AVX512_CORES):
+        print("warning: the frameworks run different vector instructions (one AVX2, the other AVX-512); "
+              "--kernels native or --kernels avx2 compares like with like")
     print("| decoder | ours s/step | ours peak MB | torch s/step | torch peak MB | time ratio ours/torch | ratio range "
           "| target 1.3x |")
     print("|---|---|---|---|---|---|---|---|")
