@@ -31,7 +31,7 @@ def _jacobian_error(t, analytic, loss, eps):
     """The worst relative error over every element i of ``t``: d loss / d t[i] by central
     differences, (loss(t[i] + eps) - loss(t[i] - eps)) / 2 eps, against the analytic gradient's
     element i. One pair of forward passes per element: for tiny shapes."""
-    flat, errors = t.data.reshape(-1), []  # a view: writing an element changes t
+    flat, expected, errors = t.data.reshape(-1), analytic.reshape(-1), []  # flat: a view, writing it changes t
     for i in range(flat.size):
         saved = flat[i].copy()
         flat[i] = saved + eps
@@ -39,7 +39,7 @@ def _jacobian_error(t, analytic, loss, eps):
         flat[i] = saved - eps
         down = loss()
         flat[i] = saved
-        errors.append(_relative_error((up - down) / (2 * eps), float(analytic.reshape(-1)[i])))
+        errors.append(_relative_error((up - down) / (2 * eps), float(expected[i])))
     return max(errors, default=0.0)
 
 

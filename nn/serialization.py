@@ -256,8 +256,9 @@ def content_digest(f):
         else:  # in C order, a block of rows at a time: memory of one block, whatever the dataset's size
             dtype, shape, blocks = dataset.dtype, dataset.shape, _row_blocks(dataset)
         digest.update(f"data {name} {dtype.str} {shape}\n".encode())
-        if dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers (read whole)
-            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in dataset[()].reshape(-1)))
+        if dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
+            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode()
+                                     for block in blocks for v in np.asarray(block).reshape(-1)))
         else:
             for block in blocks:
                 digest.update(np.ascontiguousarray(block))

@@ -1,8 +1,11 @@
 """The benchmark scripts still run against the library they measure (one quick round, batch 1):
 they reach into nn/functional/conv.py by name, so a refactor there must not leave them broken."""
 import os
+import platform
 import subprocess
 import sys
+
+import nn.backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,7 +56,5 @@ def test_bench_train_runs_and_names_its_kernels():
                           "--kernels", "avx2"],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert "| lbp | " in out and "error" not in out
-    import platform
-    import nn.backend
     if nn.backend.blas_kernels() is not None and platform.machine() == "x86_64":
         assert "ours OpenBLAS Haswell" in out

@@ -290,12 +290,17 @@ def test_the_checksum_reads_datasets_in_blocks_and_hashes_what_it_always_did(tmp
     arrays = {"w": rng.random((1000, 37), dtype=np.float32), "step": np.int64(7), "note": b"text",
               "empty": np.zeros((0, 3), np.float32)}
     path = tmp_path / "f.h5"
+    names = [f"layer{i}" for i in range(500)]  # a variable-length string array: its bytes are hashed
     with h5py.File(path, "w") as f:
         f.attrs["kind"] = "test"
         for name, value in arrays.items():  # "note": a scalar variable-length string, read back as b"text"
             f[name] = "text" if name == "note" else value
+        f.create_dataset("names", data=names, dtype=h5py.string_dtype())
     expected = hashlib.sha256(b"attr kind='test'\n")  # the digest as it was computed before blocks
-    for name in sorted(arrays):
+    for name in sorted(list(arrays) + ["names"]):
+        if name == "names":
+            expected.update(f"data names |O (500,)\n".encode() + b"\0".join(n.encode() for n in names))
+            continue
         whole = np.ascontiguousarray(arrays[name])  # a scalar becomes shape (1,)
         expected.update(f"data {name} {whole.dtype.str} {whole.shape}\n".encode() + whole.tobytes())
     with h5py.File(path, "r") as f:
