@@ -85,6 +85,9 @@ def main():
 @click.option("--channel-scale/--no-channel-scale", default=None,
               help="Scale each feature channel to unit RMS instead of all channels by one factor.")
 @click.option("--grad-clip", type=click.FloatRange(min=0), callback=_finite, help="Clip the joint gradient norm to this (0: no clipping).")
+@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]),
+              help="step: the learning rate divided by 10 after 80% of the steps (default); cosine: lowered "
+              "smoothly to 0 at the last step.")
 @click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
 @click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")

@@ -22,7 +22,7 @@ from .checkpoint import checkpoint_config, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 TRAINING_KEYS = ("preset", "width", "min_channels", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
-                 "channel_scale", "grad_clip", "flip", "seed", "lr_drop_at")
+                 "channel_scale", "grad_clip", "flip", "seed", "lr_schedule", "lr_drop_at")
 
 
 def shipped_decoder(feature):

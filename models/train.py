@@ -57,12 +57,12 @@ PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
                   val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                  channel_scale=False, feature_dtype="float32", min_channels=1),
+                  channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step"),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
                 val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                channel_scale=False, feature_dtype="float32", min_channels=1),
+                channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step"),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -113,6 +113,7 @@ class TrainConfig:
     workers: int = None
     scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.extract)
     feature_dtype: str = None   # "float32" (default) or "float16": how the cache stores the features
+    lr_schedule: str = None     # "step" (default): divided by 10 after lr_drop_at of the run; "cosine": to 0
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
@@ -143,6 +144,15 @@ class TrainConfig:
             raise ValueError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
                              "features are scaled by one factor)")
         return TrainConfig(**values)
+
+
+def learning_rate_schedule(optimizer, cfg, total_steps):
+    """The run's schedule, stepped once per training step: "step" divides the rate by 10 after
+    ``cfg.lr_drop_at`` of the steps (nn.optim.StepLR); "cosine" lowers it smoothly to 0 at the
+    last step (nn.optim.CosineAnnealingLR)."""
+    if cfg.lr_schedule == "cosine":
+        return nn.optim.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    return nn.optim.StepLR(optimizer, step_size=max(1, int(total_steps * cfg.lr_drop_at)), gamma=0.1)
 
 
 def split_files(files, val_fraction, seed):
@@ -328,7 +338,7 @@ def validate(model, cache, scale, device, limit, encoder=None):
 # and refuses a given one that differs (the others, such as --iters or --device, may change).
 RUN_DEFINING = ("feature", "preset", "width", "min_channels", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
                 "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
-                "feature_dtype")
+                "feature_dtype", "lr_schedule")
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 
@@ -474,7 +484,7 @@ class TrainingRun:
         self.network = self.encoder.encoder.network if self.encoder else None
         self.optimizer = nn.optim.Adam(self.model.parameters() + (self.encoder.parameters if self.encoder else []),
                                        lr=cfg.lr)
-        self.schedule = nn.optim.StepLR(self.optimizer, step_size=max(1, int(self.total * cfg.lr_drop_at)), gamma=0.1)
+        self.schedule = learning_rate_schedule(self.optimizer, cfg, self.total)
         self.start, self.history = 0, []
         if resuming:
             self.start, self.history = load_checkpoint(self.ckpt_path, self.model, self.optimizer, self.schedule,

@@ -136,6 +136,29 @@ class StepLR:
         self.base_lr, self.count = float(state["base_lr"]), int(state["count"])
 
 
+class CosineAnnealingLR:
+    """lr = eta_min + (initial lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 after t calls of
+    ``step()`` (PyTorch's closed form): a smooth decay from the initial rate to ``eta_min`` at
+    t = T_max, instead of StepLR's sudden drops."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        if not isinstance(T_max, int) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
+        self.base_lr, self.count = optimizer.lr, 0
+
+    def step(self):
+        self.count += 1
+        self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * (
+            1 + math.cos(math.pi * self.count / self.T_max)) / 2
+
+    def state_dict(self):
+        return {"base_lr": self.base_lr, "count": self.count}
+
+    def load_state_dict(self, state):
+        self.base_lr, self.count = float(state["base_lr"]), int(state["count"])
+
+
 class ReduceLROnPlateau:
     """Multiply lr by ``factor`` when the watched value has not improved by a relative ``threshold``
     for more than ``patience`` calls of ``step(value)`` (lower is better)."""

@@ -229,6 +229,26 @@ def test_step_lr():
     assert opt.lr == opt2.lr == 0.125  # count 7: 0.5 ** (7 // 2)
 
 
+def test_cosine_annealing_lr_follows_pytorch():
+    """Values printed by torch.optim.lr_scheduler.CosineAnnealingLR(SGD(lr=1), T_max=4, eta_min=0.1),
+    past T_max too (the cosine goes on, as PyTorch's does); a restored schedule goes on alike."""
+    opt = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
+    sched = nn.optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
+    lrs = []
+    for _ in range(6):
+        sched.step()
+        lrs.append(opt.lr)
+    np.testing.assert_allclose(lrs, [0.8681980515339464, 0.55, 0.23180194846605368, 0.1, 0.2318019484660536, 0.55],
+                               rtol=1e-12)
+    opt2 = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=123.0)
+    sched2 = nn.optim.CosineAnnealingLR(opt2, T_max=4, eta_min=0.1)
+    sched2.load_state_dict(sched.state_dict())
+    sched.step(), sched2.step()
+    assert opt.lr == opt2.lr
+    with pytest.raises(ValueError, match="T_max"):
+        nn.optim.CosineAnnealingLR(opt, T_max=0)
+
+
 def test_reduce_lr_on_plateau():
     opt = nn.optim.Adam([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
     sched = nn.optim.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.01, min_lr=0.2)

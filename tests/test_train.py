@@ -157,8 +157,9 @@ def test_split_is_by_file_and_reproducible():
     assert split_files(files, 0.1, seed=0) == (train_files, val_files)
 
 
-@pytest.mark.parametrize("options", [{}, {"crops": 3, "grad_clip": 50.0, "channel_scale": True}],
-                         ids=["whole photos", "crops, clipping, per-channel scale"])
+@pytest.mark.parametrize("options", [{}, {"crops": 3, "grad_clip": 50.0, "channel_scale": True},
+                                     {"lr_schedule": "cosine"}],
+                         ids=["whole photos", "crops, clipping, per-channel scale", "cosine schedule"])
 def test_resume_continues_exactly(photo_dir, tmp_path, options):
     """2 steps, stop, --resume, 2 more == 4 uninterrupted steps, bit for bit."""
     train(tiny_config(photo_dir, tmp_path / "full", **options), log=lambda *_: None)
@@ -176,6 +177,21 @@ def test_resume_continues_exactly(photo_dir, tmp_path, options):
             assert np.array_equal(a["model"][name][()], b["model"][name][()]), name
     log_rows = open(tmp_path / "split" / "log.csv").read().splitlines()
     assert [r.split(",")[0] for r in log_rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_the_learning_rate_schedules(photo_dir, tmp_path):
+    """The log's lr column, the rate after step t (the one step t + 1 uses): step: lr / 10 from
+    int(0.8 T) on; cosine: lr (1 + cos(pi t / T)) / 2, 0 after the last step. A resume may not
+    change the schedule."""
+    for schedule, expected in (("step", [1e-3, 1e-3, 1e-4, 1e-4]),
+                               ("cosine", [1e-3 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(1, 5)])):
+        train(tiny_config(photo_dir, tmp_path / schedule, lr_schedule=schedule, lr=1e-3), log=lambda *_: None)
+        rows = open(tmp_path / schedule / "log.csv").read().splitlines()[1:]
+        header = open(tmp_path / schedule / "log.csv").readline().strip().split(",")
+        lrs = [float(row.split(",")[header.index("lr")]) for row in rows]
+        np.testing.assert_allclose(lrs, expected, rtol=4e-3, atol=1e-12, err_msg=schedule)  # logged to 3 digits
+    with pytest.raises(TrainingError, match="--lr-schedule"):
+        train(tiny_config(photo_dir, tmp_path / "step", iters=6, lr_schedule="cosine", resume=True), log=lambda *_: None)
 
 
 def test_training_writes_its_outputs(photo_dir, tmp_path):
