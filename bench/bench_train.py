@@ -13,12 +13,12 @@ turn R times (ours, torch, ours, torch, ...), so that a slow minute of a shared 
 both; the table gives the median step times, the median of the R ratios and their range. Target: each decoder's step at most 1.3x PyTorch's on a quiet
 machine (the goal beyond: 1.0x); the last column says whether it is met.
 
-Which CPU kernels each framework runs is printed above the table, and ``--kernels`` sets them for
-both: ``as-set`` (default) keeps the environment as it is; ``native`` removes the variables that
-override the CPU's own choice (``OPENBLAS_CORETYPE`` for our OpenBLAS, ``ONEDNN_MAX_CPU_ISA``,
-``ATEN_CPU_CAPABILITY`` and ``MKL_ENABLE_INSTRUCTIONS`` for PyTorch); ``avx2`` confines both to
-AVX2. A machine that sets ``OPENBLAS_CORETYPE=Haswell`` on a CPU with AVX-512 runs our GEMMs on
-AVX2 and PyTorch's on AVX-512 under ``as-set``: compare like with like.
+Which CPU kernels each framework ran (as its measuring subprocesses report) is printed below the
+table, and ``--kernels`` sets them for both: ``as-set`` (default) keeps the environment as it is;
+``native`` removes the variables that override the CPU's own choice (``OPENBLAS_CORETYPE`` for our
+OpenBLAS, ``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and ``MKL_ENABLE_INSTRUCTIONS`` for
+PyTorch); ``avx2`` confines both to AVX2. A machine that sets ``OPENBLAS_CORETYPE=Haswell`` on a CPU
+with AVX-512 runs our GEMMs on AVX2 and PyTorch's on AVX-512 under ``as-set``: compare like with like.
 """
 import argparse
 import json
@@ -46,12 +46,15 @@ rng = np.random.default_rng(0)
 x = rng.random((batch,) + shape, dtype=np.float32)
 t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
 if framework == "ours":
+    from nn.backend import blas_kernels
+    kernels = f"OpenBLAS {{blas_kernels()}}"
     opt = nn.optim.Adam(ours.parameters(), lr=1e-4)
     def step():
         loss = F.mse_loss(ours(nn.Tensor(x)), nn.Tensor(t), reduction="paper")
         opt.zero_grad(); loss.backward(); opt.step()
 else:
-    import torch
+    import os, torch
+    kernels = f"ATen {{torch.backends.cpu.get_cpu_capability()}}, oneDNN {{os.environ.get('ONEDNN_MAX_CPU_ISA', 'best for the CPU')}}"
     sys.path.insert(0, {tests!r})
     from torch_decoders import torch_decoder
     model = torch_decoder(name, width, image_size, ours)
@@ -68,7 +71,7 @@ times = []
 for _ in range(steps):
     start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
 peak = peak_since_reset() - baseline
-print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 2**20}}))
+print(json.dumps({{"time": float(np.median(times)), "peak_mb": peak / 2**20, "kernels": kernels}}))
 """
 
 
@@ -88,20 +91,6 @@ def worker_environment(kernels):
     if kernels == "avx2":
         env.update(AVX2)
     return env
-
-
-KERNELS = {
-    "ours": 'import numpy; from nn.backend import blas_kernels; print("OpenBLAS", blas_kernels())',
-    "torch": 'import os, torch; print("ATen", torch.backends.cpu.get_cpu_capability() + ", oneDNN",'
-             ' os.environ.get("ONEDNN_MAX_CPU_ISA", "best for the CPU"))',
-}
-
-
-def kernels(framework, args):
-    """The CPU kernels a measuring subprocess of FRAMEWORK runs, in words."""
-    result = subprocess.run([sys.executable, "-c", KERNELS[framework]], capture_output=True, text=True,
-                            env=worker_environment(args.kernels), cwd=ROOT)
-    return result.stdout.strip() or result.stderr.strip().splitlines()[-1]
 
 
 def measure(name, framework, args):
@@ -135,21 +124,18 @@ def main():
         print("torch not installed: no PyTorch reference column")
     print(f"one training step, batch {args.batch_size}, width {args.width}, image size {args.image_size or 256}, "
           f"{os.cpu_count()} cores")
-    used = {fw: kernels(fw, args) for fw in frameworks}
-    print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}: "
-          + "; ".join(f"{fw} {used[fw]}" for fw in frameworks))
-    if "torch" in used and ("AVX512" in used["torch"]) != any(core in used["ours"] for core in AVX512_CORES):
-        print("warning: the frameworks run different vector instructions (one AVX2, the other AVX-512); "
-              "--kernels native or --kernels avx2 compares like with like")
+    print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}")
     print("| decoder | ours s/step | ours peak MB | torch s/step | torch peak MB | time ratio ours/torch | ratio range "
           "| target 1.3x |")
     print("|---|---|---|---|---|---|---|---|")
+    used = {}  # framework -> the CPU kernels its measuring subprocesses ran, in words
     for name in names:
         rounds = [{fw: measure(name, fw, args) for fw in frameworks} for _ in range(args.rounds)]
         failed = [r[fw]["error"] for r in rounds for fw in frameworks if "error" in r[fw]]
         if failed:
             print(f"| {name} | error: {failed[0]} | | | | | | |")
             continue
+        used.update({fw: rounds[0][fw]["kernels"] for fw in frameworks})
         ours = [r["ours"] for r in rounds]
         line = f"| {name} | {median(r['time'] for r in ours):.3f} | {max(r['peak_mb'] for r in ours):.0f} |"
         if "torch" in frameworks:
@@ -161,6 +147,11 @@ def main():
         else:
             line += " | | | | |"
         print(line, flush=True)
+    if used:
+        print("kernels: " + "; ".join(f"{fw} {used[fw]}" for fw in frameworks))
+    if "torch" in used and ("AVX512" in used["torch"]) != any(core in used["ours"] for core in AVX512_CORES):
+        print("warning: the frameworks ran different vector instructions (one AVX2, the other AVX-512); "
+              "--kernels native or --kernels avx2 compares like with like")
 
 
 if __name__ == "__main__":
