@@ -116,18 +116,19 @@ class SGD(Optimizer):
         p.data -= (self.lr * g).astype(p.data.dtype)
 
 
-class StepLR:
-    """lr = initial lr * gamma^(epoch // step_size); call ``step()`` once per epoch (or iteration)."""
+class LRScheduler:
+    """A schedule that sets the optimiser's lr from its count of ``step()`` calls (its state:
+    the initial lr and the count); subclasses give the rate as :meth:`lr_at`."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
-        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
-        self.base_lr, self.count = optimizer.lr, 0
+    def __init__(self, optimizer):
+        self.optimizer, self.base_lr, self.count = optimizer, optimizer.lr, 0
+
+    def lr_at(self, count):
+        raise NotImplementedError
 
     def step(self):
         self.count += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.count // self.step_size)
+        self.optimizer.lr = self.lr_at(self.count)
 
     def state_dict(self):
         return {"base_lr": self.base_lr, "count": self.count}
@@ -136,7 +137,20 @@ class StepLR:
         self.base_lr, self.count = float(state["base_lr"]), int(state["count"])
 
 
-class CosineAnnealingLR:
+class StepLR(LRScheduler):
+    """lr = initial lr * gamma^(epoch // step_size); call ``step()`` once per epoch (or iteration)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
+
+    def lr_at(self, count):
+        return self.base_lr * self.gamma ** (count // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (initial lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 after t calls of
     ``step()`` (PyTorch's closed form): a smooth decay from the initial rate to ``eta_min`` at
     t = T_max, instead of StepLR's sudden drops."""
@@ -144,19 +158,11 @@ class CosineAnnealingLR:
     def __init__(self, optimizer, T_max, eta_min=0.0):
         if not isinstance(T_max, int) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
-        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
-        self.base_lr, self.count = optimizer.lr, 0
+        super().__init__(optimizer)
+        self.T_max, self.eta_min = T_max, eta_min
 
-    def step(self):
-        self.count += 1
-        self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * (
-            1 + math.cos(math.pi * self.count / self.T_max)) / 2
-
-    def state_dict(self):
-        return {"base_lr": self.base_lr, "count": self.count}
-
-    def load_state_dict(self, state):
-        self.base_lr, self.count = float(state["base_lr"]), int(state["count"])
+    def lr_at(self, count):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * count / self.T_max)) / 2
 
 
 class ReduceLROnPlateau:

@@ -213,40 +213,36 @@ def test_optimiser_state_errors():
         nn.optim.SGD([], lr=0.1)
 
 
-def test_step_lr():
+def _rates_and_restore(make, steps):
+    """The lr after each of ``steps`` calls of step() of the schedule ``make(optimizer)``; and
+    whether a schedule restored from its state_dict (on an optimiser with another lr) goes on alike."""
     opt = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
-    sched = nn.optim.StepLR(opt, step_size=2, gamma=0.5)
+    sched = make(opt)
     lrs = []
-    for _ in range(6):
+    for _ in range(steps):
         sched.step()
         lrs.append(opt.lr)
-    assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25, 0.125]
-    state = sched.state_dict()
     opt2 = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=123.0)
-    sched2 = nn.optim.StepLR(opt2, step_size=2, gamma=0.5)
-    sched2.load_state_dict(state)
+    sched2 = make(opt2)
+    sched2.load_state_dict(sched.state_dict())
     sched.step(), sched2.step()
-    assert opt.lr == opt2.lr == 0.125  # count 7: 0.5 ** (7 // 2)
+    return lrs, opt.lr == opt2.lr == sched.lr_at(steps + 1)
+
+
+def test_step_lr():
+    lrs, restored = _rates_and_restore(lambda opt: nn.optim.StepLR(opt, step_size=2, gamma=0.5), 6)
+    assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25, 0.125] and restored
 
 
 def test_cosine_annealing_lr_follows_pytorch():
     """Values printed by torch.optim.lr_scheduler.CosineAnnealingLR(SGD(lr=1), T_max=4, eta_min=0.1),
-    past T_max too (the cosine goes on, as PyTorch's does); a restored schedule goes on alike."""
-    opt = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
-    sched = nn.optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
-    lrs = []
-    for _ in range(6):
-        sched.step()
-        lrs.append(opt.lr)
+    past T_max too (the cosine goes on, as PyTorch's does)."""
+    lrs, restored = _rates_and_restore(lambda opt: nn.optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.1), 6)
     np.testing.assert_allclose(lrs, [0.8681980515339464, 0.55, 0.23180194846605368, 0.1, 0.2318019484660536, 0.55],
                                rtol=1e-12)
-    opt2 = nn.optim.SGD([nn.Parameter(np.zeros(2, np.float32))], lr=123.0)
-    sched2 = nn.optim.CosineAnnealingLR(opt2, T_max=4, eta_min=0.1)
-    sched2.load_state_dict(sched.state_dict())
-    sched.step(), sched2.step()
-    assert opt.lr == opt2.lr
+    assert restored
     with pytest.raises(ValueError, match="T_max"):
-        nn.optim.CosineAnnealingLR(opt, T_max=0)
+        nn.optim.CosineAnnealingLR(nn.optim.SGD([nn.Parameter(np.zeros(1, np.float32))]), T_max=0)
 
 
 def test_reduce_lr_on_plateau():
