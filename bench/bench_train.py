@@ -1,13 +1,15 @@
 """Time and peak memory of one training step (forward, loss, backward, Adam) of every decoder.
 
     python bench/bench_train.py [--batch-size 8] [--width 1.0] [--image-size 256] [--only hog,sift] [--rounds 3]
+                                [--threads 1] [--kernels as-set|native|avx2]
 
 Each (decoder, framework) pair runs in a fresh subprocess that reports the median step time of a
 few steps after a warm-up and its peak resident memory above the resident memory once the model, the data and the
 framework are in memory (so: activations, gradients, optimiser state and work buffers; bench/memory.py resets the
 peak counter there, so that the build's own transient peak does not hide the step's). The
 reference is the same network in PyTorch CPU (built from the same layer table, same weights,
-same threads) when torch is installed. Both run with malloc keeping freed memory, as the command
+same threads: ``--threads T`` sets both frameworks' thread counts, as ``train --threads`` sets
+ours) when torch is installed. Both run with malloc keeping freed memory, as the command
 line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
 turn R times (ours, torch, ours, torch, ...), so that a slow minute of a shared machine falls on
 both; the table gives the median step times, the median of the R ratios and their range. Target: each decoder's step at most 1.3x PyTorch's on a quiet
@@ -29,9 +31,10 @@ from statistics import median
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from nn.backend import BLAS_THREAD_VARIABLES  # noqa: E402
 
 WORKER = r"""
-import json, sys, time
+import json, os, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 name, framework, batch, width, image_size, steps = {args!r}
@@ -47,14 +50,15 @@ x = rng.random((batch,) + shape, dtype=np.float32)
 t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
 if framework == "ours":
     from nn.backend import blas_kernels
-    kernels = f"OpenBLAS {{blas_kernels()}}"
+    kernels = f"OpenBLAS {{blas_kernels()}}, {{os.environ.get('OPENBLAS_NUM_THREADS', 'all cores')}} thread(s)"
     opt = nn.optim.Adam(ours.parameters(), lr=1e-4)
     def step():
         loss = F.mse_loss(ours(nn.Tensor(x)), nn.Tensor(t), reduction="paper")
         opt.zero_grad(); loss.backward(); opt.step()
 else:
-    import os, torch
-    kernels = f"ATen {{torch.backends.cpu.get_cpu_capability()}}, oneDNN {{os.environ.get('ONEDNN_MAX_CPU_ISA', 'best for the CPU')}}"
+    import torch
+    kernels = (f"ATen {{torch.backends.cpu.get_cpu_capability()}}, oneDNN {{os.environ.get('ONEDNN_MAX_CPU_ISA', 'best for the CPU')}}, "
+               f"{{torch.get_num_threads()}} thread(s)")
     sys.path.insert(0, {tests!r})
     from torch_decoders import torch_decoder
     model = torch_decoder(name, width, image_size, ours)
@@ -82,9 +86,11 @@ AVX2 = {"OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_
         "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
-def worker_environment(kernels):
-    """The environment of the measuring subprocesses for ``--kernels``."""
+def worker_environment(kernels, threads=None):
+    """The environment of the measuring subprocesses for ``--kernels`` and ``--threads``."""
     env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in BLAS_THREAD_VARIABLES})  # OMP_NUM_THREADS: PyTorch's pool
     if kernels != "as-set":
         for name in KERNEL_VARIABLES:
             env.pop(name, None)
@@ -97,7 +103,7 @@ def measure(name, framework, args):
     code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests"),
                          args=(name, framework, args.batch_size, args.width, args.image_size, args.steps))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=worker_environment(args.kernels))
+                            env=worker_environment(args.kernels, args.threads))
     if result.returncode:
         return {"error": result.stderr.strip().splitlines()[-1]}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -111,6 +117,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--only", default=None, help="comma-separated decoder names")
     parser.add_argument("--rounds", type=int, default=1, help="measure ours and torch in turn this many times")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of both frameworks (default: the environment's; `train` runs one BLAS thread)")
     parser.add_argument("--kernels", choices=("as-set", "native", "avx2"), default="as-set",
                         help="CPU kernels of both frameworks: the environment's, the CPU's best, or AVX2")
     args = parser.parse_args()
@@ -124,7 +132,8 @@ def main():
         print("torch not installed: no PyTorch reference column")
     print(f"one training step, batch {args.batch_size}, width {args.width}, image size {args.image_size or 256}, "
           f"{os.cpu_count()} cores")
-    print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}")
+    print(f"{args.rounds} round(s) per decoder, the frameworks in turn; --kernels {args.kernels}; threads: "
+          f"{args.threads or 'as the environment sets'}")
     print("| decoder | ours s/step | ours peak MB | torch s/step | torch peak MB | time ratio ours/torch | ratio range "
           "| target 1.3x |")
     print("|---|---|---|---|---|---|---|---|")

@@ -111,6 +111,7 @@ def keep_freed_memory(threshold=1 << 30):
     return mallopt(m_mmap_threshold, threshold) == 1 and mallopt(m_trim_threshold, threshold) == 1
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read when a library loads
 BLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                        "openblas_set_num_threads64_", "openblas_set_num_threads", "MKL_Set_Num_Threads")
 OPENBLAS_CORE_NAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
@@ -148,7 +149,7 @@ def set_blas_threads(count):
     count = int(count)
     if count < 1:
         raise ValueError(f"BLAS threads must be at least 1, got {count}")
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in BLAS_THREAD_VARIABLES:
         os.environ[name] = str(count)
     done = 0
     for library in _loaded_blas_libraries():

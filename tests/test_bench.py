@@ -48,6 +48,8 @@ def test_bench_train_gives_both_frameworks_the_same_kernels(monkeypatch):
     assert not any(name in native for name in bench_train.KERNEL_VARIABLES)
     avx2 = bench_train.worker_environment("avx2")
     assert (avx2["OPENBLAS_CORETYPE"], avx2["ONEDNN_MAX_CPU_ISA"]) == ("Haswell", "AVX2")
+    one = bench_train.worker_environment("as-set", threads=1)  # --threads: both frameworks alike
+    assert all(one[name] == "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
 
 
 def test_bench_train_runs_and_names_its_kernels():
