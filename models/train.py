@@ -76,6 +76,9 @@ CPU_PRESETS = {
 }
 
 
+LR_SCHEDULES = ("step", "cosine")  # what learning_rate_schedule builds
+
+
 class TrainingError(RuntimeError):
     """A run that cannot go on (NaN loss, empty data); the message says what happened and what to do."""
 
@@ -140,6 +143,8 @@ class TrainConfig:
         if self.train_encoder and decoders.representation(self.feature).shallow:
             raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
                              "computed by minifeat, which is not differentiable")
+        if values["lr_schedule"] not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {values['lr_schedule']!r}; expected one of {list(LR_SCHEDULES)}")
         if values["channel_scale"] and self.train_encoder:
             raise ValueError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
                              "features are scaled by one factor)")

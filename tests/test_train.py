@@ -1,4 +1,5 @@
 """Decoders, data pipeline and training (issue: `python cli.py train sift`, end to end)."""
+import csv
 import dataclasses
 import glob
 import os
@@ -186,12 +187,13 @@ def test_the_learning_rate_schedules(photo_dir, tmp_path):
     for schedule, expected in (("step", [1e-3, 1e-3, 1e-4, 1e-4]),
                                ("cosine", [1e-3 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(1, 5)])):
         train(tiny_config(photo_dir, tmp_path / schedule, lr_schedule=schedule, lr=1e-3), log=lambda *_: None)
-        rows = open(tmp_path / schedule / "log.csv").read().splitlines()[1:]
-        header = open(tmp_path / schedule / "log.csv").readline().strip().split(",")
-        lrs = [float(row.split(",")[header.index("lr")]) for row in rows]
+        with open(tmp_path / schedule / "log.csv", newline="") as f:
+            lrs = [float(row["lr"]) for row in csv.DictReader(f)]
         np.testing.assert_allclose(lrs, expected, rtol=4e-3, atol=1e-12, err_msg=schedule)  # logged to 3 digits
     with pytest.raises(TrainingError, match="--lr-schedule"):
         train(tiny_config(photo_dir, tmp_path / "step", iters=6, lr_schedule="cosine", resume=True), log=lambda *_: None)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'cosin'; expected one of"):
+        train(tiny_config(photo_dir, tmp_path / "typo", lr_schedule="cosin"), log=lambda *_: None)
 
 
 def test_training_writes_its_outputs(photo_dir, tmp_path):
