@@ -88,6 +88,9 @@ def main():
 @click.option("--lr-schedule", type=click.Choice(["step", "cosine"]),
               help="step: the learning rate divided by 10 after 80% of the steps (default); cosine: lowered "
               "smoothly to 0 at the last step.")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), callback=_finite,
+              help="Validate, keep as best.h5 and reconstruct with a moving average of the weights of this decay "
+              "(0.999: about the last 1000 steps; default 0: the trained weights).")
 @click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
 @click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
 @click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")

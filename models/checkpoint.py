@@ -1,8 +1,10 @@
 """Training checkpoints in HDF5, written atomically (nn.serialization.write_h5).
 
-Layout: ``model/<layer>/<weight|bias>``, ``optimizer/state/<i>/<m|v>``, and for the autoencoder
-variant ``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and
-encoder are always saved together); root attributes ``step``,
+Layout: ``model/<layer>/<weight|bias>`` (the trained weights), ``optimizer/state/<i>/<m|v>``;
+for a run that averages its weights (``--ema``) ``averaged/<layer>/...``, the moving average, which
+is the decoder that reconstructs (:func:`decoder_group`); for the autoencoder variant
+``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and encoder are
+always saved together); root attributes ``step``,
 ``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
 library's generator), ``history`` (JSON: the validation errors so far).
 """
@@ -14,7 +16,7 @@ from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_
                               write_groups, write_h5)
 
 
-def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None):
+def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None, averaged=None):
     opt_state = optimizer.state_dict()
     arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
 
@@ -27,10 +29,18 @@ def save_checkpoint(path, model, optimizer, step, config, scheduler=None, histor
                        history=json.dumps(history or []))
         write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
         write_groups(f.create_group("optimizer"), arrays)
+        if averaged is not None:
+            write_groups(f.create_group("averaged"), {k: to_numpy(v) for k, v in averaged.state_dict().items()})
         if encoder is not None:
             write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
 
     write_h5(path, fill)
+
+
+def decoder_group(f):
+    """The group of the open checkpoint ``f`` that holds the decoder to reconstruct with: the
+    weights' moving average where the run kept one (``--ema``), else the trained weights."""
+    return "averaged" if "averaged" in f else "model"
 
 
 def read_config(path):
@@ -78,18 +88,34 @@ def validate_config(config, path):
     return config
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None):
-    """Restore model (and optimiser, scheduler, fine-tuned encoder, random state); returns (step, history)."""
+def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None, averaged=None):
+    """Restore a run to continue it: model (the trained weights) and, where given, the optimiser,
+    scheduler, fine-tuned encoder and moving average (nn.optim.ExponentialMovingAverage), and the
+    random state; returns (step, history)."""
     with open_h5(path) as f:  # opened (and its checksum verified) once
         checkpoint_config(f, path)
         try:
-            return _restore(f, path, model, optimizer, scheduler, encoder)
+            return _restore(f, path, model, optimizer, scheduler, encoder, averaged)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); "
                                   "re-create it, or resume from another one") from None
 
 
-def _restore(f, path, model, optimizer, scheduler, encoder):
+def load_decoder_weights(path, model, encoder=None):
+    """Restore the decoder a checkpoint reconstructs with (:func:`decoder_group`) into ``model``,
+    and with ``encoder`` the CaffeNet fine-tuned with it."""
+    with open_h5(path) as f:
+        checkpoint_config(f, path)
+        try:
+            model.load_state_dict(read_groups(f[decoder_group(f)]), source=str(path))
+            if encoder is not None:
+                encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); "
+                                  "re-create it") from None
+
+
+def _restore(f, path, model, optimizer, scheduler, encoder, averaged):
     if "model" not in f:
         raise WeightFileError(f"{path}: the checkpoint has no 'model' group; re-create it")
     model.load_state_dict(read_groups(f["model"]), source=str(path))
@@ -101,6 +127,11 @@ def _restore(f, path, model, optimizer, scheduler, encoder):
         scheduler.load_state_dict(json_attr(f, "scheduler", path))
     if encoder is not None:
         encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+    if averaged is not None:
+        if "averaged" not in f:
+            raise WeightFileError(f"{path}: holds no moving average of the weights (it was trained without "
+                                  "--ema); resume it without --ema")
+        averaged.load_state_dict(read_groups(f["averaged"]), source=f"{path} (averaged)")
     try:
         random.set_state(json_attr(f, "random_state", path))
     except (ValueError, TypeError, KeyError) as exc:

@@ -10,7 +10,7 @@ from nn.serialization import WeightFileError, open_h5
 from . import decoders
 from .baselines import baseline_errors, fit_baselines
 from .cache import FeatureCache, run_cache
-from .checkpoint import checkpoint_config, load_checkpoint
+from .checkpoint import checkpoint_config, load_decoder_weights
 from .encoders import Encoder, reconstruct_batches
 from .images import ImageError, center_square, find_images, read_image
 from .metrics import normalized_error
@@ -58,7 +58,7 @@ class TrainedDecoder:
         self.path = checkpoint
         self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
         if is_checkpoint:  # the autoencoder variant also restores the encoder trained with this decoder
-            load_checkpoint(checkpoint, self.model, encoder=self.encoder.network if holds_encoder else None)
+            load_decoder_weights(checkpoint, self.model, encoder=self.encoder.network if holds_encoder else None)
         self.model.to(device).eval()
 
     def photos(self, paths):

@@ -18,11 +18,11 @@ from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
                               write_groups, write_h5)
 
-from .checkpoint import checkpoint_config, validate_config
+from .checkpoint import checkpoint_config, decoder_group, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 TRAINING_KEYS = ("preset", "width", "min_channels", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
-                 "channel_scale", "grad_clip", "flip", "seed", "lr_schedule", "lr_drop_at")
+                 "channel_scale", "grad_clip", "flip", "seed", "lr_schedule", "lr_drop_at", "ema")
 
 
 def shipped_decoder(feature):
@@ -37,7 +37,7 @@ def export_decoder(checkpoint, out, recipe=""):
     with open_h5(checkpoint) as f:  # opened (and its checksum verified) once
         config = checkpoint_config(f, checkpoint)
         step, history = int(f.attrs["step"]), json_attr(f, "history", checkpoint, list)
-        weights = read_groups(f["model"])
+        weights = read_groups(f[decoder_group(f)])  # the moving average where the run kept one
     errors = dict(history)
     held_out = {"photos": config.get("val"), "step": step, "decoder": errors.get(step),
                 "baselines": config.get("baselines", {})}

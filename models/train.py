@@ -57,12 +57,12 @@ PRESETS = {
     # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
     "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
                   val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                  channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step"),
+                  channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step", ema=0.0),
     # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
     # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
     "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
                 val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step"),
+                channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step", ema=0.0),
 }
 
 # Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
@@ -118,6 +118,8 @@ class TrainConfig:
     feature_dtype: str = None   # "float32" (default) or "float16": how the cache stores the features
     lr_schedule: str = None     # "step" (default): divided by 10 after lr_drop_at of the run; "cosine": to 0
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
+    ema: float = None           # decay of a moving average of the weights that validation, best.h5 and
+    #                             reconstruction use (nn.optim.ExponentialMovingAverage); 0: none (default)
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
     reference: bool = False     # convolutions as their plain definitions (nn/functional/conv_reference.py)
@@ -145,6 +147,10 @@ class TrainConfig:
                              "computed by minifeat, which is not differentiable")
         if values["lr_schedule"] not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {values['lr_schedule']!r}; expected one of {list(LR_SCHEDULES)}")
+        if not (isinstance(values["ema"], (int, float)) and 0 <= values["ema"] < 1):
+            raise ValueError(f"ema must be a decay in [0, 1) (0: no average), got {values['ema']!r}")
+        if values["ema"] and self.train_encoder:
+            raise ValueError("--ema is not supported with --train-encoder (the encoder's weights are not averaged)")
         if values["channel_scale"] and self.train_encoder:
             raise ValueError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
                              "features are scaled by one factor)")
@@ -343,7 +349,7 @@ def validate(model, cache, scale, device, limit, encoder=None):
 # and refuses a given one that differs (the others, such as --iters or --device, may change).
 RUN_DEFINING = ("feature", "preset", "width", "min_channels", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
                 "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
-                "feature_dtype", "lr_schedule")
+                "feature_dtype", "lr_schedule", "ema")
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 
@@ -490,10 +496,15 @@ class TrainingRun:
         self.optimizer = nn.optim.Adam(self.model.parameters() + (self.encoder.parameters if self.encoder else []),
                                        lr=cfg.lr)
         self.schedule = learning_rate_schedule(self.optimizer, cfg, self.total)
+        # validated, kept as best.h5 and reconstructed with instead of the trained weights
+        self.averaged = nn.optim.ExponentialMovingAverage(self.model, cfg.ema) if cfg.ema else None
+        if self.averaged is not None:
+            log(f"validating a moving average of the weights (decay {cfg.ema}: about the last "
+                f"{round(1 / (1 - cfg.ema))} steps)")
         self.start, self.history = 0, []
         if resuming:
             self.start, self.history = load_checkpoint(self.ckpt_path, self.model, self.optimizer, self.schedule,
-                                                       encoder=self.network)
+                                                       encoder=self.network, averaged=self.averaged)
             log(f"resuming from {self.ckpt_path} at step {self.start}")
         elif cfg.resume:
             log(f"--resume: no checkpoint in {cfg.out} yet, starting from scratch")
@@ -542,6 +553,8 @@ class TrainingRun:
             nn.optim.clip_grad_norm_(self.optimizer.params, self.cfg.grad_clip)
         self.optimizer.step()
         self.schedule.step()
+        if self.averaged is not None:
+            self.averaged.update(self.model)
         return loss.data
 
     # --- logs, validation, checkpoints --------------------------------------------------------
@@ -572,8 +585,10 @@ class TrainingRun:
         self.pending.clear()
 
     def validation_error(self):
-        """(error, targets, reconstructions) on the validation photos, now."""
-        return validate(self.model, self.val_cache, self.scale, self.cfg.device, self.cfg.max_val_images,
+        """(error, targets, reconstructions) on the validation photos, now (by the weights' moving
+        average where the run keeps one)."""
+        model = self.model if self.averaged is None else self.averaged.module
+        return validate(model, self.val_cache, self.scale, self.cfg.device, self.cfg.max_val_images,
                         self.encoder)
 
     def validate_at(self, step):
@@ -592,12 +607,14 @@ class TrainingRun:
         if not self.root:
             return
         state = [v for st in self.optimizer.state for v in st.values() if hasattr(v, "shape")]
+        if self.averaged is not None:
+            state += [p.data for p in self.averaged.module.parameters()]
         if not _all_finite([p.data for p in self.optimizer.params] + state):
             raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
                                 f"{self.last_good()}; try a lower --lr (and --resume)")
         try:
             save_checkpoint(path or self.ckpt_path, self.model, self.optimizer, step, self.config, self.schedule,
-                            self.history, encoder=self.network)
+                            self.history, encoder=self.network, averaged=self.averaged)
         except DiskFullError as exc:
             where = f"{exc.path}: {exc.state} at step {step}, so it was not written"
             if os.path.exists(self.ckpt_path):

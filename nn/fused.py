@@ -83,6 +83,15 @@ def adam_update(xp):
     return adam_update
 
 
+@in_place
+def ema_update(xp):
+    """In place: average <- decay average + one_minus_decay param (an exponential moving average)."""
+    def ema_update(average, param, decay, one_minus_decay):
+        average *= decay
+        average += one_minus_decay * param
+    return ema_update
+
+
 @elementwise
 def relu_forward(xp):
     """y = max(x, 0)."""

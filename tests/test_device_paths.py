@@ -59,10 +59,10 @@ def test_resume_on_the_device(gpu_runs):
     root, data, _ = gpu_runs
     run = root / "resumed"
     tiny = ["--data", data, "--batch-size", 2, "--width", 0.0625, "--workers", 1, "--image-size", 64, "--out", run]
-    on_device("train", "hog", "--iters", 2, *tiny, env=GPU)
+    on_device("train", "hog", "--iters", 2, "--ema", 0.9, *tiny, env=GPU)  # with a moving average of the weights
     on_device("train", "hog", "--iters", 4, "--resume", *tiny, env=GPU)
     with h5py.File(run / "checkpoint.h5", "r") as f:
-        assert f.attrs["step"] == 4
+        assert f.attrs["step"] == 4 and "averaged" in f
 
 
 def test_eval_reconstruct_and_features_on_the_device(gpu_runs, tmp_path):

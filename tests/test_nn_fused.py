@@ -28,6 +28,14 @@ def test_adam_update_equals_its_twin(xp):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
 
 
+def test_ema_update_equals_its_twin(xp):
+    average, param = arrays(xp, (6, 5), (6, 5))
+    twin = average.copy()
+    fused.ema_update(average, param, np.float32(0.999), np.float32(1 - 0.999))
+    fused.ema_update.build(xp)(twin, param, np.float32(0.999), np.float32(1 - 0.999))
+    np.testing.assert_array_equal(to_numpy(average), to_numpy(twin))
+
+
 @pytest.mark.parametrize("slope", [0.2, 0.0, 1.0, -0.5, 1.5])
 def test_leaky_relu_equals_its_definition_with_its_kernels_twins(xp, slope):
     """Every slope through F.leaky_relu (the max forms for 0 <= slope <= 1, the where forms

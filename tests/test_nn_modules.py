@@ -245,6 +245,33 @@ def test_cosine_annealing_lr_follows_pytorch():
         nn.optim.CosineAnnealingLR(nn.optim.SGD([nn.Parameter(np.zeros(1, np.float32))]), T_max=0)
 
 
+def test_exponential_moving_average(xp, device):
+    """a <- d a + (1 - d) p after each update, starting at the model's weights (float64 closed
+    form); the average is a copy the model's later steps do not touch until update()."""
+    model = small_model(device=device)
+    start = params_np(model)
+    average = nn.optim.ExponentialMovingAverage(model, decay=0.75)
+    assert average.module.device == device
+    expected = {k: v.astype(np.float64) for k, v in start.items()}
+    for t in range(3):
+        for name, p in model.named_parameters():
+            p.data = p.data + xp.asarray(np.float32(t + 1))
+        assert_same_params(average.module, start if t == 0 else average.module)
+        average.update(model)
+        current = params_np(model)
+        expected = {k: 0.75 * expected[k] + 0.25 * current[k] for k in expected}
+    got = params_np(average.module)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-6, err_msg=name)
+        assert not np.allclose(got[name], params_np(model)[name])
+    restored = nn.optim.ExponentialMovingAverage(small_model(seed=1, device=device), decay=0.75)
+    restored.load_state_dict(average.state_dict())
+    assert_same_params(restored.module, average.module)
+    for bad in (0.0, 1.0, 1, -0.5):
+        with pytest.raises(ValueError, match="decay must be a float in"):
+            nn.optim.ExponentialMovingAverage(model, decay=bad)
+
+
 def test_reduce_lr_on_plateau():
     opt = nn.optim.Adam([nn.Parameter(np.zeros(2, np.float32))], lr=1.0)
     sched = nn.optim.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.01, min_lr=0.2)

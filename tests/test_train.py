@@ -2,6 +2,7 @@
 import csv
 import dataclasses
 import glob
+import json
 import os
 import shutil
 import signal
@@ -159,8 +160,9 @@ def test_split_is_by_file_and_reproducible():
 
 
 @pytest.mark.parametrize("options", [{}, {"crops": 3, "grad_clip": 50.0, "channel_scale": True},
-                                     {"lr_schedule": "cosine"}],
-                         ids=["whole photos", "crops, clipping, per-channel scale", "cosine schedule"])
+                                     {"lr_schedule": "cosine"}, {"ema": 0.5}],
+                         ids=["whole photos", "crops, clipping, per-channel scale", "cosine schedule",
+                              "moving average"])
 def test_resume_continues_exactly(photo_dir, tmp_path, options):
     """2 steps, stop, --resume, 2 more == 4 uninterrupted steps, bit for bit."""
     train(tiny_config(photo_dir, tmp_path / "full", **options), log=lambda *_: None)
@@ -171,11 +173,14 @@ def test_resume_continues_exactly(photo_dir, tmp_path, options):
     with h5py.File(tmp_path / "full" / "checkpoint.h5", "r") as a, \
             h5py.File(tmp_path / "split" / "checkpoint.h5", "r") as b:
         assert a.attrs["step"] == b.attrs["step"] == 4
-        names = []
-        a["model"].visit(lambda n: names.append(n) if isinstance(a["model"][n], h5py.Dataset) else None)
-        assert names
-        for name in names:
-            assert np.array_equal(a["model"][name][()], b["model"][name][()]), name
+        groups = ["model"] + (["averaged"] if options.get("ema") else [])
+        assert sorted(a) == sorted(b) == sorted(groups + ["optimizer"])
+        for group in groups:
+            names = []
+            a[group].visit(lambda n: names.append(n) if isinstance(a[group][n], h5py.Dataset) else None)
+            assert names
+            for name in names:
+                assert np.array_equal(a[group][name][()], b[group][name][()]), (group, name)
     log_rows = open(tmp_path / "split" / "log.csv").read().splitlines()
     assert [r.split(",")[0] for r in log_rows[1:]] == ["1", "2", "3", "4"]
 
@@ -194,6 +199,45 @@ def test_the_learning_rate_schedules(photo_dir, tmp_path):
         train(tiny_config(photo_dir, tmp_path / "step", iters=6, lr_schedule="cosine", resume=True), log=lambda *_: None)
     with pytest.raises(ValueError, match="unknown lr_schedule 'cosin'; expected one of"):
         train(tiny_config(photo_dir, tmp_path / "typo", lr_schedule="cosin"), log=lambda *_: None)
+
+
+def test_a_moving_average_of_the_weights_is_validated_kept_and_reconstructed_with(photo_dir, tmp_path):
+    """With --ema the validation errors, best.h5 and every reader of a checkpoint (eval,
+    reconstruct, export-decoder) use the average; the trained weights are kept beside it for
+    --resume. A resume may not change the decay."""
+    from models.checkpoint import decoder_group
+    from models.inference import TrainedDecoder
+    from models.pretrained import export_decoder, read_decoder_file
+    from models.train import validate
+    out = tmp_path / "run"
+    summary = train(tiny_config(photo_dir, out, ema=0.5, lr=1e-2), log=lambda *_: None)
+    cache = FeatureCache(str(out / "cache_val"))
+    errors = {}
+    for group in ("model", "averaged"):
+        model = decoders.build("hog", 1 / 16, 64)
+        with h5py.File(out / "checkpoint.h5", "r") as f:
+            model.load_state_dict({k: f[group][k.replace(".", "/")][()] for k in model.state_dict()})
+            assert decoder_group(f) == "averaged"
+            scale = json.loads(f.attrs["config"])["feature_scale"]
+        errors[group] = validate(model, cache, scale, "cpu", 256)[0]
+    cache.close()
+    assert errors["averaged"] == summary["val_history"][-1][1] != errors["model"]
+    trained = TrainedDecoder(str(out / "checkpoint.h5"), "cpu")
+    expected = dict(trained.model.state_dict())
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        for name, array in expected.items():
+            assert np.array_equal(array, f["averaged"][name.replace(".", "/")][()]), name
+    export_decoder(str(out / "checkpoint.h5"), str(tmp_path / "decoder.h5"))
+    config, weights, attrs = read_decoder_file(str(tmp_path / "decoder.h5"))
+    assert attrs["training"]["ema"] == 0.5
+    for name, array in expected.items():
+        np.testing.assert_array_equal(weights[name], array.astype(np.float16).astype(np.float32), err_msg=name)
+    with pytest.raises(TrainingError, match="--ema"):
+        train(tiny_config(photo_dir, out, iters=6, ema=0.9, resume=True), log=lambda *_: None)
+    for bad, match in (({"ema": 1.0}, "ema must be a decay"), ({"ema": 0.9, "feature": "conv5", "train_encoder": True},
+                                                                "--ema is not supported with --train-encoder")):
+        with pytest.raises(ValueError, match=match):
+            train(tiny_config(photo_dir, tmp_path / "bad", **bad), log=lambda *_: None)
 
 
 def test_training_writes_its_outputs(photo_dir, tmp_path):
