@@ -58,7 +58,7 @@ def checkpoint_config(f, path):
 
 
 # Run-defining options newer than some files: the value every run had before the option existed.
-VALUE_BEFORE_OPTION = {"min_channels": 1}
+VALUE_BEFORE_OPTION = {"min_channels": 1, "ema": 0.0}
 
 
 def validate_config(config, path):

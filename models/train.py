@@ -119,7 +119,7 @@ class TrainConfig:
     lr_schedule: str = None     # "step" (default): divided by 10 after lr_drop_at of the run; "cosine": to 0
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
     ema: float = None           # decay of a moving average of the weights that validation, best.h5 and
-    #                             reconstruction use (nn.optim.ExponentialMovingAverage); 0: none (default)
+    #                             reconstruction use (nn.optim.ExponentialMovingAverage); 0: none
     max_val_images: int = 256  # validation on every held-out photo, up to this many
     train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
     reference: bool = False     # convolutions as their plain definitions (nn/functional/conv_reference.py)

@@ -235,6 +235,19 @@ def test_a_moving_average_of_the_weights_is_validated_kept_and_reconstructed_wit
         np.testing.assert_array_equal(weights[name], array.astype(np.float16).astype(np.float32), err_msg=name)
     with pytest.raises(TrainingError, match="--ema"):
         train(tiny_config(photo_dir, out, iters=6, ema=0.9, resume=True), log=lambda *_: None)
+    # a checkpoint from before --ema (no "ema" in its config) resumes with the trained weights,
+    # although the hog preset now averages them
+    older = tmp_path / "older"
+    train(tiny_config(photo_dir, older, iters=2), log=lambda *_: None)
+    with h5py.File(older / "checkpoint.h5", "a") as f:
+        config = json.loads(f.attrs["config"])
+        del config["ema"]
+        f.attrs["config"] = json.dumps(config)
+        nn.serialization.seal(f)
+    summary = train(tiny_config(photo_dir, older, iters=4, resume=True, ema=None), log=lambda *_: None)
+    assert summary["steps"] == 4
+    with h5py.File(older / "checkpoint.h5", "r") as f:
+        assert "averaged" not in f and json.loads(f.attrs["config"])["ema"] == 0.0
     for bad, match in (({"ema": 1.0}, "ema must be a decay"), ({"ema": 0.9, "feature": "conv5", "train_encoder": True},
                                                                 "--ema is not supported with --train-encoder")):
         with pytest.raises(ValueError, match=match):
