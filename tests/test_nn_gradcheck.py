@@ -70,20 +70,23 @@ CONV_CONFIGS = [
 ]
 
 
-@pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im", "gather"])
+@pytest.fixture(params=["whole", "row-bands+phases", "row-bands+col2im", "row-bands+col2im-batch-last", "gather"])
 def bands(request):
-    """Runs a conv test four ways: as each small shape and device chooses by itself (the device's
+    """Runs a conv test five ways: as each small shape and device chooses by itself (the device's
     default ConvPlan: im2col in one band, conv.py's size-based choices, gathering on the GPU),
     forced to one output row per band (what large layers get on the CPU) with each of those
     choices pinned: stride phases with the transposed weight-gradient GEMM, or col2im with the
-    direct one; and forced to gather by index (the GPU's way) on either device."""
+    direct one, its batch axis first or last; and forced to gather by index (the GPU's way) on
+    either device."""
     from nn.functional.conv import ConvPlan, planned
     large = 1 << 62
+    col2im = dict(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=large,
+                  weight_grad_transpose_positions=large)
     plans = {"gather": ConvPlan(gather=True),
              "row-bands+phases": ConvPlan(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=0,
                                           weight_grad_transpose_positions=0),
-             "row-bands+col2im": ConvPlan(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=large,
-                                          weight_grad_transpose_positions=large)}
+             "row-bands+col2im": ConvPlan(**col2im, batch_last_max_width=0),
+             "row-bands+col2im-batch-last": ConvPlan(**col2im, batch_last_max_width=large)}
     if request.param == "whole":
         yield request.param
         return

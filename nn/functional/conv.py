@@ -71,6 +71,9 @@ class ConvPlan:
     ``phase_min_positions_per_channel`` and ``weight_grad_transpose_positions``: the thresholds
     at which a strided copy of the whole weight pays for the GEMM or scatter-add work it saves
     (:func:`_by_phases`, :func:`_weight_grad_transposed`).
+    ``batch_last_max_width``: col2im keeps the batch axis last for gy rows narrower than this, where
+    its scatter-adds would otherwise move runs too short to pay for their loop
+    (:func:`_transposed_phases_by_col2im`).
 
     The defaults per device (:meth:`for_device`) were measured with bench/bench_nn.py on the
     decoders' layer shapes.
@@ -80,6 +83,7 @@ class ConvPlan:
     min_band_columns: int = 512
     phase_min_positions_per_channel: int = 4
     weight_grad_transpose_positions: int = 1024
+    batch_last_max_width: int = 64
 
     @staticmethod
     def for_device(device):
@@ -225,6 +229,16 @@ def _add_col(phases, col, stride, first_row):
     for u in range(kh):
         for v in range(kw):
             phases[_offset_block(u, v, stride, first_row, rows, width)] += col[:, u, v]
+
+
+def _add_col_batch_last(phases, col, stride, first_row):
+    """:func:`_add_col` with the batch axis last: phases (sH, sW, C, QH, QW, N) += each offset's
+    (C, b, OW, N) slice of col (C, kH, kW, b, OW, N); a phase row of every image is one run."""
+    _, kh, kw, rows, width, _ = col.shape
+    for u in range(kh):
+        for v in range(kw):
+            a, b, _, _, row_slice, column_slice = _offset_block(u, v, stride, first_row, rows, width)
+            phases[a, b, :, row_slice, column_slice] += col[:, u, v]
 
 
 def im2col(x, kernel, stride, padding, out_size):
@@ -373,11 +387,13 @@ def _flat(col, groups):
     return col.reshape(groups, c // groups * kh * kw, n * rows * width)
 
 
-def _grouped_rows(y, first, stop, groups):
-    """Rows first .. stop - 1 of y (N, C, H, W) as a contiguous (G, C/G, N b W) GEMM operand."""
+def _grouped_rows(y, first, stop, groups, batch_last=False):
+    """Rows first .. stop - 1 of y (N, C, H, W) as a contiguous (G, C/G, N b W) GEMM operand, or
+    with ``batch_last`` (G, C/G, b W N)."""
     xp = get_array_module(y)
     n, c = y.shape[:2]
-    return xp.ascontiguousarray(y[:, :, first:stop].transpose(1, 0, 2, 3)).reshape(groups, c // groups, -1)
+    order = (1, 2, 3, 0) if batch_last else (1, 0, 2, 3)
+    return xp.ascontiguousarray(y[:, :, first:stop].transpose(order)).reshape(groups, c // groups, -1)
 
 
 def _store_rows(y, first, stop, y_grouped, bias=None):
@@ -513,17 +529,26 @@ def _transposed_by_phases(gy, w, image_size, stride, padding, groups, plan, bias
 
 
 def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups, plan):
-    """The same phase layout for any kernel and stride: col2im(W^T gy), band by band."""
+    """The same phase layout for any kernel and stride: col2im(W^T gy), band by band.
+
+    Each kernel offset's scatter-add moves runs of OW values (one row of one image); where gy's
+    rows are narrower than plan.batch_last_max_width the batch axis is kept last instead: the GEMM
+    takes gy's rows as (C_out, b, OW, N), the adds go into a (sH, sW, C, QH, QW, N) buffer in runs
+    of OW N values, and the buffer is turned into the phase layout once at the end."""
     xp = get_array_module(gy)
     n, _, oh, ow = gy.shape
     c, (kh, kw) = w.shape[1] * groups, w.shape[2:]
-    phases = xp.zeros(tuple(stride) + (c, n) + _extent(image_size, padding, (oh, ow), (kh, kw), stride),
-                      dtype=gy.dtype)
+    extent = _extent(image_size, padding, (oh, ow), (kh, kw), stride)
+    batch_last = ow < plan.batch_last_max_width
+    phases = xp.zeros(tuple(stride) + ((c,) + extent + (n,) if batch_last else (c, n) + extent), dtype=gy.dtype)
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
     for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, plan):
-        gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups))
-        _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
-    return phases
+        gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups, batch_last))
+        if batch_last:
+            _add_col_batch_last(phases, gcol.reshape(c, kh, kw, stop - first, ow, n), stride, first)
+        else:
+            _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
+    return xp.ascontiguousarray(phases.transpose(0, 1, 2, 5, 3, 4)) if batch_last else phases
 
 
 def conv_backward_weight(x, gy, w_shape, stride, padding, groups, plan, col=None):
