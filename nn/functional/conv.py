@@ -223,22 +223,16 @@ def _fill_col(col, phases, stride, first_row):
             col[:, u, v] = phases[_offset_block(u, v, stride, first_row, rows, width)]
 
 
-def _add_col(phases, col, stride, first_row):
-    """The adjoint of :func:`_fill_col`: phases += each offset's (C, N, b, OW) slice of col."""
-    _, kh, kw, _, rows, width = col.shape
+def _add_col(phases, col, stride, first_row, batch_last=False):
+    """The adjoint of :func:`_fill_col`: phases (sH, sW, C, N, QH, QW) += each offset's (C, N, b, OW)
+    slice of col (C, kH, kW, N, b, OW). With ``batch_last`` the batch axis is last in both, phases
+    (sH, sW, C, QH, QW, N) and col (C, kH, kW, b, OW, N): a phase row of every image is one run."""
+    kh, kw = col.shape[1:3]
+    rows, width = col.shape[3:5] if batch_last else col.shape[4:6]
     for u in range(kh):
         for v in range(kw):
-            phases[_offset_block(u, v, stride, first_row, rows, width)] += col[:, u, v]
-
-
-def _add_col_batch_last(phases, col, stride, first_row):
-    """:func:`_add_col` with the batch axis last: phases (sH, sW, C, QH, QW, N) += each offset's
-    (C, b, OW, N) slice of col (C, kH, kW, b, OW, N); a phase row of every image is one run."""
-    _, kh, kw, rows, width, _ = col.shape
-    for u in range(kh):
-        for v in range(kw):
-            a, b, _, _, row_slice, column_slice = _offset_block(u, v, stride, first_row, rows, width)
-            phases[a, b, :, row_slice, column_slice] += col[:, u, v]
+            block = _offset_block(u, v, stride, first_row, rows, width)
+            phases[block[:3] + block[4:] if batch_last else block] += col[:, u, v]
 
 
 def im2col(x, kernel, stride, padding, out_size):
@@ -544,10 +538,8 @@ def _transposed_phases_by_col2im(gy, w, image_size, stride, padding, groups, pla
     weight_t = _grouped_weight(w, groups).transpose(0, 2, 1)
     for first, stop in row_bands(oh, c * kh * kw * n * ow * gy.itemsize, n * ow, plan):
         gcol = _gemm(weight_t, _grouped_rows(gy, first, stop, groups, batch_last))
-        if batch_last:
-            _add_col_batch_last(phases, gcol.reshape(c, kh, kw, stop - first, ow, n), stride, first)
-        else:
-            _add_col(phases, gcol.reshape(c, kh, kw, n, stop - first, ow), stride, first)
+        band = (stop - first, ow, n) if batch_last else (n, stop - first, ow)
+        _add_col(phases, gcol.reshape((c, kh, kw) + band), stride, first, batch_last)
     return xp.ascontiguousarray(phases.transpose(0, 1, 2, 5, 3, 4)) if batch_last else phases
 
 
