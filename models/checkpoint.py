@@ -8,6 +8,7 @@ always saved together); root attributes ``step``,
 ``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
 library's generator), ``history`` (JSON: the validation errors so far).
 """
+import contextlib
 import json
 
 from nn import random
@@ -92,27 +93,30 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None, a
     """Restore a run to continue it: model (the trained weights) and, where given, the optimiser,
     scheduler, fine-tuned encoder and moving average (nn.optim.ExponentialMovingAverage), and the
     random state; returns (step, history)."""
-    with open_h5(path) as f:  # opened (and its checksum verified) once
-        checkpoint_config(f, path)
-        try:
-            return _restore(f, path, model, optimizer, scheduler, encoder, averaged)
-        except (KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); "
-                                  "re-create it, or resume from another one") from None
+    with _reading(path, "re-create it, or resume from another one") as f:
+        return _restore(f, path, model, optimizer, scheduler, encoder, averaged)
 
 
 def load_decoder_weights(path, model, encoder=None):
     """Restore the decoder a checkpoint reconstructs with (:func:`decoder_group`) into ``model``,
     and with ``encoder`` the CaffeNet fine-tuned with it."""
+    with _reading(path, "re-create it") as f:
+        model.load_state_dict(read_groups(f[decoder_group(f)]), source=str(path))
+        if encoder is not None:
+            encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+
+
+@contextlib.contextmanager
+def _reading(path, remedy):
+    """The checkpoint at ``path``, opened (its checksum verified) and its configuration validated;
+    a group or attribute missing or misshapen in what the block reads is one WeightFileError
+    naming the file and ``remedy``."""
     with open_h5(path) as f:
         checkpoint_config(f, path)
         try:
-            model.load_state_dict(read_groups(f[decoder_group(f)]), source=str(path))
-            if encoder is not None:
-                encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+            yield f
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); "
-                                  "re-create it") from None
+            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); {remedy}") from None
 
 
 def _restore(f, path, model, optimizer, scheduler, encoder, averaged):

@@ -334,3 +334,29 @@ def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues
         shutil.copytree(out, tmp_path / "moved")
     summary = train(tiny(photos, tmp_path / "moved", iters=8, val_every=4, checkpoint_every=4, resume=True), log=quiet)
     assert summary["steps"] == 8
+
+
+@pytest.mark.parametrize("removed, load", [(["optimizer"], "resume"), (["model", "averaged"], "decoder")])
+def test_a_checkpoint_missing_a_group_is_one_clear_error(photos, tmp_path, removed, load):
+    """A hand-made checkpoint (no checksum) lacking a group that a loader reads: one WeightFileError
+    naming the file and what to do, not a KeyError from inside h5py."""
+    from models.checkpoint import load_checkpoint, load_decoder_weights
+    from models.decoders import build
+    from nn.serialization import WeightFileError
+    import nn
+    out = tmp_path / "run"
+    config = tiny(photos, out)
+    train(config, log=quiet)
+    path = tmp_path / "hand-made.h5"
+    shutil.copy(out / "checkpoint.h5", path)
+    with h5py.File(path, "a") as f:
+        del f.attrs["sha256"]
+        for group in removed:
+            del f[group]
+    model = build("hog", config.width, config.image_size)
+    if load == "resume":
+        call, remedy = lambda: load_checkpoint(path, model, nn.optim.Adam(model.parameters())), "resume from another"
+    else:
+        call, remedy = lambda: load_decoder_weights(path, model), "re-create it"
+    with pytest.raises(WeightFileError, match=f"hand-made.h5: malformed checkpoint .KeyError.*{remedy}"):
+        call()
