@@ -9,7 +9,9 @@ framework are in memory (so: activations, gradients, optimiser state and work bu
 peak counter there, so that the build's own transient peak does not hide the step's). The
 reference is the same network in PyTorch CPU (built from the same layer table, same weights,
 same threads: ``--threads T`` sets both frameworks' thread counts, as ``train --threads`` sets
-ours) when torch is installed. Both run with malloc keeping freed memory, as the command
+ours) when torch is installed. The features are random, and for SIFT empty except in one cell in
+eighteen, as a real keypoint map (its first layer works from the filled cells:
+nn/functional/sparse_conv.py; PyTorch's dense convolution takes the same time on any values). Both run with malloc keeping freed memory, as the command
 line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
 turn R times (ours, torch, ours, torch, ...), so that a slow minute of a shared machine falls on
 both; the table gives the median step times, the median of the R ratios and their range. Target: each decoder's step at most 1.3x PyTorch's on a quiet
@@ -47,6 +49,8 @@ shape = decoders.feature_shape(name, image_size)
 size = decoders.output_size(name, image_size)
 rng = np.random.default_rng(0)
 x = rng.random((batch,) + shape, dtype=np.float32)
+if decoders.representation(name).sparse:  # as a real keypoint map: about one cell in eighteen filled
+    x *= rng.random((batch, 1) + shape[1:]) < 0.055
 t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
 if framework == "ours":
     from nn.backend import blas_kernels

@@ -12,6 +12,7 @@ from .backend import (DeviceError, check_device, device_of, get_array_module, ke
 from .function import Function
 from .gradcheck import gradcheck
 from .modules import (Conv2d, ConvTranspose2d, Dropout, Flatten, HookHandle, LeakyReLU, Linear,
-                      LocalResponseNorm, MaxPool2d, Module, Parameter, ReLU, Reshape, Sequential)
+                      LocalResponseNorm, MaxPool2d, Module, Parameter, ReLU, Reshape, Sequential,
+                      SparseInputConv2d)
 from .serialization import WeightFileError, load_arrays, load_module, save_arrays, save_module
 from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad

@@ -114,6 +114,24 @@ def conv_cases(out):
             stride=np.array((1, 1)), padding=np.array((0, 0)), groups=np.array(1))
 
 
+def sparse_conv_cases(out):
+    """nn.functional.sparse_input_conv2d against torch's conv2d, on maps whose pixels are mostly
+    zero in every channel (SIFT's keypoint map in small: a 5x5 stride-2 first layer, and others)."""
+    for i, (n, ci, co, h, w, k, s, p, density) in enumerate([(2, 7, 4, 16, 16, 5, 2, 2, 0.06),
+                                                            (1, 3, 5, 9, 11, 3, 1, 1, 0.2),
+                                                            (2, 4, 3, 10, 8, 4, 3, 0, 0.0)]):
+        filled = rng.random((n, 1, h, w)) < density
+        x = (randn(n, ci, h, w) * filled).astype(np.float32)
+        wt, b = randn(co, ci, k, k, scale=0.3), randn(co)
+        tx, tw, tb = t(x), t(wt), t(b)
+        y = TF.conv2d(tx, tw, tb, stride=s, padding=p)
+        gy = randn(*y.shape)
+        y.backward(torch.tensor(gy))
+        gx, gw, gb = grads(tx, tw, tb)
+        out.add(f"sparse_input_conv2d_{i}", "sparse_input_conv2d", x=x, w=wt, b=b, gy=gy, y=y.detach().numpy(),
+                gx=gx, gw=gw, gb=gb, stride=np.array((s, s)), padding=np.array((p, p)))
+
+
 def linear_cases(out):
     for i, (n, fin, fout, bias) in enumerate([(4, 12, 5, True), (1, 7, 3, False), (8, 64, 16, True)]):
         x, wt, b = randn(n, fin), randn(fout, fin, scale=0.3), randn(fout) if bias else None
@@ -243,6 +261,7 @@ def main():
     shape_cases(out)
     arithmetic_cases(out)
     optimiser_cases(out)
+    sparse_conv_cases(out)  # last: the cases above keep the numbers they were made with
     out.save(args.out)
     print(f"wrote {args.out}: {len(out.cases)} cases, {os.path.getsize(args.out) / 1e3:.0f} kB, "
           f"torch {torch.__version__}")

@@ -236,6 +236,55 @@ def test_conv_transpose_is_conv_backward_data(xp, bands):
     np.testing.assert_allclose(nn.to_numpy(t.data), nn.to_numpy(x.grad), rtol=1e-12, atol=1e-12)
 
 
+# --- the convolution of a sparse input ------------------------------------------------------------
+SPARSE_CONFIGS = [cfg for cfg in CONV_CONFIGS if cfg[8] == 1]
+
+
+def sparse_map(xp, n, c, h, w, density, seed):
+    """Values in [0.5, 1.5) with random signs, every channel of a pixel zero except where a pixel
+    is filled (probability ``density``): the shape of SIFT's keypoint map."""
+    rng = np.random.default_rng(seed)
+    filled = rng.random((n, 1, h, w)) < density
+    return xp.asarray(np.sign(rng.standard_normal((n, c, h, w))) * (0.5 + rng.random((n, c, h, w))) * filled)
+
+
+@pytest.fixture(params=["by-pixels", "dense"])
+def sparse_plan(request):
+    """Both ways ConvPlan.sparse_inputs can compute sparse_input_conv2d, on every device."""
+    from nn.functional.conv import ConvPlan, planned
+    with planned(ConvPlan(sparse_inputs=request.param == "by-pixels")):
+        yield request.param
+
+
+@pytest.mark.parametrize("density", [0.0, 0.15, 1.0])
+@pytest.mark.parametrize("cfg", SPARSE_CONFIGS, ids=conv_id)
+def test_sparse_input_conv2d_is_conv2d(xp, cfg, density, sparse_plan):
+    """Its value is the definition's, and its gradients (weight, bias, and the input's, which is not
+    sparse) pass the float64 check, for empty, sparse and full maps."""
+    n, ci, co, h, w, k, s, p, _ = cfg
+    kh, kw = pair(k)
+    x = sparse_map(xp, n, ci, h, w, density, seed=1)
+    wt, b = rand(xp, co, ci, kh, kw, seed=2), rand(xp, co, seed=3)
+    y = F.sparse_input_conv2d(nn.Tensor(x), nn.Tensor(wt), nn.Tensor(b), stride=s, padding=p)
+    expect = naive_conv2d(x, wt, s, p, 1) + nn.to_numpy(b).reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(nn.to_numpy(y.data), expect, rtol=1e-12, atol=1e-12)
+    # the finite differences stay on the pixels' side of zero: a filled pixel's values are >= 0.5
+    check(lambda w, b: F.sparse_input_conv2d(nn.Tensor(x), w, b, stride=s, padding=p), [wt, b])
+    check(lambda x, w: F.sparse_input_conv2d(x, w, stride=s, padding=p), [x, wt], seed=5)
+
+
+def test_sparse_input_conv2d_works_on_filled_pixels_only():
+    """The taps pair each filled pixel with the outputs it reaches and nothing else: 2 pixels of a
+    3x3 kernel at stride 1 away from the border reach 9 outputs each."""
+    from nn.functional.sparse_conv import SparseInputConv2dFunction
+    x = np.zeros((1, 2, 8, 8))
+    x[0, :, 2, 3], x[0, 1, 5, 5] = 1.0, -2.0
+    fn = SparseInputConv2dFunction((1, 1), (1, 1))
+    y = fn(nn.Tensor(x), nn.Tensor(rand(np, 3, 2, 3, 3, seed=1), requires_grad=True))
+    assert sum(len(pick) for _, _, pick, _ in fn.pairs) == 18 and fn.values.shape == (2, 2)
+    assert (nn.to_numpy(y.data)[:, :, 0] == 0).all()  # rows no filled pixel reaches stay exactly zero
+
+
 # --- the other ops -----------------------------------------------------------------------------
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(xp, bias):

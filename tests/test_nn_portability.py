@@ -28,6 +28,8 @@ COMMON = {
     # shape and joining
     "reshape", "transpose", "moveaxis", "swapaxes", "expand_dims", "squeeze", "broadcast_to", "broadcast_arrays",
     "concatenate", "stack", "split", "pad", "flip", "roll", "tile", "repeat",
+    # indexing (cupy.nonzero, as numpy.nonzero, returns one index array per axis)
+    "nonzero",
     # elementwise math
     "abs", "absolute", "sign", "sqrt", "square", "exp", "log", "log1p", "expm1", "power", "maximum", "minimum",
     "clip", "where", "isfinite", "isnan", "isinf", "logical_and", "logical_or", "logical_not", "floor", "ceil",

@@ -64,13 +64,15 @@ def run_op(case, xp):
     leaf = lambda name: nn.Tensor(xp.asarray(get(case, name)), requires_grad=True)  # noqa: E731
     x = leaf("x")
     inputs = {"gx": x}
-    if op in ("conv2d", "conv_transpose2d", "linear"):
+    if op in ("conv2d", "sparse_input_conv2d", "conv_transpose2d", "linear"):
         w = leaf("w")
         b = leaf("b") if get(case, "b") is not None else None
         inputs.update(gw=w, gb=b)
         if op == "conv2d":
             y = F.conv2d(x, w, b, stride=setting(case, "stride"), padding=setting(case, "padding"),
                          groups=setting(case, "groups"))
+        elif op == "sparse_input_conv2d":
+            y = F.sparse_input_conv2d(x, w, b, stride=setting(case, "stride"), padding=setting(case, "padding"))
         elif op == "conv_transpose2d":
             y = F.conv_transpose2d(x, w, b, stride=setting(case, "stride"), padding=setting(case, "padding"),
                                    output_padding=setting(case, "output_padding"), groups=setting(case, "groups"))

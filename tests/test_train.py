@@ -65,6 +65,31 @@ def test_full_size_shapes_follow_the_supplementary_tables():
     assert hog.upconvJ6.weight.shape[1] == 3  # the last layer always outputs RGB
 
 
+def test_the_sift_decoder_reads_its_sparse_map_by_filled_cells_with_the_dense_result():
+    """SIFT's map is mostly empty cells: its decoder's first convolution is nn.SparseInputConv2d
+    (the dense representations keep nn.Conv2d), and on a real map the decoder's output and every
+    weight gradient equal those of the same decoder computed densely."""
+    from models.images import center_square, read_image
+    sift, dense = decoders.build("sift", 1 / 8, 128), decoders.build("hog", 1 / 8, 128)
+    assert type(sift.conv1) is nn.SparseInputConv2d and type(dense.convA1) is nn.Conv2d
+    assert type(sift.conv2) is nn.Conv2d  # only the layer that reads the features
+    photos = np.stack([center_square(read_image(path), 128) for path in SAMPLES[:2]])
+    maps = decoders.representation("sift").compute(photos, workers=1).astype(np.float64)
+    filled = (maps != 0).any(axis=1).mean()
+    assert 0 < filled < 0.2, filled
+    twin = decoders.Decoder(sift.table, 133, 1 / 8)  # the same layers, all dense
+    twin.load_state_dict(sift.state_dict())
+    results = []
+    for model in (sift, twin):
+        for p in model.parameters():
+            p.data, p.grad = p.data.astype(np.float64), None
+        y = model(nn.Tensor(maps))
+        y.backward(np.ones(y.shape))
+        results.append([y.data] + [p.grad for p in model.parameters()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
 def test_min_channels_floors_the_narrowed_layers_only():
     assert decoders.scaled(512, 0.25, 32) == 128  # wide enough: width alone
     assert decoders.scaled(64, 0.25, 32) == 32  # 16 raised to the floor

@@ -8,10 +8,11 @@ from .loss import mse_loss
 from .normalization import local_response_norm
 from .pooling import max_pool2d
 from .shape import concat, flatten, get_item, reshape
+from .sparse_conv import sparse_input_conv2d
 from . import operators
 
 operators.install()
 
 __all__ = ["abs", "add", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
            "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
-           "pow", "reference_convolutions", "relu", "reshape", "sub", "sum"]
+           "pow", "reference_convolutions", "relu", "reshape", "sparse_input_conv2d", "sub", "sum"]

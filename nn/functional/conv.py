@@ -74,6 +74,9 @@ class ConvPlan:
     ``batch_last_max_width``: col2im keeps the batch axis last for gy rows narrower than this, where
     its scatter-adds would otherwise move runs too short to pay for their loop
     (:func:`_transposed_phases_by_col2im`).
+    ``sparse_inputs``: compute :func:`~nn.functional.sparse_conv.sparse_input_conv2d` from the
+    input's non-zero pixels (else as the dense conv2d: the GPU's way, where finding them would
+    make the device wait for the host).
 
     The defaults per device (:meth:`for_device`) were measured with bench/bench_nn.py on the
     decoders' layer shapes.
@@ -84,6 +87,7 @@ class ConvPlan:
     phase_min_positions_per_channel: int = 4
     weight_grad_transpose_positions: int = 1024
     batch_last_max_width: int = 64
+    sparse_inputs: bool = True
 
     @staticmethod
     def for_device(device):
@@ -95,7 +99,7 @@ class ConvPlan:
 
 
 CPU_PLAN = ConvPlan()
-GPU_PLAN = ConvPlan(gather=True, band_bytes=1 << 62)
+GPU_PLAN = ConvPlan(gather=True, band_bytes=1 << 62, sparse_inputs=False)
 _PLAN = threading.local()
 
 
@@ -632,12 +636,17 @@ _REFERENCE = threading.local()
 def reference_convolutions(active=True):
     """Within this block (this thread), conv2d and conv_transpose2d compute as their plain
     definitions in conv_reference.py: the same results, without the layout engine, slowly."""
-    previous = getattr(_REFERENCE, "active", False)
+    previous = reference_active()
     _REFERENCE.active = active
     try:
         yield
     finally:
         _REFERENCE.active = previous
+
+
+def reference_active():
+    """Whether :func:`reference_convolutions` is in force in this thread."""
+    return getattr(_REFERENCE, "active", False)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
@@ -649,8 +658,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
         raise ValueError(f"conv2d: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
                          f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
                          "or negative padding")
-    reference = getattr(_REFERENCE, "active", False)
-    fn = Conv2dReference(stride, padding, groups) if reference else Conv2dFunction(stride, padding, groups)
+    fn = Conv2dReference(stride, padding, groups) if reference_active() else Conv2dFunction(stride, padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)
 
 
@@ -667,7 +675,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
                          f"stride {stride}, padding {padding}, output_padding {output_padding} gives "
                          f"output size {tuple(out)}; need a positive size, stride >= 1 and "
                          "output_padding < stride")
-    if getattr(_REFERENCE, "active", False):
+    if reference_active():
         fn = ConvTranspose2dReference(stride, padding, groups, tuple(out))
     else:
         fn = ConvTranspose2dFunction(stride, padding, output_padding, groups)

@@ -18,6 +18,7 @@ from .loss import mse_loss
 from .normalization import local_response_norm
 from .pooling import max_pool2d
 from .shape import concat, reshape
+from .sparse_conv import sparse_input_conv2d
 
 OpExample = namedtuple("OpExample", "call shapes reference")
 
@@ -26,6 +27,9 @@ OPS = {
                         [(2, 4, 7, 7), (6, 4, 3, 3), (6,)], "conv2d"),
     "conv2d_groups": OpExample(lambda x, w, b: conv2d(x, w, b, padding=1, groups=2),
                                [(2, 4, 5, 5), (6, 2, 3, 3), (6,)], "conv2d"),
+    # relu: about one pixel in four is zero in both channels, so both kinds of pixel are checked
+    "sparse_input_conv2d": OpExample(lambda x, w, b: sparse_input_conv2d(relu(x), w, b, stride=2, padding=2),
+                                     [(2, 2, 7, 7), (3, 2, 5, 5), (3,)], "sparse_input_conv2d"),
     "conv_transpose2d": OpExample(lambda x, w, b: conv_transpose2d(x, w, b, stride=2, padding=2, output_padding=1),
                                   [(2, 3, 4, 4), (3, 5, 5, 5), (5,)], "conv_transpose2d"),
     "linear": OpExample(linear, [(3, 6), (4, 6), (4,)], "linear"),

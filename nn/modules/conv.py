@@ -25,6 +25,22 @@ class Conv2d(WeightedLayer):
                f"padding={self.padding}, groups={self.groups}"
 
 
+class SparseInputConv2d(Conv2d):
+    """Conv2d (groups 1) for an input whose pixels are mostly zero in every channel, such as SIFT's
+    keypoint map: the same weights and results, computed from the non-zero pixels only; see
+    :func:`nn.functional.sparse_input_conv2d`."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+
+    def forward(self, x):
+        return F.sparse_input_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        o, i, kh, kw = self.weight.shape
+        return f"{i}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
+
+
 class ConvTranspose2d(WeightedLayer):
     """weight (C_in, C_out/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv_transpose2d`."""
 
