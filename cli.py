@@ -470,6 +470,10 @@ def inspect(model, image, weights, width, min_channels, image_size, checkpoint, 
     cells.append(["total", "", "", str(sum(r["params"] for r in rows)), str(sum(r["flops"] for r in rows))]
                  + [""] * (len(columns) - 5))
     click.echo(_markdown(columns, cells), nl=False)
+    sparse = [r["layer"] for r in rows if r["kind"] == "SparseInputConv2d"]
+    if sparse and not image:
+        click.echo(f"{', '.join(sparse)}: computed from the filled cells of the features alone, so its FLOPs are "
+                   "those of this input (zeros without --image); pass --image PHOTO for a real map's")
     if csv_path:
         with open(csv_path, "w", newline="") as f:
             csv.writer(f).writerows([columns] + cells)

@@ -18,6 +18,8 @@ import numpy as np
 
 import nn
 from nn.functional.op_table import OPS
+from nn.functional.sparse_conv import active_pixels, tap_pairs
+from nn.functional.validation import pair
 
 from . import alexnet, decoders
 from .encoders import Encoder, scale_array
@@ -27,7 +29,13 @@ TINY_CAFFENET_WIDTHS = (4, 8, 8, 8, 8, 8, 8, 5)
 
 
 def flops(module, inputs, output):
-    """Multiply-adds x 2 of one application of a leaf ``module`` per image (0 for non-linear layers)."""
+    """Multiply-adds x 2 of one application of a leaf ``module`` per image (0 for non-linear
+    layers); for a convolution of a sparse input, those its filled pixels' taps do."""
+    if isinstance(module, nn.SparseInputConv2d):
+        c_out, c_in, kh, kw = module.weight.shape
+        pairs = tap_pairs(active_pixels(inputs[0].data), (kh, kw), pair(module.stride, "stride"), pair(module.padding, "padding"),
+                          output.shape[2:])
+        return 2 * sum(len(pick) for _, _, pick, _ in pairs) * c_in * c_out // inputs[0].shape[0]
     if isinstance(module, nn.Conv2d):
         c_out, c_in_per_group, kh, kw = module.weight.shape
         return 2 * int(np.prod(output.shape[1:])) * c_in_per_group * kh * kw

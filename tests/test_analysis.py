@@ -237,6 +237,13 @@ def test_inspect_lists_every_layer(tmp_path):
     assert "| upconvJ6 | ConvTranspose2d | (3, 64, 64) |" in decoder
     floored = invoke("inspect", "sift", "--width", 0.25, "--image-size", 128, "--min-channels", 32)
     assert "| upconv5 | ConvTranspose2d | (32, 64, 64) |" in floored and "| upconv1 | ConvTranspose2d | (128, 4, 4) |" in floored
+    # SIFT's first layer works from the filled cells: zeros (no photo) cost nothing, a real map a fraction
+    assert "| conv1 | SparseInputConv2d | (64, 16, 16) | 212864 | 0 |" in floored and "FLOPs are those of this input" in floored
+    photo = invoke("inspect", "sift", "--width", 0.25, "--image-size", 128, "--image", SAMPLES[0], "--csv", tmp_path / "sift.csv")
+    with open(tmp_path / "sift.csv") as f:
+        conv1 = next(row for row in csv.DictReader(f) if row["layer"] == "conv1")
+    dense = 2 * 64 * 16 * 16 * 133 * 25
+    assert 0 < int(conv1["flops"]) < dense / 4 and "FLOPs are those" not in photo
 
 
 @pytest.mark.parametrize("target", ["local_response_norm", "conv_transpose2d", "caffenet", "fc8"])

@@ -37,6 +37,24 @@ def _reached(position, tap, stride, padding, out_size):
     return index, (shifted % stride == 0) & (shifted >= 0) & (index < out_size)
 
 
+def active_pixels(x):
+    """(image, row, col): the indices of x's pixels that are non-zero in some channel."""
+    return get_array_module(x).nonzero((x != 0).any(axis=1))
+
+
+def tap_pairs(active, kernel, stride, padding, out_size):
+    """Yields (u, v, pick, (image, i, j)) for each tap (u, v): ``pick`` indexes the active pixels
+    that reach an output through it, (image, i, j) the output position each reaches."""
+    xp = get_array_module(active[0])
+    image, row, col = active
+    for u in range(kernel[0]):
+        i, i_inside = _reached(row, u, stride[0], padding[0], out_size[0])
+        for v in range(kernel[1]):
+            j, j_inside = _reached(col, v, stride[1], padding[1], out_size[1])
+            pick = xp.nonzero(i_inside & j_inside)[0]
+            yield u, v, pick, (image[pick], i[pick], j[pick])
+
+
 class SparseInputConv2dFunction(Function):
     """y = conv(x, w) + b computed from x's active pixels; keeps them, their values and, per tap,
     which of them pair with which output position."""
@@ -48,21 +66,14 @@ class SparseInputConv2dFunction(Function):
         xp = get_array_module(x)
         n, _, h, width = x.shape
         c_out, _, kh, kw = w.shape
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(width, kw, sw, pw)
-        image, row, col = xp.nonzero((x != 0).any(axis=1))  # the P active pixels
-        self.values = x.transpose(0, 2, 3, 1)[image, row, col]  # (P, C)
+        oh, ow = (conv_output_size(*args) for args in zip((h, width), (kh, kw), self.stride, self.padding))
+        active = active_pixels(x)  # P pixels
+        self.values = x.transpose(0, 2, 3, 1)[active]  # (P, C)
         taps = w.transpose(2, 3, 1, 0)  # (kH, kW, C, C_out)
         y = xp.zeros((n, oh, ow, c_out), dtype=x.dtype)  # channels last while the taps add into it
-        self.pairs = []
-        for u in range(kh):
-            i, i_inside = _reached(row, u, sh, ph, oh)
-            for v in range(kw):
-                j, j_inside = _reached(col, v, sw, pw, ow)
-                pick = xp.nonzero(i_inside & j_inside)[0]
-                target = (image[pick], i[pick], j[pick])
-                y[target] += self.values[pick] @ taps[u, v]
-                self.pairs.append((u, v, pick, target))
+        self.pairs = list(tap_pairs(active, (kh, kw), self.stride, self.padding, (oh, ow)))
+        for u, v, pick, target in self.pairs:
+            y[target] += self.values[pick] @ taps[u, v]
         self.x_shape, self.w = x.shape, w
         y = y.transpose(0, 3, 1, 2)
         if b is None:
