@@ -611,7 +611,9 @@ class ConvTranspose2dFunction(Function):
         return gx, (gw if needs[1] else None), (_bias_grad(gy) if len(needs) == 3 and needs[2] else None)
 
 
-def _check_conv(op, x, w, b, groups, in_per_group_axis):
+def check_conv(op, x, w, b, groups, in_per_group_axis):
+    """One clear ValueError naming ``op`` for inputs that do not fit together: ranks, float dtypes,
+    channels against the weight (whose input-channel axis is ``in_per_group_axis``), groups, bias."""
     check_rank(op, "input", x, 4, "(N, C, H, W)")
     check_rank(op, "weight", w, 4, "(C_out, C_in/groups, kH, kW)" if in_per_group_axis == 1
                else "(C_in, C_out/groups, kH, kW)")
@@ -652,7 +654,7 @@ def reference_active():
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
     """2-D convolution of x (N, C, H, W) with w (C_out, C/groups, kH, kW) and bias b (C_out,)."""
     stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
-    _check_conv("conv2d", x, w, b, groups, in_per_group_axis=1)
+    check_conv("conv2d", x, w, b, groups, in_per_group_axis=1)
     padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
     if w.shape[2] > padded[0] or w.shape[3] > padded[1] or min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
@@ -666,7 +668,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     """Transposed convolution of x (N, C_in, H, W) with w (C_in, C_out/groups, kH, kW), bias (C_out,)."""
     stride, padding = pair(stride, "conv_transpose2d: stride"), pair(padding, "conv_transpose2d: padding")
     output_padding = pair(output_padding, "conv_transpose2d: output_padding")
-    _check_conv("conv_transpose2d", x, w, b, groups, in_per_group_axis=0)
+    check_conv("conv_transpose2d", x, w, b, groups, in_per_group_axis=0)
     out = [conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in
            zip(x.shape[2:], w.shape[2:], stride, padding, output_padding)]
     if min(out) < 1 or min(stride) < 1 or min(padding) < 0 or \

@@ -25,7 +25,7 @@ active pixels there would stop the device for the host at every tap.
 """
 from ..backend import device_of, get_array_module
 from ..function import Function
-from .conv import ConvPlan, conv2d, conv_backward_data, reference_active, _check_conv
+from .conv import ConvPlan, check_conv, conv2d, conv_backward_data, reference_active
 from .conv_reference import conv_output_size
 from .validation import pair
 
@@ -104,7 +104,7 @@ def sparse_input_conv2d(x, w, b=None, stride=1, padding=0):
     zero in every channel, computed from its non-zero pixels only (on the CPU; the GPU plan and
     ``reference_convolutions`` compute it as conv2d)."""
     stride, padding = pair(stride, "sparse_input_conv2d: stride"), pair(padding, "sparse_input_conv2d: padding")
-    _check_conv("sparse_input_conv2d", x, w, b, 1, in_per_group_axis=1)
+    check_conv("sparse_input_conv2d", x, w, b, 1, in_per_group_axis=1)
     if reference_active() or not ConvPlan.for_device(device_of(x)).sparse_inputs:
         return conv2d(x, w, b, stride, padding)
     if min(stride) < 1 or min(padding) < 0 or \
