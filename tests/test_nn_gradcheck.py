@@ -273,6 +273,21 @@ def test_sparse_input_conv2d_is_conv2d(xp, cfg, density, sparse_plan):
     check(lambda x, w: F.sparse_input_conv2d(x, w, stride=s, padding=p), [x, wt], seed=5)
 
 
+def test_sparse_input_conv2d_by_pixels_on_the_cpu_and_dense_on_the_gpu(xp):
+    """The device's default plan decides (ConvPlan.sparse_inputs): on the GPU, finding the filled
+    pixels would make the device wait for the host at every tap; --reference computes the plain
+    definition on both."""
+    from nn.functional.conv import Conv2dFunction
+    from nn.functional.conv_reference import Conv2dReference
+    from nn.functional.sparse_conv import SparseInputConv2dFunction
+    x = nn.Tensor(sparse_map(xp, 2, 3, 8, 8, 0.1, seed=1))
+    w = nn.Tensor(rand(xp, 4, 3, 3, 3, seed=2), requires_grad=True)
+    expected = SparseInputConv2dFunction if xp is np else Conv2dFunction
+    assert type(F.sparse_input_conv2d(x, w, stride=2, padding=1).creator) is expected
+    with F.reference_convolutions():
+        assert type(F.sparse_input_conv2d(x, w, stride=2, padding=1).creator) is Conv2dReference
+
+
 def test_sparse_input_conv2d_works_on_filled_pixels_only():
     """The taps pair each filled pixel with the outputs it reaches and nothing else: 2 pixels of a
     3x3 kernel at stride 1 away from the border reach 9 outputs each."""
