@@ -70,7 +70,7 @@ CPU_PRESETS = {
     "hog": dict(width=0.5, batch_size=16, iters=3500, val_every=100, checkpoint_every=500, crops=128,
                 min_scale=0.25, grad_clip=5000, ema=0.998),
     "sift": dict(image_size=128, width=0.25, batch_size=16, iters=1800, val_every=100, checkpoint_every=500,
-                 crops=128, min_scale=0.35, grad_clip=20000, channel_scale=True, min_channels=32, ema=0.998),
+                 crops=128, min_scale=0.35, grad_clip=20000, channel_scale=True, min_channels=32, ema=0.995),
     "lbp": dict(image_size=128, width=0.25, batch_size=16, iters=3000, val_every=100, checkpoint_every=500,
                 crops=64, min_scale=0.5, grad_clip=20000),
 }
