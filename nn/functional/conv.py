@@ -636,8 +636,8 @@ _REFERENCE = threading.local()
 
 @contextlib.contextmanager
 def reference_convolutions(active=True):
-    """Within this block (this thread), conv2d and conv_transpose2d compute as their plain
-    definitions in conv_reference.py: the same results, without the layout engine, slowly."""
+    """Within this block (this thread), conv2d, conv_transpose2d and sparse_input_conv2d compute as
+    their plain definitions in conv_reference.py: the same results, without the layout engine, slowly."""
     previous = reference_active()
     _REFERENCE.active = active
     try:
