@@ -33,8 +33,8 @@ def flops(module, inputs, output):
     layers); for a convolution of a sparse input, those its filled pixels' taps do."""
     if isinstance(module, nn.SparseInputConv2d):
         c_out, c_in, kh, kw = module.weight.shape
-        pairs = tap_pairs(active_pixels(inputs[0].data), (kh, kw), pair(module.stride, "stride"), pair(module.padding, "padding"),
-                          output.shape[2:])
+        stride, padding = pair(module.stride, "stride"), pair(module.padding, "padding")
+        pairs = tap_pairs(active_pixels(inputs[0].data), (kh, kw), stride, padding, output.shape[2:])
         return 2 * sum(len(pick) for _, _, pick, _ in pairs) * c_in * c_out // inputs[0].shape[0]
     if isinstance(module, nn.Conv2d):
         c_out, c_in_per_group, kh, kw = module.weight.shape

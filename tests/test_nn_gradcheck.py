@@ -288,6 +288,17 @@ def test_sparse_input_conv2d_by_pixels_on_the_cpu_and_dense_on_the_gpu(xp):
         assert type(F.sparse_input_conv2d(x, w, stride=2, padding=1).creator) is Conv2dReference
 
 
+def test_sparse_input_conv2d_refuses_what_conv2d_refuses(xp):
+    """The same size and argument checks as conv2d (check_conv2d_size, check_conv), named for the op."""
+    x, w = nn.Tensor(sparse_map(xp, 1, 2, 3, 3, 0.5, seed=1)), nn.Tensor(rand(xp, 2, 2, 5, 5, seed=2))
+    with pytest.raises(ValueError, match=r"sparse_input_conv2d: kernel \(5, 5\) larger than the padded input \(3, 3\)"):
+        F.sparse_input_conv2d(x, w)
+    with pytest.raises(ValueError, match="sparse_input_conv2d: .*stride"):
+        F.sparse_input_conv2d(x, w, padding=2, stride=0)
+    with pytest.raises(ValueError, match="sparse_input_conv2d: input shape"):
+        F.sparse_input_conv2d(x, nn.Tensor(rand(xp, 2, 3, 1, 1, seed=2)))
+
+
 def test_sparse_input_conv2d_works_on_filled_pixels_only():
     """The taps pair each filled pixel with the outputs it reaches and nothing else: 2 pixels of a
     3x3 kernel at stride 1 away from the border reach 9 outputs each."""

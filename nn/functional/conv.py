@@ -651,15 +651,21 @@ def reference_active():
     return getattr(_REFERENCE, "active", False)
 
 
+def check_conv2d_size(op, x, w, stride, padding):
+    """One clear ValueError naming ``op`` unless the kernel fits the padded input (at least one
+    output position), stride >= 1 and padding >= 0."""
+    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+    if w.shape[2] > padded[0] or w.shape[3] > padded[1] or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{op}: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
+                         f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
+                         "or negative padding")
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
     """2-D convolution of x (N, C, H, W) with w (C_out, C/groups, kH, kW) and bias b (C_out,)."""
     stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
     check_conv("conv2d", x, w, b, groups, in_per_group_axis=1)
-    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
-    if w.shape[2] > padded[0] or w.shape[3] > padded[1] or min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"conv2d: kernel {tuple(w.shape[2:])} larger than the padded input {padded} "
-                         f"(input shape {tuple(x.shape)}, padding {padding}), or stride {stride} < 1, "
-                         "or negative padding")
+    check_conv2d_size("conv2d", x, w, stride, padding)
     fn = Conv2dReference(stride, padding, groups) if reference_active() else Conv2dFunction(stride, padding, groups)
     return fn(x, w) if b is None else fn(x, w, b)
 

@@ -25,7 +25,7 @@ active pixels there would stop the device for the host at every tap.
 """
 from ..backend import device_of, get_array_module
 from ..function import Function
-from .conv import ConvPlan, check_conv, conv2d, conv_backward_data, reference_active
+from .conv import ConvPlan, check_conv, check_conv2d_size, conv2d, conv_backward_data, reference_active
 from .conv_reference import conv_output_size
 from .validation import pair
 
@@ -105,11 +105,8 @@ def sparse_input_conv2d(x, w, b=None, stride=1, padding=0):
     ``reference_convolutions`` compute it as conv2d)."""
     stride, padding = pair(stride, "sparse_input_conv2d: stride"), pair(padding, "sparse_input_conv2d: padding")
     check_conv("sparse_input_conv2d", x, w, b, 1, in_per_group_axis=1)
+    check_conv2d_size("sparse_input_conv2d", x, w, stride, padding)
     if reference_active() or not ConvPlan.for_device(device_of(x)).sparse_inputs:
         return conv2d(x, w, b, stride, padding)
-    if min(stride) < 1 or min(padding) < 0 or \
-            min(conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], w.shape[2:], stride, padding)) < 1:
-        raise ValueError(f"sparse_input_conv2d: kernel {tuple(w.shape[2:])}, stride {stride} and padding "
-                         f"{padding} leave no output for input shape {tuple(x.shape)}")
     fn = SparseInputConv2dFunction(stride, padding)
     return fn(x, w) if b is None else fn(x, w, b)
