@@ -95,7 +95,7 @@ def run_op(case, xp):
     elif op == "concat_flatten":
         x2 = leaf("x2")
         inputs["gx2"] = x2
-        y = F.flatten(F.concat([x, x2], axis=setting(case, "axis")))
+        y = F.flatten(F.concat([x, x2], axis=setting(case, "axis")), 1)
     elif op == "abs":
         y = F.abs(x)
     elif op == "pow":
