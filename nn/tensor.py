@@ -114,8 +114,14 @@ class Tensor:
     def _apply_hooks(self, grad):
         for hook in list(self._hooks.values()):
             replaced = hook(grad)
-            if replaced is not None:
-                grad = unwrap(replaced)
+            if replaced is None:
+                continue
+            replaced = get_array_module(grad).asarray(unwrap(replaced) if isinstance(replaced, Tensor) else replaced,
+                                                      dtype=grad.dtype)
+            if replaced.shape != grad.shape:
+                raise ValueError(f"Tensor.register_hook: a hook returned shape {replaced.shape} for a gradient "
+                                 f"of shape {grad.shape}")
+            grad = replaced
         return grad
 
     def retain_grad(self):

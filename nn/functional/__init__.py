@@ -7,7 +7,7 @@ from .elementwise import cast, clamp, exp, log, sigmoid, sqrt, tanh
 from .indexing import get_item
 from .linear import linear
 from .loss import mse_loss
-from .matmul import matmul
+from .matrix_product import matmul
 from .normalization import local_response_norm
 from .pooling import max_pool2d
 from .reduction import argmax, argmin, max, mean, min, sum

@@ -1,7 +1,7 @@
 """Tensor's operators and methods, installed once by ``nn.functional`` (as DeZero's
 ``setup_variable``): ``Tensor`` itself (nn/tensor.py) imports no op, so there is no import circle.
 
-    a + b, a - b, a * b, a / b, -a, a ** b, a @ b, a[index]
+    a + b, a - b, a * b, a / b, -a, a ** b, a @ b, a[index], a < b, a <= b, a > b, a >= b
     a.sum/mean(dim, keepdim), a.max/min(dim, keepdim), a.argmax/argmin(dim, keepdim)
     a.view/reshape(*shape), a.flatten(start_dim, end_dim), a.squeeze(dim), a.unsqueeze(dim),
     a.permute(*dims), a.transpose(dim0, dim1), a.T, a.mT
@@ -12,7 +12,7 @@ Each is the function of ``nn.functional`` with the same name, with PyTorch's sig
 import numpy as np
 
 from ..tensor import Tensor
-from . import arithmetic, elementwise, indexing, matmul, reduction, shape
+from . import arithmetic, elementwise, indexing, matrix_product, reduction, shape
 
 
 def _shape_argument(new_shape):
@@ -38,6 +38,14 @@ def _reverse_dims(tensor):
     return shape.permute(tensor, tuple(reversed(range(tensor.ndim))))
 
 
+def _comparison(name):
+    """``a < b`` and the like: a boolean tensor without gradient (a mask for indexing)."""
+    def compare(a, b):
+        b = b.data if isinstance(b, Tensor) else b
+        return Tensor(getattr(a.data, name)(b))
+    return compare
+
+
 def install():
     Tensor.__add__ = Tensor.__radd__ = lambda a, b: arithmetic.add(a, b)
     Tensor.__sub__ = lambda a, b: arithmetic.sub(a, b)
@@ -48,9 +56,11 @@ def install():
     Tensor.__neg__ = lambda a: arithmetic.neg(a)
     Tensor.__pow__ = Tensor.pow = lambda a, exponent: arithmetic.pow(a, exponent)
     Tensor.__rpow__ = lambda a, base: arithmetic.pow(base, a)
-    Tensor.__matmul__ = Tensor.matmul = lambda a, b: matmul.matmul(a, b)
-    Tensor.__rmatmul__ = lambda a, b: matmul.matmul(b, a)
+    Tensor.__matmul__ = Tensor.matmul = lambda a, b: matrix_product.matmul(a, b)
+    Tensor.__rmatmul__ = lambda a, b: matrix_product.matmul(b, a)
     Tensor.__getitem__ = lambda a, index: indexing.get_item(a, index)
+    for name in ("__lt__", "__le__", "__gt__", "__ge__"):
+        setattr(Tensor, name, _comparison(name))
 
     Tensor.sum = lambda a, dim=None, keepdim=False: reduction.sum(a, dim, keepdim)
     Tensor.mean = lambda a, dim=None, keepdim=False: reduction.mean(a, dim, keepdim)
