@@ -86,7 +86,7 @@ class Tensor:
         raise ValueError(f"Tensor.{what}: expected a tensor with one element, got shape {self.shape}")
 
     def detach(self):
-        """The same data, cut from the graph."""
+        """The same data, cut from the graph (unlike PyTorch's, a new tensor whose data may be shared)."""
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad=True):
@@ -153,8 +153,9 @@ class Tensor:
         if self.creator is not None:
             _BackwardPass(self, grad, retain_graph).run()
 
-    # Operators (+, -, *, /, **, [], sum, mean, reshape, flatten) are installed on Tensor by
-    # nn/functional/operators.py, where the ops live: this file imports none of them.
+    # Operators (+, -, *, /, **, @, [], <, >) and PyTorch-named methods (sum, mean, max, view,
+    # flatten, T, exp, ...) are installed on Tensor by nn/functional/operators.py, where the ops
+    # live: this file imports none of them.
 
     def to(self, device):
         """A leaf copy of this tensor on ``device`` (keeps ``requires_grad``)."""
