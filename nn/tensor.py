@@ -86,7 +86,7 @@ class Tensor:
         raise ValueError(f"Tensor.{what}: expected a tensor with one element, got shape {self.shape}")
 
     def detach(self):
-        """The same data, cut from the graph (unlike PyTorch's, a new tensor whose data may be shared)."""
+        """The same data (shared, as PyTorch), cut from the graph."""
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad=True):
