@@ -25,7 +25,7 @@ def _normalized_dims(dim, ndim):
     bound = ndim or 1  # a 0-d tensor accepts dim 0 and -1, as PyTorch
     for d in dims:
         if not -bound <= d < bound:
-            raise IndexError(f"dimension {d} out of range for a tensor of {ndim} dimensions")
+            raise ValueError(f"dim {d} outside the {ndim} dimensions of the tensor")
     return tuple(sorted({d % bound for d in dims})) if ndim else ()
 
 

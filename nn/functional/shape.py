@@ -59,11 +59,14 @@ def reshape(x, shape):
     return ReshapeFunction(shape)(x)
 
 
-def _dim(d, ndim, what):
-    """``d`` as a non-negative dimension of a tensor with ``ndim`` dimensions (negative counts from the end)."""
+def _dim(d, ndim, what, argument="dim"):
+    """``d`` as a non-negative dimension of a tensor with ``ndim`` dimensions (negative counts from the end).
+
+    Out of range: a ValueError, as every error a user can fix here (PyTorch raises IndexError).
+    """
     bound = ndim or 1  # a 0-d tensor accepts 0 and -1, as PyTorch
     if not -bound <= d < bound:
-        raise IndexError(f"{what}: dimension {d} out of range for a tensor of {ndim} dimensions")
+        raise ValueError(f"{what}: {argument} {d} outside the {ndim} dimensions of the tensor")
     return d % bound
 
 
@@ -74,7 +77,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     shape = tuple(x.shape)
     if not shape:
         return reshape(x, (1,))
-    start, end = _dim(start_dim, len(shape), "flatten"), _dim(end_dim, len(shape), "flatten")
+    start, end = _dim(start_dim, len(shape), "flatten", "start_dim"), _dim(end_dim, len(shape), "flatten", "end_dim")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {shape}")
     merged = 1
