@@ -11,6 +11,7 @@ from .backend import (DeviceError, check_device, device_of, get_array_module, ke
                       to_numpy)
 from .function import Function
 from .gradcheck import gradcheck
+from .graph import draw_graph, to_dot
 from .modules import (Conv2d, ConvTranspose2d, Dropout, Flatten, HookHandle, LeakyReLU, Linear,
                       LocalResponseNorm, MaxPool2d, Module, Parameter, ReLU, Reshape, Sequential,
                       SparseInputConv2d)

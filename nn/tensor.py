@@ -59,6 +59,7 @@ class Tensor:
         self.generation = 0
         self.name = name
         self._retain_grad = False
+        self._hooks = {}
 
     # --- array-like properties -------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -85,8 +86,43 @@ class Tensor:
         raise ValueError(f"Tensor.{what}: expected a tensor with one element, got shape {self.shape}")
 
     def detach(self):
-        """The same data, cut from the graph."""
+        """The same data (shared, as PyTorch), cut from the graph."""
         return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return this tensor (only a leaf can stop requiring it)."""
+        if not requires_grad and self.creator is not None:
+            raise RuntimeError("Tensor.requires_grad_(False): only a leaf can stop requiring gradients; "
+                               "use .detach() for a copy cut from the graph")
+        self.requires_grad = requires_grad
+        return self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` each time this tensor's gradient is computed in a backward pass.
+
+        ``grad`` is the summed gradient of this pass (an array); a hook may return a replacement,
+        which then flows on (and, on a leaf, is what accumulates into ``.grad``). Hooks run in the
+        order registered. Returns a handle whose ``remove()`` unregisters the hook, as PyTorch's.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("Tensor.register_hook: this tensor does not require gradients; "
+                               "call .requires_grad_() first")
+        key = next(_hook_keys)
+        self._hooks[key] = hook
+        return RemovableHandle(self._hooks, key)
+
+    def _apply_hooks(self, grad):
+        for hook in list(self._hooks.values()):
+            replaced = hook(grad)
+            if replaced is None:
+                continue
+            replaced = get_array_module(grad).asarray(unwrap(replaced) if isinstance(replaced, Tensor) else replaced,
+                                                      dtype=grad.dtype)
+            if replaced.shape != grad.shape:
+                raise ValueError(f"Tensor.register_hook: a hook returned shape {replaced.shape} for a gradient "
+                                 f"of shape {grad.shape}")
+            grad = replaced
+        return grad
 
     def retain_grad(self):
         """Keep ``grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -112,16 +148,31 @@ class Tensor:
         grad = unwrap(grad)
         if grad.shape != self.shape:
             raise ValueError(f"Tensor.backward: grad has shape {grad.shape}, expected {self.shape}")
+        grad = self._apply_hooks(grad)
         self.grad = grad if self.grad is None else self.grad + grad
         if self.creator is not None:
             _BackwardPass(self, grad, retain_graph).run()
 
-    # Operators (+, -, *, /, **, [], sum, mean, reshape, flatten) are installed on Tensor by
-    # nn/functional/operators.py, where the ops live: this file imports none of them.
+    # Operators (+, -, *, /, **, @, [], <, >) and PyTorch-named methods (sum, mean, max, view,
+    # flatten, T, exp, ...) are installed on Tensor by nn/functional/operators.py, where the ops
+    # live: this file imports none of them.
 
     def to(self, device):
         """A leaf copy of this tensor on ``device`` (keeps ``requires_grad``)."""
         return Tensor(to_device(self.data, device), requires_grad=self.requires_grad, name=self.name)
+
+
+_hook_keys = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by ``Tensor.register_hook``; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
 
 
 class _BackwardPass:
@@ -142,6 +193,7 @@ class _BackwardPass:
         self.xp = get_array_module(root.data)
         self.grads, self.waiting = {id(root): grad}, {id(root): root}
         self.heap, self.seen, self.order = [], set(), itertools.count()
+        self.hooked_leaves = {}  # id -> (leaf with hooks, its gradient summed over this pass)
         self.schedule(root.creator)
 
     def schedule(self, fn):
@@ -150,6 +202,12 @@ class _BackwardPass:
             heapq.heappush(self.heap, (-fn.generation, next(self.order), fn))
 
     def run(self):
+        self.walk()
+        for leaf, grad in self.hooked_leaves.values():  # every consumer has run: the sum is complete
+            grad = leaf._apply_hooks(grad)
+            leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+
+    def walk(self):
         while self.heap:
             fn = heapq.heappop(self.heap)[2]
             if fn.released:
@@ -167,6 +225,8 @@ class _BackwardPass:
     def output_grads(self, fn, outputs):
         """The summed gradient of each of ``fn``'s outputs (zeros where none flowed)."""
         grads = [self.grads.pop(id(o), None) if o is not None else None for o in outputs]
+        grads = [out._apply_hooks(g) if g is not None and out is not self.root else g
+                 for out, g in zip(outputs, grads)]
         for out, g in zip(outputs, grads):
             if out is not None and out is not self.root and out._retain_grad and g is not None:
                 out.grad = g if out.grad is None else out.grad + g
@@ -175,6 +235,10 @@ class _BackwardPass:
     def accumulate(self, fn, grads_in):
         for x, gx in zip(fn.inputs, grads_in):
             if gx is None or not x.requires_grad:
+                continue
+            if x.creator is None and x._hooks:  # hooks see the pass's summed gradient, at the end
+                previous = self.hooked_leaves.get(id(x), (x, None))[1]
+                self.hooked_leaves[id(x)] = (x, gx if previous is None else previous + gx)
                 continue
             if x.creator is None:  # a leaf: accumulate into .grad
                 x.grad = gx if x.grad is None else x.grad + gx

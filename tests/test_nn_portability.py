@@ -28,8 +28,9 @@ COMMON = {
     # shape and joining
     "reshape", "transpose", "moveaxis", "swapaxes", "expand_dims", "squeeze", "broadcast_to", "broadcast_arrays",
     "concatenate", "stack", "split", "pad", "flip", "roll", "tile", "repeat",
-    # indexing (cupy.nonzero, as numpy.nonzero, returns one index array per axis)
-    "nonzero",
+    # indexing (cupy.nonzero, as numpy.nonzero, returns one index array per axis); bincount with
+    # weights is the scatter-add of gradients at repeated indices
+    "nonzero", "take_along_axis", "bincount",
     # elementwise math
     "abs", "absolute", "sign", "sqrt", "square", "exp", "log", "log1p", "expm1", "power", "maximum", "minimum",
     "clip", "where", "isfinite", "isnan", "isinf", "logical_and", "logical_or", "logical_not", "floor", "ceil",
@@ -48,7 +49,7 @@ HOST_ONLY = {
     "random.Generator": {"random.py"},
     "cuda.runtime.getDeviceCount": {"backend.py"},          # probing for a GPU
     # conv.py's index tables for gathering (built once per shape on the host, then copied over)
-    "ix_": {"conv.py"}, "flatnonzero": {"conv.py"}, "argsort": {"conv.py"}, "bincount": {"conv.py"},
+    "ix_": {"conv.py"}, "flatnonzero": {"conv.py"}, "argsort": {"conv.py"},
 }
 # CuPy-only names: allowed only where the GPU kernel sits beside its portable twin.
 GPU_ONLY = {"fuse": {"fused.py"}}

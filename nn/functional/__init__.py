@@ -1,13 +1,17 @@
 """Differentiable ops on tensors, PyTorch-style names and NCHW layouts (``import nn.functional as F``)."""
 from .activation import leaky_relu, relu
-from .arithmetic import abs, add, div, mean, mul, neg, pow, sub, sum
+from .arithmetic import abs, add, div, mul, neg, pow, sub
 from .conv import conv2d, conv_transpose2d, reference_convolutions
 from .dropout import dropout
+from .elementwise import cast, clamp, exp, log, sigmoid, sqrt, tanh
+from .indexing import get_item
 from .linear import linear
 from .loss import mse_loss
+from .matrix_product import matmul
 from .normalization import local_response_norm
 from .pooling import max_pool2d
-from .shape import concat, flatten, get_item, reshape
+from .reduction import argmax, argmin, max, mean, min, sum
+from .shape import concat, flatten, permute, reshape, squeeze, transpose, unsqueeze
 from .sparse_conv import sparse_input_conv2d
 from . import operators
 
@@ -15,4 +19,6 @@ operators.install()
 
 __all__ = ["abs", "add", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
            "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
-           "pow", "reference_convolutions", "relu", "reshape", "sparse_input_conv2d", "sub", "sum"]
+           "pow", "reference_convolutions", "relu", "reshape", "sparse_input_conv2d", "sub", "sum",
+           "argmax", "argmin", "cast", "clamp", "exp", "log", "matmul", "max", "min", "permute", "sigmoid",
+           "sqrt", "squeeze", "tanh", "transpose", "unsqueeze"]

@@ -1,4 +1,4 @@
-"""Elementwise arithmetic with NumPy broadcasting, and reductions.
+"""Elementwise arithmetic with NumPy broadcasting (reductions are in nn/functional/reduction.py).
 
 For ``y = f(a, b)`` with broadcasting, the gradient of an input is the elementwise gradient
 summed over the axes along which that input was broadcast (:func:`sum_to`).
@@ -94,6 +94,29 @@ class Pow(Function):
         return gy * self.exponent * self.x ** (self.exponent - 1)
 
 
+class PowTensor(Function):
+    """y = a^b elementwise, both tensors (broadcast);  da = gy b a^(b-1),  db = gy y ln a.
+
+    db is taken as 0 where a = 0 (the limit of y ln a for b > 0, PyTorch's choice).
+    """
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a ** b
+        return self.y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(gy * self.b * self.a ** (self.b - 1), self.a.shape)
+        if self.needs_input_grad[1]:
+            nonzero = self.a != 0
+            log_a = xp.log(xp.where(nonzero, self.a, 1))
+            gb = sum_to(gy * self.y * log_a, self.b.shape)
+        return ga, gb
+
+
 class Abs(Function):
     """y = |x|;  dx = gy * sign(x) (0 at x = 0)."""
 
@@ -103,25 +126,6 @@ class Abs(Function):
 
     def backward(self, gy):
         return gy * get_array_module(self.x).sign(self.x)
-
-
-class Sum(Function):
-    """y = sum of x over ``axis``;  dx = gy broadcast back to x's shape."""
-
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
-
-    def forward(self, x):
-        self.shape = x.shape
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        if not self.keepdims and self.axis is not None:
-            axes = (self.axis,) if isinstance(self.axis, int) else self.axis
-            gy = gy.reshape([1 if i in [a % len(self.shape) for a in axes] else n
-                             for i, n in enumerate(self.shape)])
-        return xp.broadcast_to(gy, self.shape).copy()
 
 
 def add(a, b):
@@ -145,23 +149,11 @@ def neg(x):
 
 
 def pow(x, exponent):
-    """x ** exponent for a constant exponent."""
+    """x ** exponent, the exponent a constant or a tensor (then broadcast with x, as PyTorch)."""
+    if hasattr(exponent, "shape"):
+        return PowTensor()(_as_array_like(x, exponent), exponent)
     return Pow(exponent)(x)
 
 
 def abs(x):
     return Abs()(x)
-
-
-def sum(x, axis=None, keepdims=False):
-    return Sum(axis, keepdims)(x)
-
-
-def mean(x, axis=None, keepdims=False):
-    """Mean over ``axis`` (all axes when None): the sum divided by the number of elements summed."""
-    shape = getattr(x, "shape")
-    axes = range(len(shape)) if axis is None else ((axis,) if isinstance(axis, int) else axis)
-    count = 1
-    for a in axes:
-        count *= shape[a]
-    return sum(x, axis, keepdims) * (1.0 / count)

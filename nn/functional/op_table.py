@@ -5,19 +5,23 @@ reference it is compared with. One table drives ``cli.py gradcheck OP``
 (tests/test_nn_reference.py, from the numbers tests/make_nn_fixtures.py stores). A new op gets a
 row here (docs/ARCHITECTURE.md, "Adding an op").
 
-``reference``: the op's case family in tests/fixtures/nn_reference.npz (torch's result for the
-same op).
+``reference``: the op's case family in tests/fixtures/nn_reference.npz, or its case in
+tests/fixtures/tensor_reference.npz (tests/make_tensor_fixtures.py), torch's result for the same op.
 """
 from collections import namedtuple
 
 from .activation import leaky_relu, relu
 from .arithmetic import abs
 from .conv import conv2d, conv_transpose2d
+from .elementwise import clamp, exp, log, sigmoid, sqrt, tanh
+from .indexing import get_item
 from .linear import linear
 from .loss import mse_loss
 from .normalization import local_response_norm
+from .matrix_product import matmul
 from .pooling import max_pool2d
-from .shape import concat, reshape
+from .reduction import max, mean, sum
+from .shape import concat, permute, reshape
 from .sparse_conv import sparse_input_conv2d
 
 OpExample = namedtuple("OpExample", "call shapes reference")
@@ -43,4 +47,17 @@ OPS = {
     "reshape": OpExample(lambda x: reshape(x, (2, 12)), [(2, 3, 4)], "concat_flatten"),
     "abs": OpExample(abs, [(3, 5)], "abs"),
     "pow": OpExample(lambda x: abs(x) ** 3.0, [(3, 5)], "pow"),
+    "pow_tensor": OpExample(lambda x, y: abs(x) ** y, [(3, 4), (4,)], "pow_tensor"),
+    "exp": OpExample(exp, [(3, 4)], "exp"),
+    "log": OpExample(lambda x: log(abs(x)), [(3, 4)], "log"),
+    "tanh": OpExample(tanh, [(3, 4)], "tanh"),
+    "sigmoid": OpExample(sigmoid, [(3, 4)], "sigmoid"),
+    "sqrt": OpExample(lambda x: sqrt(abs(x)), [(3, 4)], "sqrt"),
+    "clamp": OpExample(lambda x: clamp(x, -0.45, 0.55), [(3, 4)], "clamp"),
+    "sum": OpExample(lambda x: sum(x, (0, 2), keepdim=True), [(2, 3, 4)], "sum_dims_keepdim"),
+    "mean": OpExample(lambda x: mean(x, -1), [(2, 3, 4)], "mean_dim"),
+    "max": OpExample(lambda x: max(x, 1).values, [(2, 5, 3)], "max_dim"),
+    "matmul": OpExample(matmul, [(2, 3, 4), (4, 5)], "matmul_broadcast"),
+    "permute": OpExample(lambda x: permute(x, 2, 0, 1), [(2, 3, 4)], "permute"),
+    "get_item": OpExample(lambda x: get_item(x, ([2, 0, 2], slice(1, None))), [(3, 4)], "index_array"),
 }
