@@ -56,7 +56,7 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main():
     """featinv: invert HOG, SIFT, LBP and AlexNet features with up-convolutional networks."""
     warnings.formatwarning = _one_line_warning  # skipped photos, random weights: one line each
-    from nn.backend import keep_freed_memory
+    from nn.process import keep_freed_memory
     keep_freed_memory()  # each training step reuses the last one's freed buffers (no page faults)
 
 

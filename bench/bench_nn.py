@@ -2,7 +2,7 @@
 
     python bench/bench_nn.py                    # CPU (NumPy), float32, batch 8
     python bench/bench_nn.py --device gpu       # the same on CuPy
-    python bench/bench_nn.py --profile          # also: where the time goes (copies, GEMMs, bias)
+    python bench/bench_nn.py --profile          # also: where the time goes (primitives, GEMMs alone)
 
 For each layer, forward+backward of ``nn.functional.conv2d`` / ``conv_transpose2d``:
 
@@ -38,6 +38,8 @@ sys.path.insert(0, ROOT)
 import nn  # noqa: E402
 import nn.functional as F  # noqa: E402
 from nn.functional import conv as C  # noqa: E402
+from nn.functional import conv_engine as E  # noqa: E402
+from nn.functional.conv_reference import conv_output_size  # noqa: E402
 
 LAYERS = [
     # name, op, C_in, C_out, H, W, kernel, stride, padding
@@ -97,7 +99,7 @@ class Backend:
 
 def layer_shapes(op, c_in, c_out, h, w, k, s, p):
     if op == "conv2d":
-        oh, ow = C.conv_output_size(h, k, s, p), C.conv_output_size(w, k, s, p)
+        oh, ow = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
         w_shape = (c_out, c_in, k, k)
     else:
         oh, ow = C.conv_transpose_output_size(h, k, s, p, 0), C.conv_transpose_output_size(w, k, s, p, 0)
@@ -111,7 +113,7 @@ def layer_macs(op, n, c_in, c_out, h, w, k, oh, ow):
 
 
 def gemm_dims(op, n, c_in, c_out, h, w, k, s, oh, ow):
-    """(M, K, N) of the forward GEMM, whole (conv.py cuts N into row bands)."""
+    """(M, K, N) of the forward GEMM, whole (the conv engine cuts N into row bands)."""
     if op == "conv2d":
         return c_out, c_in * k * k, n * oh * ow           # W (Co, C k k) @ col (C k k, N OH OW)
     taps = k // s                                          # by stride phases (k a multiple of s)
@@ -136,7 +138,7 @@ def required_bytes(op, n, c_in, c_out, h, w, k, s, p, oh, ow, device="cpu", item
     else:
         col_row = c_out * k * k * n * w           # im2col of gy (backward), one input row
         rows, image = h, y
-    plan = C.ConvPlan.for_device(device)
+    plan = E.ConvPlan.for_device(device)
     if plan.gather:
         taps = -(-k // s) ** 2
         return (y + gx + gw + c_out + padded + col_row * rows + taps * image) * itemsize
@@ -225,64 +227,48 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
     row["required_mb"] = required_bytes(op, batch, c_in, c_out, h, w, k, s, p, oh, ow, backend.device) / 2 ** 20
     row["mem_ratio"] = row["peak_mb"] / row["required_mb"]
     if profile:
-        row["profile"] = profile_layer(backend, lambda: run_nn(backend, op, x, wt, b, gy, s, p), repeat)
+        row["profile"], row["profile_gemms"] = profile_layer(backend, op, x, wt, b, gy, s, p, repeat)
     return row
 
 
-# the stages of nn/functional/conv.py that the profile times, by function name
+# the public primitives of nn/functional/conv_engine that the profile times, per op
 STAGES = {
-    "to_phases": "phase-split copy of the padded input (to_phases)",
-    "_fill_col": "im2col band fills (kH*kW block copies)",
-    "_gemm": "GEMMs (BLAS)",
-    "_grouped_rows": "band rows to channel-first GEMM operand (copy)",
-    "_store_rows": "GEMM result rows into the output (copy)",
-    "_add_col": "col2im scatter-adds (where conv._by_phases says no)",
-    "from_phases": "interleave phases into the output (+ bias)",
-    "_bias_grad": "bias gradient (sum)",
+    "conv2d": [("forward (conv_forward_data)", "conv_forward_data"),
+               ("input gradient (conv_backward_data)", "conv_backward_data"),
+               ("weight gradient (conv_backward_weight)", "conv_backward_weight")],
+    "conv_transpose2d": [("forward (conv_backward_data)", "conv_backward_data"),
+                         ("input and weight gradients (conv_forward_data_and_weight_grad)",
+                          "conv_forward_data_and_weight_grad")],
 }
 
 
-def profile_layer(backend, step, repeat):
-    """Seconds spent in each stage of one real forward+backward: the functions of conv.py named in
-    STAGES are wrapped with timers (calls nested inside another timed stage count only there);
-    the best round is kept. "other" is the rest: Python, graph bookkeeping, small copies."""
-    spent = {}
-    depth = [0]
-
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            depth[0] += 1
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                backend.sync()
-                depth[0] -= 1
-                if depth[0] == 0:
-                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
-        return wrapper
-
-    originals = {name: getattr(C, name) for name in STAGES}
-    best = None
-    try:
-        for name, fn in originals.items():
-            setattr(C, name, timed(name, fn))
-        step()
-        for _ in range(repeat):
-            spent.clear()
-            start = time.perf_counter()
-            step()
-            backend.sync()
-            total = time.perf_counter() - start
-            if best is None or total < best[0]:
-                best = (total, dict(spent))
-    finally:
-        for name, fn in originals.items():
-            setattr(C, name, fn)
-    total, stages = best
-    profile = {STAGES[name]: stages.get(name, 0.0) for name in STAGES if name in stages}
-    profile["other"] = total - sum(profile.values())
-    return profile
+def profile_layer(backend, op, x, wt, b, gy, stride, padding, repeat):
+    """Where one forward+backward's time goes: each public primitive of the conv engine that the op
+    calls, run alone on the layer's arrays (best of ``repeat``); "other" is the rest of the whole
+    step (Python, graph bookkeeping, the bias gradient). Beside them, ``gemms``: the three GEMMs of
+    the layer's shapes alone, what BLAS takes without any layout work (im2col, col2im, copies)."""
+    plan = E.ConvPlan.for_device(backend.device)
+    conv = ((stride, stride), (padding, padding), 1, plan)
+    if op == "conv2d":
+        calls = [lambda: E.conv_forward_data(x, wt, *conv, bias=b),
+                 lambda: E.conv_backward_data(gy, wt, x.shape[2:], *conv),
+                 lambda: E.conv_backward_weight(x, gy, wt.shape, *conv)]
+    else:
+        calls = [lambda: E.conv_backward_data(x, wt, gy.shape[2:], *conv, bias=b),
+                 lambda: E.conv_forward_data_and_weight_grad(gy, wt, x, *conv)]
+    stages = {name: call for (name, _), call in zip(STAGES[op], calls)}
+    n, c_in, h, w = x.shape
+    c_out, (oh, ow), k = gy.shape[1], gy.shape[2:], wt.shape[2]
+    m, kk, nn_ = gemm_dims(op, n, c_in, c_out, h, w, k, stride, oh, ow)
+    xp, rng = backend.xp, np.random.default_rng(1)
+    a, bm = (xp.asarray(rng.standard_normal(shape, dtype=np.float32)) for shape in ((m, kk), (kk, nn_)))
+    c = xp.asarray(rng.standard_normal((m, nn_), dtype=np.float32))
+    gemms = lambda: (a @ bm, a.T @ c, c @ bm.T)  # noqa: E731  forward, data and weight gradient shapes
+    t = backend.best_of_rounds(dict(stages, step=lambda: run_nn(backend, op, x, wt, b, gy, stride, padding),
+                                    gemms=gemms), repeat)
+    profile = {name: t[name] for name in stages}
+    profile["other"] = t["step"] - sum(profile.values())
+    return profile, t["gemms"]
 
 
 def load_torch(device, threads):
@@ -310,10 +296,11 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for PyTorch (NumPy's BLAS uses its own setting: OPENBLAS_NUM_THREADS)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    parser.add_argument("--profile", action="store_true", help="time each stage of the im2col design")
+    parser.add_argument("--profile", action="store_true",
+                        help="time each primitive of the conv engine, and the GEMMs alone")
     args = parser.parse_args()
 
-    print(f"malloc keeps freed memory: {nn.keep_freed_memory()} (as cli.py sets it; see nn.backend)")
+    print(f"malloc keeps freed memory: {nn.process.keep_freed_memory()} (as cli.py sets it; see nn.process)")
     backend = Backend(args.device)
     torch_mod = None if args.no_torch else load_torch(args.device, args.threads)
     blas_threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
@@ -362,7 +349,10 @@ def main():
             print(f"\nprofile {r['name']} ({r['op']}): one forward+backward, best of {args.repeat}, "
                   f"{total * 1e3:.1f} ms")
             for stage, sec in r["profile"].items():
-                print(f"  {stage:<50}{sec * 1e3:>9.1f} ms {sec / total:>6.1%}")
+                print(f"  {stage:<66}{sec * 1e3:>9.1f} ms {sec / total:>6.1%}")
+            gemms = r["profile_gemms"]
+            print(f"  {'GEMMs (BLAS) of these shapes alone, no layout work':<66}{gemms * 1e3:>9.1f} ms "
+                  f"{gemms / total:>6.1%}")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def extraction(photos, work, skip_dask):
     """Photos per second building a cache: in this process (one BLAS thread, as a Dask worker
     has), and on a local Dask cluster of 1 and 2 worker processes (started before the clock)."""
     import models.cache as cache_module
-    from nn.backend import set_blas_threads
+    from nn.process import set_blas_threads
     set_blas_threads(1)
     cache_module.SHARD_BYTES = 4 << 20  # several shards, so that two workers share the work
     print("| representation | engine | workers | photos | seconds | photos/s | photos/s per worker |")

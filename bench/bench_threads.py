@@ -28,8 +28,8 @@ sys.path.insert(0, {root!r})
 import nn, nn.functional as F
 from models import decoders
 from models.train import CPU_PRESETS, PRESETS
-nn.backend.keep_freed_memory()
-print(nn.backend.set_blas_threads({threads}), file=sys.stderr)
+nn.process.keep_freed_memory()
+print(nn.process.set_blas_threads({threads}), file=sys.stderr)
 preset = dict(PRESETS["cpu"], **CPU_PRESETS.get({feature!r}, {{}}))
 nn.random.seed(0)
 model = decoders.build({feature!r}, preset["width"], preset["image_size"], min_channels=preset["min_channels"])

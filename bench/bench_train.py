@@ -12,7 +12,7 @@ same threads: ``--threads T`` sets both frameworks' thread counts, as ``train --
 ours) when torch is installed. The features are random, and for SIFT empty except in one cell in
 eighteen, as a real keypoint map (its first layer works from the filled cells:
 nn/functional/sparse_conv.py; PyTorch's dense convolution takes the same time on any values). Both run with malloc keeping freed memory, as the command
-line does (``nn.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
+line does (``nn.process.keep_freed_memory``). With ``--rounds R`` the two frameworks are measured in
 turn R times (ours, torch, ours, torch, ...), so that a slow minute of a shared machine falls on
 both; the table gives the median step times, the median of the R ratios and their range. Target: each decoder's step at most 1.3x PyTorch's on a quiet
 machine (the goal beyond: 1.0x); the last column says whether it is met.
@@ -33,7 +33,7 @@ from statistics import median
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from nn.backend import BLAS_THREAD_VARIABLES  # noqa: E402
+from nn.process import BLAS_THREAD_VARIABLES  # noqa: E402
 
 WORKER = r"""
 import json, os, sys, time
@@ -42,7 +42,7 @@ sys.path.insert(0, {root!r})
 name, framework, batch, width, image_size, steps = {args!r}
 import nn, nn.functional as F
 from models import decoders
-nn.keep_freed_memory()  # as cli.py does, for both frameworks
+nn.process.keep_freed_memory()  # as cli.py does, for both frameworks
 nn.random.seed(0)
 ours = decoders.build(name, width, image_size)
 shape = decoders.feature_shape(name, image_size)
@@ -53,7 +53,7 @@ if decoders.representation(name).sparse:  # as a real keypoint map: about one ce
     x *= rng.random((batch, 1) + shape[1:]) < 0.055
 t = rng.random((batch, 3, size, size), dtype=np.float32) - 0.5
 if framework == "ours":
-    from nn.backend import blas_kernels
+    from nn.process import blas_kernels
     kernels = f"OpenBLAS {{blas_kernels()}}, {{os.environ.get('OPENBLAS_NUM_THREADS', 'all cores')}} thread(s)"
     opt = nn.optim.Adam(ours.parameters(), lr=1e-4)
     def step():

@@ -104,7 +104,7 @@ class TrainConfig:
     colour_jitter: float = None  # random gain exp(U(-j, j)) per colour channel of each crop
     channel_scale: bool = None  # scale each feature channel to unit RMS (else one factor for all)
     grad_clip: float = None     # largest joint gradient norm (nn.optim.clip_grad_norm_); 0: no clipping
-    threads: int = None         # BLAS threads (default: 1, see nn.backend.set_blas_threads)
+    threads: int = None         # BLAS threads (default: 1, see nn.process.set_blas_threads)
     seed: int = None            # default 0
     overwrite: bool = False     # replace a finished run in ``out`` (else train refuses to touch it)
     val_fraction: float = 0.1
@@ -449,7 +449,7 @@ def train(cfg, log=print, on_step=None):
         cfg = resumed_config(cfg, saved, out)
     cfg = cfg.resolved()
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
-    nn.backend.set_blas_threads(cfg.threads or 1)
+    nn.process.set_blas_threads(cfg.threads or 1)
     group = distributed.current(cfg.device)
     folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite) if group.is_root else None
     try:

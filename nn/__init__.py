@@ -6,9 +6,8 @@
     y = model(nn.Tensor(x)); loss = F.mse_loss(y, target); loss.backward()
     nn.optim.Adam(model.parameters(), lr=1e-3).step()
 """
-from . import functional, init, optim, random, serialization
-from .backend import (DeviceError, check_device, device_of, get_array_module, keep_freed_memory, to_device,
-                      to_numpy)
+from . import functional, init, optim, process, random, serialization
+from .backend import DeviceError, check_device, device_of, get_array_module, to_device, to_numpy
 from .function import Function
 from .gradcheck import gradcheck
 from .graph import draw_graph, to_dot

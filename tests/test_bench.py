@@ -1,11 +1,12 @@
 """The benchmark scripts still run against the library they measure (one quick round, batch 1):
-they reach into nn/functional/conv.py by name, so a refactor there must not leave them broken."""
+they call the public primitives of nn/functional/conv_engine by name, so a refactor there must not
+leave them broken."""
 import os
 import platform
 import subprocess
 import sys
 
-import nn.backend
+import nn.process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,8 +21,9 @@ def _import_bench(name):
 
 def test_bench_nn_runs_and_profiles_every_stage():
     bench_nn = _import_bench("bench_nn")
-    from nn.functional import conv
-    assert all(callable(getattr(conv, name, None)) for name in bench_nn.STAGES)
+    from nn.functional import conv_engine
+    assert all(callable(getattr(conv_engine, name, None)) for stages in bench_nn.STAGES.values()
+               for _, name in stages)
     out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_nn.py"), "--batch", "1",
                           "--repeat", "1", "--no-torch", "--profile"],
                          capture_output=True, text=True, timeout=300, check=True).stdout
@@ -58,5 +60,5 @@ def test_bench_train_runs_and_names_its_kernels():
                           "--kernels", "avx2"],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert "| lbp | " in out and "error" not in out
-    if nn.backend.blas_kernels() is not None and platform.machine() == "x86_64":
+    if nn.process.blas_kernels() is not None and platform.machine() == "x86_64":
         assert "ours OpenBLAS Haswell" in out

@@ -59,9 +59,9 @@ def test_the_reference_passes_its_gradient_check(case):
 def test_col2im_is_the_adjoint_of_im2col():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 7, 8))
-    col = conv_reference.im2col(x, (3, 3), (2, 1), (1, 2))
+    col = conv_reference.im2col_nchw(x, (3, 3), (2, 1), (1, 2))
     c = rng.standard_normal(col.shape)
-    back = conv_reference.col2im(c, x.shape, (3, 3), (2, 1), (1, 2))
+    back = conv_reference.col2im_nchw(c, x.shape, (3, 3), (2, 1), (1, 2))
     assert np.isclose((col * c).sum(), (x * back).sum())
 
 

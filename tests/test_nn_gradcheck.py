@@ -78,7 +78,7 @@ def bands(request):
     choices pinned: stride phases with the transposed weight-gradient GEMM, or col2im with the
     direct one, its batch axis first or last; and forced to gather by index (the GPU's way) on
     either device."""
-    from nn.functional.conv import ConvPlan, planned
+    from nn.functional.conv_engine import ConvPlan, planned
     large = 1 << 62
     col2im = dict(band_bytes=1, min_band_columns=1, phase_min_positions_per_channel=large,
                   weight_grad_transpose_positions=large)
@@ -251,7 +251,7 @@ def sparse_map(xp, n, c, h, w, density, seed):
 @pytest.fixture(params=["by-pixels", "dense"])
 def sparse_plan(request):
     """Both ways ConvPlan.sparse_inputs can compute sparse_input_conv2d, on every device."""
-    from nn.functional.conv import ConvPlan, planned
+    from nn.functional.conv_engine import ConvPlan, planned
     with planned(ConvPlan(sparse_inputs=request.param == "by-pixels")):
         yield request.param
 
@@ -749,14 +749,15 @@ def test_im2col_matches_its_definition_including_padding_only_phases():
     larger than the stride (phases holding padding only), negative paddings (a crop, which the
     transposed convolution's phases use) and kernels larger than the stride."""
     import itertools
-    from nn.functional.conv import conv_output_size, im2col
+    from nn.functional.conv_engine import im2col_cnhw
+    from nn.functional.conv_reference import conv_output_size
     rng = np.random.default_rng(0)
     for h, p, s, k in itertools.product((1, 2, 5), (-1, 0, 1, 3), (1, 2, 3, 4), (1, 2, 3, 5)):
         if k > h + 2 * p:
             continue
         x = rng.standard_normal((2, 3, h, h + 1))
         out = (conv_output_size(h, k, s, p), conv_output_size(h + 1, k, s, p))
-        col = im2col(x, (k, k), (s, s), (p, p), out)
+        col = im2col_cnhw(x, (k, k), (s, s), (p, p), out)
         x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p >= 0 else x[:, :, -p:p, -p:p]
         for u, v in itertools.product(range(k), range(k)):
             expected = x_pad[:, :, u:u + s * (out[0] - 1) + 1:s, v:v + s * (out[1] - 1) + 1:s]

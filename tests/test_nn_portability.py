@@ -48,8 +48,8 @@ HOST_ONLY = {
     "random.default_rng": {"random.py", "gradcheck.py"},   # the library's one seedable stream
     "random.Generator": {"random.py"},
     "cuda.runtime.getDeviceCount": {"backend.py"},          # probing for a GPU
-    # conv.py's index tables for gathering (built once per shape on the host, then copied over)
-    "ix_": {"conv.py"}, "flatnonzero": {"conv.py"}, "argsort": {"conv.py"},
+    # the conv engine's index tables for gathering (built once per shape on the host, then copied over)
+    "ix_": {"gather.py"}, "flatnonzero": {"gather.py"}, "argsort": {"gather.py"},
 }
 # CuPy-only names: allowed only where the GPU kernel sits beside its portable twin.
 GPU_ONLY = {"fuse": {"fused.py"}}
@@ -130,7 +130,7 @@ ALL_USES = [(os.path.relpath(path, NN), name, line, kw) for path in nn_files()
 def test_scanner_finds_the_array_module_calls():
     """Guards the scanner itself: known uses in the sources must be found."""
     found = {(os.path.basename(f), name) for f, name, _, _ in ALL_USES}
-    for expected in [("conv.py", "empty"), ("conv.py", "zeros"), ("conv.py", "ascontiguousarray"),
+    for expected in [("gemm.py", "empty"), ("bands.py", "zeros"), ("gemm.py", "ascontiguousarray"),
                      ("pooling.py", "full"), ("pooling.py", "where"), ("fused.py", "where"),
                      ("arithmetic.py", "sign"), ("shape.py", "concatenate"), ("tensor.py", "ones_like")]:
         assert expected in found, f"scanner missed {expected}; found {sorted(found)}"

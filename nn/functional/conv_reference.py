@@ -4,7 +4,7 @@ For x (N, C, H, W), weight w (C_out, C/G, kH, kW), stride s, padding p and G gro
 
     y[n, o, i, j] = b[o] + sum_{c in group(o), u, v} w[o, c, u, v] * x_pad[n, c, i s + u, j s + v]
 
-``im2col`` lays the window under each output pixel out as a column::
+``im2col_nchw`` lays the window under each output pixel out as a column, batch first::
 
     col[n, (c, u, v), (i, j)] = x_pad[n, c, i s + u, j s + v]            (N, C kH kW, OH OW)
 
@@ -12,13 +12,14 @@ so the convolution is one matrix product per group, ``y = W @ col``. Its backwar
 
     dW = sum_n  gy @ col^T         dcol = W^T @ gy        dx = col2im(dcol)
 
-where ``col2im``, the adjoint of ``im2col``, adds every column entry back onto the pixel it was
-read from. The transposed convolution (weight (C_in, C_out/G, kH, kW)) is the adjoint of the
+where ``col2im_nchw``, the adjoint of ``im2col_nchw``, adds every column entry back onto the
+pixel it was read from. The transposed convolution (weight (C_in, C_out/G, kH, kW)) is the adjoint of the
 convolution: its forward is the convolution's ``dx`` computation and its backward the
 convolution's forward, so ``<conv2d(x, w), y> = <x, conv_transpose2d(y, w)>``.
 
-This is what ``nn/functional/conv.py`` computes, without its layout engine (row bands, stride
-phases, gathers); the tests hold the two to each other, and ``cli.py train --reference`` trains
+This is what ``nn/functional/conv.py`` computes, without its layout engine
+(``nn/functional/conv_engine/``: row bands, stride phases, gathers, with a channel-first im2col
+(C, kH, kW, N, OH, OW)); the tests hold the two to each other, and ``cli.py train --reference`` trains
 with these (slowly).
 """
 from ..backend import get_array_module
@@ -26,11 +27,11 @@ from ..function import Function
 
 
 def conv_output_size(size, kernel, stride, padding):
-    """(size + 2 padding - kernel) // stride + 1 (conv.py uses this too)."""
+    """(size + 2 padding - kernel) // stride + 1 (the engine uses this too)."""
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x, kernel, stride, padding):
+def im2col_nchw(x, kernel, stride, padding):
     """x (N, C, H, W) -> col (N, C kH kW, OH OW)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
@@ -44,8 +45,8 @@ def im2col(x, kernel, stride, padding):
     return col.reshape(n, c * kh * kw, oh * ow)
 
 
-def col2im(col, image_shape, kernel, stride, padding):
-    """The adjoint of :func:`im2col`: col (N, C kH kW, OH OW) -> x (N, C, H, W), summing overlaps."""
+def col2im_nchw(col, image_shape, kernel, stride, padding):
+    """The adjoint of :func:`im2col_nchw`: col (N, C kH kW, OH OW) -> x (N, C, H, W), summing overlaps."""
     xp = get_array_module(col)
     n, c, h, w = image_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -59,10 +60,10 @@ def col2im(col, image_shape, kernel, stride, padding):
 
 
 def _forward(x, w, stride, padding, groups):
-    """y (N, C_out, OH, OW) = W @ im2col(x), per group; also returns col for the backward."""
+    """y (N, C_out, OH, OW) = W @ im2col_nchw(x), per group; also returns col for the backward."""
     n, c, h, width = x.shape
     c_out, _, kh, kw = w.shape
-    col = im2col(x, (kh, kw), stride, padding)
+    col = im2col_nchw(x, (kh, kw), stride, padding)
     oh, ow = conv_output_size(h, kh, stride[0], padding[0]), conv_output_size(width, kw, stride[1], padding[1])
     col_g = col.reshape(n, groups, -1, oh * ow)                      # (N, G, C/G kH kW, OH OW)
     w_g = w.reshape(groups, c_out // groups, -1)                     # (G, C_out/G, C/G kH kW)
@@ -70,11 +71,11 @@ def _forward(x, w, stride, padding, groups):
 
 
 def _data_grad(gy, w, image_shape, stride, padding, groups):
-    """dx = col2im(W^T @ gy), per group."""
+    """dx = col2im_nchw(W^T @ gy), per group."""
     n, c_out, oh, ow = gy.shape
     w_g = w.reshape(groups, c_out // groups, -1)
     dcol = w_g.transpose(0, 2, 1) @ gy.reshape(n, groups, c_out // groups, oh * ow)
-    return col2im(dcol.reshape(n, -1, oh * ow), image_shape, w.shape[2:], stride, padding)
+    return col2im_nchw(dcol.reshape(n, -1, oh * ow), image_shape, w.shape[2:], stride, padding)
 
 
 def _weight_grad(gy, col, w_shape, groups):

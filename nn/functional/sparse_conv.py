@@ -4,7 +4,7 @@ SIFT's feature map (models/decoders.py, supplementary Table 3) holds a keypoint'
 about one 4x4-pixel cell in eighteen and zeros everywhere else. A dense convolution multiplies those
 zeros like any other value: in the SIFT decoder's first layer that is most of the network's
 multiply-adds. Here the convolution is computed from the P *active* pixels (non-zero in some
-channel) only. Notation as nn/functional/conv.py: x (N, C, H, W), weight w (C_out, C, kH, kW),
+channel) only. Notation as nn/functional/conv_reference.py: x (N, C, H, W), weight w (C_out, C, kH, kW),
 stride (sH, sW), padding (pH, pW)::
 
     y[n, :, i, j] = b + sum of w[:, :, u, v] @ x[n, :, r, c] over the active pixels (n, r, c)
@@ -25,7 +25,8 @@ active pixels there would stop the device for the host at every tap.
 """
 from ..backend import device_of, get_array_module
 from ..function import Function
-from .conv import ConvPlan, check_conv, check_conv2d_size, conv2d, conv_backward_data, reference_active
+from .conv import check_conv, check_conv2d_size, conv2d, pad_for_conv, reference_active
+from .conv_engine import ConvPlan, conv_backward_data
 from .conv_reference import conv_output_size
 from .validation import pair
 
@@ -102,9 +103,10 @@ class SparseInputConv2dFunction(Function):
 def sparse_input_conv2d(x, w, b=None, stride=1, padding=0):
     """conv2d(x, w, b, stride, padding) (groups 1) for an x (N, C, H, W) whose pixels are mostly
     zero in every channel, computed from its non-zero pixels only (on the CPU; the GPU plan and
-    ``reference_convolutions`` compute it as conv2d)."""
-    stride, padding = pair(stride, "sparse_input_conv2d: stride"), pair(padding, "sparse_input_conv2d: padding")
+    ``reference_convolutions`` compute it as conv2d). ``padding`` as conv2d's, strings included."""
+    stride = pair(stride, "sparse_input_conv2d: stride")
     check_conv("sparse_input_conv2d", x, w, b, 1, in_per_group_axis=1)
+    x, padding = pad_for_conv("sparse_input_conv2d", x, w, stride, padding)
     check_conv2d_size("sparse_input_conv2d", x, w, stride, padding)
     if reference_active() or not ConvPlan.for_device(device_of(x)).sparse_inputs:
         return conv2d(x, w, b, stride, padding)

@@ -1,17 +1,20 @@
 """Convolution layers holding their weights in PyTorch/Caffe layouts."""
 from .. import functional as F
+from ..functional.conv import resolve_padding
 from ..functional.validation import check_positive, pair
 from .module import WeightedLayer
 
 
 class Conv2d(WeightedLayer):
-    """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`."""
+    """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`.
+    ``padding``: an int, a pair, ``"valid"`` or ``"same"`` (stride 1), checked here."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         kh, kw = pair(kernel_size, "Conv2d: kernel_size")
         check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups, kernel_size=min(kh, kw))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} not divisible by groups={groups}")
+        resolve_padding(type(self).__name__, padding, (kh, kw), pair(stride, "Conv2d: stride"))
         super().__init__((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
                          out_channels if bias else None)
         self.stride, self.padding, self.groups = stride, padding, groups
