@@ -56,11 +56,11 @@ def main():
     args = parser.parse_args()
     if LIBVL is None:
         sys.exit(SKIP_REASON)
-    paths = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))[:args.photos]
+    paths = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))[:args.photos]
     images = [to_grey(iio.imread(path).astype(np.float32)) for path in paths]
     assert all(image.shape == (256, 256) for image in images)
 
-    print(f"{len(images)} greyscale 256x256 photos from data/sample, CPU ms per image, "
+    print(f"{len(images)} greyscale 256x256 photos from models/data/sample, CPU ms per image, "
           f"best of {args.repeats}")
     print(f"{'feature':8} {'minifeat ms':>12} {'VLFeat ms':>10} {'ratio':>7} {'target':>7}")
     for name, (ours, vlfeat) in FEATURES.items():

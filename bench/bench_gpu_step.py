@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 import nn  # noqa: E402
 import nn.functional as F  # noqa: E402
-from models import decoders  # noqa: E402
+from models.networks import decoders  # noqa: E402
 
 TARGET_SPEED, TARGET_MEMORY = 0.8, 1.2
 

@@ -78,16 +78,16 @@ def mutate_structure(path, rng):
 
 def loader(kind, work):
     if kind == "photo":
-        from models.images import read_image
+        from models.data.images import read_image
         return read_image
     if kind == "checkpoint":
-        from models.inference import TrainedDecoder
+        from models.evaluation.inference import TrainedDecoder
         return lambda path: TrainedDecoder(path, workers=1)
     if kind == "decoder":
-        from models.pretrained import load_decoder
+        from models.evaluation.inference import load_decoder
         return load_decoder
     if kind in ("cache", "cache_sparse"):  # the case is the one shard of a cache folder (its manifest beside it)
-        from models.cache import FeatureCache
+        from models.data.cache import FeatureCache
 
         def read(path):
             cache = FeatureCache(os.path.dirname(path))

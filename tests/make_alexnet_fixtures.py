@@ -1,4 +1,4 @@
-"""Write the reference outputs that tests/test_alexnet.py compares models/alexnet.py against.
+"""Write the reference outputs that tests/test_alexnet.py compares models/networks/alexnet.py against.
 
 Run once (needs PyTorch; the tests do not):  python tests/make_alexnet_fixtures.py
 
@@ -55,7 +55,7 @@ def caffenet_torch(widths):
 
 
 def torchvision_torch(widths):
-    """torchvision.models.alexnet's layout, spelled out (torchvision is not needed)."""
+    """torchvision.models.networks.alexnet's layout, spelled out (torchvision is not needed)."""
     c1, c2, c3, c4, c5, f6, f7, f8 = widths
     layers = [
         ("conv1", nn.Conv2d(3, c1, 11, stride=4, padding=2)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(3, 2)),

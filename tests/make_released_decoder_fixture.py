@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from models import decoders
+from models.networks import decoders
 from tests.make_weight_fixtures import FIXTURES, caffe_classes, fill_blob
 from tests.torch_decoders import TorchDecoder
 

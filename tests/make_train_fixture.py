@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 import nn
-from models import decoders
-from models.encoders import Encoder, targets_to_float
-from models.images import center_square, read_image
+from models.networks import decoders
+from models.data.encoders import Encoder, targets_to_float
+from models.data.images import center_square, read_image
 from tests.torch_decoders import torch_decoder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,7 +23,7 @@ STEPS, BATCH, WIDTH, SIZE, LR = 20, 4, 0.125, 64, 1e-3
 
 def reference_samples():
     """Features and float targets of 12 bundled photos, and the (seeded) sample order of each step."""
-    files = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))[:12]
+    files = sorted(glob.glob(os.path.join(HERE, "..", "models", "data", "sample", "*.jpg")))[:12]
     photos = np.stack([center_square(read_image(f), SIZE) for f in files])
     encoder = Encoder("hog", SIZE, workers=1)
     feats, targs = encoder.features(photos), targets_to_float(encoder.targets(photos))

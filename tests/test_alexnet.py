@@ -1,4 +1,4 @@
-"""models/alexnet.py: CaffeNet and torchvision AlexNet against PyTorch references, shapes, gradients,
+"""models/networks/alexnet.py: CaffeNet and torchvision AlexNet against PyTorch references, shapes, gradients,
 dropout, input preparation and weight-file errors.
 
 The references in tests/fixtures/alexnet/ come from tests/make_alexnet_fixtures.py (PyTorch, run
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import nn
-from models import alexnet
-from models.alexnet import (TAP_SHAPES, TAPS, AlexNetTorchvision, CaffeNet, alexnet_torchvision,
+from models.networks import alexnet
+from models.networks.alexnet import (TAP_SHAPES, TAPS, AlexNetTorchvision, CaffeNet, alexnet_torchvision,
                             caffenet, crop_box, feature_shape, prepare, prepare_torchvision)
-from models.imagenet_classes import CLASS_NAMES, WNIDS, class_index
+from models.networks.imagenet_classes import CLASS_NAMES, WNIDS, class_index
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "alexnet")
 FIXTURES_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "weights")

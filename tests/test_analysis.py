@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 import nn
 from cli import main
-from models import analysis
-from models.inference import TrainedDecoder
-from models.train import TrainConfig, train
+from models.analyses import analysis
+from models.evaluation.inference import TrainedDecoder
+from models.training.train import TrainConfig, train
 from tests.conftest import sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "models", "data", "sample", "*.jpg")))
 SMALL_CAFFENET = os.path.join(HERE, "fixtures", "alexnet", "caffenet_small.h5")
 PAD = 4
 

@@ -1,7 +1,7 @@
-"""The baselines a decoder is judged against (models/baselines.py)."""
+"""The baselines a decoder is judged against (models/scoring/baselines.py)."""
 import numpy as np
 
-from models.baselines import MeanImage, RidgeRegression, baseline_errors
+from models.scoring.baselines import MeanImage, RidgeRegression, baseline_errors
 
 
 def test_ridge_recovers_a_linear_map_and_chooses_a_small_penalty():

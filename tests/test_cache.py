@@ -1,4 +1,4 @@
-"""The sharded feature cache (models/cache.py): built shard by shard, atomically, resumable,
+"""The sharded feature cache (models/data/cache.py): built shard by shard, atomically, resumable,
 checksummed; rows read across shards; a full disk is said as such and loses no finished shard."""
 import glob
 import os
@@ -10,14 +10,15 @@ import h5py
 import numpy as np
 import pytest
 
-import models.cache as cache_module
-from models.cache import CacheError, FeatureCache, build_cache, shard_path
-from models.encoders import Encoder
+import models.data.cache as cache_module
+from models.data.cache import CacheError, FeatureCache, shard_path
+from models.data.extract import build_cache
+from models.data.encoders import Encoder
 from nn.serialization import WeightFileError
 from tests.conftest import small_disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 
 
 HOG_64_SAMPLE_BYTES = 4 * 31 * 8 * 8 + 3 * 64 * 64  # a 64 px photo's HOG map and target image
@@ -165,9 +166,10 @@ def test_a_cache_from_an_older_featinv_is_named(tmp_path):
 FULL_DISK_BUILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    import models.cache as cache_module
-    from models.cache import build_cache, CacheError
-    from models.encoders import Encoder
+    import models.data.cache as cache_module
+    from models.data.cache import CacheError
+    from models.data.extract import build_cache
+    from models.data.encoders import Encoder
     cache_module.SHARD_BYTES = {shard_bytes}
     try:
         build_cache({folder!r}, {files!r}, Encoder("hog", 64, workers=1))
@@ -226,7 +228,7 @@ def test_sift_is_stored_as_its_filled_cells_and_read_back_bit_for_bit(tmp_path):
 
 
 def _centre_and_flip(path, size=128):
-    from models.images import center_square, read_image
+    from models.data.images import center_square, read_image
     photo = center_square(read_image(path), size)
     return photo, photo[:, ::-1]
 

@@ -13,7 +13,7 @@ from tests.conftest import sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(HERE, "..", "models", "data", "sample", "*.jpg")))
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_col2im_is_the_adjoint_of_im2col():
 
 def test_training_with_the_reference_convolutions_follows_the_fast_run(tmp_path):
     import h5py
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
     from tests.conftest import sample_folder
     photos = sample_folder(tmp_path / "photos", 6)
     runs = {}

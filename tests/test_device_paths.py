@@ -18,7 +18,7 @@ from cli import main
 from tests.conftest import CUPY, REAL_GPU, ROOT, sample_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 SMALL_CAFFENET = os.path.join(HERE, "fixtures", "alexnet", "caffenet_small.h5")
 RELEASED = os.path.join(HERE, "fixtures", "weights", "released_conv5.caffemodel")
 GPU = {"FEATINV_DEVICE": "gpu"}
@@ -126,7 +126,7 @@ def test_a_command_process_imports_the_stand_in():
 def test_at_most_one_sync_per_logged_step(tmp_path):
     """The loss stays on the device and is read back every log_every steps: training steps in
     between never wait for the device."""
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
     syncs = {}
 
     def record(step):
@@ -141,7 +141,7 @@ def test_at_most_one_sync_per_logged_step(tmp_path):
 
 
 def test_a_stopped_run_leaves_no_prefetch_thread(tmp_path):
-    from models.train import Prefetcher
+    from models.training.train import Prefetcher
     made = []
     prefetch = Prefetcher(lambda step: made.append(step) or (np.zeros(1, np.float32),), range(1000))
     assert prefetch.next("gpu")[0] == 0

@@ -1,4 +1,4 @@
-"""Data-parallel training on MPI (models/distributed.py): ``mpirun -n 2`` with batch B per rank
+"""Data-parallel training on MPI (models/training/distributed.py): ``mpirun -n 2`` with batch B per rank
 trains the same weights as one process with batch 2B. Skipped, with the reason, where mpirun or
 mpi4py is missing (`.ci/run` installs both)."""
 import glob
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 MPIRUN = shutil.which("mpirun")
 HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 pytestmark = pytest.mark.skipif(not (MPIRUN and HAVE_MPI4PY),

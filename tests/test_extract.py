@@ -1,4 +1,4 @@
-"""Feature extraction on a local multi-process Dask cluster (models/extract.py): the same cache as a
+"""Feature extraction on a local multi-process Dask cluster (models/data/extract.py): the same cache as a
 build in one process, also when a worker is killed in the middle of the build."""
 import glob
 import os
@@ -9,14 +9,15 @@ import time
 import numpy as np
 import pytest
 
-import models.cache as cache_module
-from models.cache import FeatureCache, build_cache, read_manifest
-from models.encoders import Encoder
+import models.data.cache as cache_module
+from models.data.cache import FeatureCache, read_manifest
+from models.data.extract import build_cache
+from models.data.encoders import Encoder
 
 distributed = pytest.importorskip("distributed", reason="Dask is the cluster extra: pip install -e '.[cluster]'")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 PHOTOS_PER_SHARD = 3
 
 
@@ -97,6 +98,6 @@ def test_a_worker_killed_mid_build_loses_and_doubles_nothing(cluster, serial, sm
 
 
 def test_no_scheduler_at_the_address_is_one_clear_error(tmp_path):
-    from models.cache import CacheError
+    from models.data.cache import CacheError
     with pytest.raises(CacheError, match="no Dask scheduler answers"):
         build_cache(str(tmp_path / "cache"), SAMPLES[:2], Encoder("hog", 64, workers=1), scheduler="tcp://127.0.0.1:9")

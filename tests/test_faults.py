@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from models.train import TrainConfig, TrainingError, train
+from models.training.train import TrainConfig, TrainingError, train
 from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_hdf5_files_that_point_outside_themselves_are_refused(kind, tmp_path):
 
 def test_a_cmyk_jpeg_is_read_in_its_true_colours(tmp_path):
     from PIL import Image
-    from models.images import read_image
+    from models.data.images import read_image
     path = tmp_path / "cmyk.jpg"
     Image.new("RGB", (64, 48), (200, 40, 30)).convert("CMYK").save(path, quality=95)
     assert Image.open(path).mode == "CMYK"
@@ -180,7 +180,7 @@ def test_a_cmyk_jpeg_is_read_in_its_true_colours(tmp_path):
 
 
 def test_a_fifo_named_like_a_photo_is_skipped_not_waited_on(tmp_path):
-    from models.images import ImageError, find_images, read_image
+    from models.data.images import ImageError, find_images, read_image
     shutil.copy(SAMPLES[0], tmp_path / "good.jpg")
     os.mkfifo(tmp_path / "pipe.jpg")
     assert find_images(str(tmp_path)) == [str(tmp_path / "good.jpg")]
@@ -191,7 +191,7 @@ def test_a_fifo_named_like_a_photo_is_skipped_not_waited_on(tmp_path):
 def test_a_huge_photo_is_refused_at_once(tmp_path):
     import time
     from PIL import Image
-    from models.images import ImageError, read_image
+    from models.data.images import ImageError, read_image
     path = tmp_path / "huge.png"
     Image.new("RGB", (8000, 6000)).save(path)
     start = time.time()
@@ -340,8 +340,8 @@ def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues
 def test_a_checkpoint_missing_a_group_is_one_clear_error(photos, tmp_path, removed, load):
     """A hand-made checkpoint (no checksum) lacking a group that a loader reads: one WeightFileError
     naming the file and what to do, not a KeyError from inside h5py."""
-    from models.checkpoint import load_checkpoint, load_decoder_weights
-    from models.decoders import build
+    from models.training.checkpoint import load_checkpoint, load_decoder_weights
+    from models.networks.decoders import build
     from nn.serialization import WeightFileError
     import nn
     out = tmp_path / "run"

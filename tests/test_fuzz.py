@@ -19,17 +19,17 @@ CASES = 300
 def seeds(tmp_path_factory):
     """One valid file of each kind."""
     import nn
-    from models import decoders
-    from models.cache import build_cache
-    from models.checkpoint import save_checkpoint
-    from models.encoders import Encoder
-    from models.pretrained import export_decoder
+    from models.networks import decoders
+    from models.data.extract import build_cache
+    from models.training.checkpoint import save_checkpoint
+    from models.data.encoders import Encoder
+    from models.evaluation.pretrained import export_decoder
     root = tmp_path_factory.mktemp("fuzz")
     model = decoders.build("hog", 1 / 16, 64, in_channels=31)
     config = {"feature": "hog", "width": 1 / 16, "image_size": 64, "feature_shape": [31, 8, 8], "feature_scale": 1.0}
     save_checkpoint(str(root / "checkpoint.h5"), model, nn.optim.Adam(model.parameters()), 1, config)
     export_decoder(str(root / "checkpoint.h5"), str(root / "decoder.h5"))
-    photos = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+    photos = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
     build_cache(str(root / "cache"), photos[:3], Encoder("hog", 64, workers=1))
     build_cache(str(root / "cache_sparse"), photos[:3], Encoder("sift", 64, workers=1))  # SIFT: filled cells
     return {"checkpoint": root / "checkpoint.h5", "decoder": root / "decoder.h5", "cache": root / "cache" / "shard-00000.h5",

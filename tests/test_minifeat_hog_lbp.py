@@ -1,8 +1,8 @@
 """minifeat's HOG and LBP against the real VLFeat 0.9.21 (libvl through ctypes), input checks,
-and the representation registry with its parallel ``extract``.
+and the descriptor registry with its parallel ``extract``.
 
 Accuracy is measured as ``max |ours - vlfeat| / max |vlfeat|`` over the whole feature map, on the
-sample photos of ``data/sample`` and on synthetic images (noise, ramps, step edges, ties, a
+sample photos of ``models/data/sample`` and on synthetic images (noise, ramps, step edges, ties, a
 constant image) whose sizes are not multiples of the cell size and not square. The differential
 tests skip, with the reason printed by ``pytest -rs``, where libvl is not installed.
 """
@@ -23,7 +23,7 @@ from tests.vlfeat_ref import (LIBVL, SKIP_REASON, vl_hog_reference, vl_hog_rende
                               vl_lbp_reference)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHOTOS = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))[::5]  # 6 of the 29
+PHOTOS = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))[::5]  # 6 of the 29
 HOG_TOLERANCE = 1e-4
 LBP_TOLERANCE = 1e-5
 RENDER_TOLERANCE = 1e-5
@@ -214,7 +214,7 @@ def test_feature_shapes_of_the_paper():
     assert minifeat.feature_shape("hog", (256, 256)) == (32, 32, 31)
     assert minifeat.feature_shape("lbp", (256, 256)) == (16, 16, 58)
     assert minifeat.feature_shape("sift", (256, 256)) == (64, 64, 133)
-    assert set(minifeat.REPRESENTATIONS) == {"hog", "lbp", "sift"}
+    assert set(minifeat.DESCRIPTORS) == {"hog", "lbp", "sift"}
     with pytest.raises(ValueError, match="unknown representation"):
         minifeat.feature_shape("gist", (256, 256))
 
@@ -270,8 +270,8 @@ def test_which_maps_a_flip_can_be_made_from():
     the feature cache makes LBP's flips from the stored map; HOG's (VLFeat's cell grid is not symmetric about the centre) and SIFT's are not, and
     must be computed from the mirrored photo."""
     import glob
-    from models.images import center_square, read_image
-    photos = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "data", "sample", "*.jpg")))[:3]
+    from models.data.images import center_square, read_image
+    photos = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "models", "data", "sample", "*.jpg")))[:3]
     perms = set()
     for path in photos:
         for size in (128, 256):

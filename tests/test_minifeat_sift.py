@@ -23,7 +23,7 @@ from tests.vlfeat_sift_ref import (LIBVL, SKIP_REASON, vl_sift_gaussian_scale_sp
                                    vl_sift_reference)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHOTOS = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))[::5]  # 6 of the 29
+PHOTOS = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))[::5]  # 6 of the 29
 POSITION_TOLERANCE = 0.01
 SCALE_TOLERANCE = 1e-3
 ANGLE_TOLERANCE = 1e-3

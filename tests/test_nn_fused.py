@@ -5,7 +5,7 @@ import pytest
 
 import nn
 import nn.functional as F
-from models import decoders
+from models.networks import decoders
 from nn import fused
 from tests.conftest import CUPY, REAL_GPU, to_numpy
 

@@ -564,7 +564,7 @@ def test_a_point_beside_a_kink_is_checked_at_a_smaller_step():
 
 
 def test_the_gradcheck_command_draws_its_model_from_the_seed():
-    from models.inspect_model import check_gradients
+    from models.analyses.inspect_model import check_gradients
     first = check_gradients("fc8", seed=0)
     nn.random.seed(123)  # whatever ran before
     nn.random.generator().random(5)

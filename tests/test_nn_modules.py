@@ -11,7 +11,7 @@ import pytest
 
 import nn
 import nn.functional as F
-from models import decoders
+from models.networks import decoders
 
 
 def small_model(seed=0, device="cpu"):

@@ -205,6 +205,6 @@ def test_tensor_imports_no_op():
 def test_inference_does_not_import_training():
     """Reconstructing with a trained decoder needs nothing of the training code."""
     models = os.path.join(os.path.dirname(NN), "models")
-    tree = ast.parse(open(os.path.join(models, "inference.py")).read())
+    tree = ast.parse(open(os.path.join(models, "evaluation", "inference.py")).read())
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert "train" not in imported and "models.train" not in imported, imported
+    assert "train" not in imported and "models.training.train" not in imported, imported

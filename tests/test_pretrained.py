@@ -1,4 +1,4 @@
-"""Trained decoders as small files (models/pretrained.py): export, load, and reconstruct with the
+"""Trained decoders as small files (models/evaluation/pretrained.py): export, load, and reconstruct with the
 shipped decoder when no checkpoint is given."""
 import glob
 import os
@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from models import pretrained
-from models.train import TrainConfig, train
+from models.evaluation import inference, pretrained
+from models.training.train import TrainConfig, train
 from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_export_keeps_half_the_bytes_and_the_same_reconstructions(run, tmp_path)
     assert attrs["training"]["recipe"] == "cli.py train hog ..." and attrs["training"]["width"] == 1 / 16
     assert attrs["held_out"]["decoder"] > 0 and set(attrs["held_out"]["baselines"]) == {"mean image",
                                                                                         "linear (ridge)"}
-    from_checkpoint = pretrained.load_decoder(str(run / "run" / "best.h5"))
-    from_file = pretrained.load_decoder(str(out))
+    from_checkpoint = inference.load_decoder(str(run / "run" / "best.h5"))
+    from_file = inference.load_decoder(str(out))
     photos = from_file.photos(SAMPLES[:2])[0]
     a, b = from_checkpoint.reconstruct(photos)[1], from_file.reconstruct(photos)[1]
     assert np.abs(a - b).max() < 2.0  # float16 weights: within 2 grey levels of 255
@@ -79,14 +79,14 @@ HELD_OUT_SAMPLES = ["enlightenment_Lichen-Branches.jpg", "lomiri1604_Picture_0B_
 
 @pytest.mark.parametrize("feature", ["hog", "sift", "lbp"])
 def test_the_shipped_decoders_reconstruct_photos_they_never_saw(feature):
-    from models.metrics import normalized_error
+    from models.scoring.metrics import normalized_error
     path = pretrained.shipped_decoder(feature)
     assert path is not None, f"no decoder shipped for {feature}"
     _, _, attrs = pretrained.read_decoder_file(path)
     held_out = attrs["held_out"]
     assert held_out["decoder"] < min(held_out["baselines"].values())  # as trained: beats both baselines
-    decoder = pretrained.load_decoder(feature=feature)
-    photos = decoder.photos([os.path.join(ROOT, "data", "sample", name) for name in HELD_OUT_SAMPLES])[0]
+    decoder = inference.load_decoder(feature=feature)
+    photos = decoder.photos([os.path.join(ROOT, "models", "data", "sample", name) for name in HELD_OUT_SAMPLES])[0]
     targets, reconstructions = (np.asarray(a, np.float32) for a in decoder.reconstruct(photos))
     error = normalized_error(targets, reconstructions)
     # The mean of these very photos is an oracle baseline (better than any mean training image): 0.648.

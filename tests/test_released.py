@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import nn
 from cli import main
-from models import decoders
-from models.released import load_released_decoder, released_arrays
+from models.networks import decoders
+from models.evaluation.released import load_released_decoder, released_arrays
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "weights")
 RELEASED = os.path.join(WEIGHTS, "released_conv5.caffemodel")

@@ -13,13 +13,13 @@ import pytest
 
 import nn
 import nn.functional as F
-from models import decoders
-from models.cache import FeatureCache
-from models.encoders import targets_to_float
-from models.metrics import normalized_error
-from models.train import TrainConfig, TrainingError, batch_indices, split_files, train
+from models.networks import decoders
+from models.data.cache import FeatureCache
+from models.data.encoders import targets_to_float
+from models.scoring.metrics import normalized_error
+from models.training.train import TrainConfig, TrainingError, batch_indices, split_files, train
 
-SAMPLES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "models", "data", "sample", "*.jpg")))
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "train_reference.npz")
 
 
@@ -69,7 +69,7 @@ def test_the_sift_decoder_reads_its_sparse_map_by_filled_cells_with_the_dense_re
     """SIFT's map is mostly empty cells: its decoder's first convolution is nn.SparseInputConv2d
     (the dense representations keep nn.Conv2d), and on a real map the decoder's output and every
     weight gradient equal those of the same decoder computed densely."""
-    from models.images import center_square, read_image
+    from models.data.images import center_square, read_image
     sift, dense = decoders.build("sift", 1 / 8, 128), decoders.build("hog", 1 / 8, 128)
     assert type(sift.conv1) is nn.SparseInputConv2d and type(dense.convA1) is nn.Conv2d
     assert type(sift.conv2) is nn.Conv2d  # only the layer that reads the features
@@ -103,8 +103,8 @@ def test_min_channels_floors_the_narrowed_layers_only():
 
 
 def test_a_decoder_trained_with_min_channels_is_rebuilt_from_its_file(photo_dir, tmp_path):
-    from models.inference import TrainedDecoder
-    from models.pretrained import export_decoder
+    from models.evaluation.inference import TrainedDecoder
+    from models.evaluation.pretrained import export_decoder
     train(tiny_config(photo_dir, tmp_path / "run", iters=2, min_channels=8), log=lambda *_: None)
     checkpoint = str(tmp_path / "run" / "checkpoint.h5")
     export_decoder(checkpoint, str(tmp_path / "hog.h5"))
@@ -118,8 +118,8 @@ def test_a_decoder_trained_with_min_channels_is_rebuilt_from_its_file(photo_dir,
 
 
 def test_a_checkpoint_from_before_min_channels_resumes_without_the_floor():
-    from models.checkpoint import validate_config
-    from models.train import resumed_config
+    from models.training.checkpoint import validate_config
+    from models.training.train import resumed_config
     saved = dataclasses.asdict(TrainConfig(feature="sift").resolved())
     del saved["min_channels"]  # written before the option existed: no floor
     saved.update(feature_shape=[133, 32, 32], feature_scale=1.0)  # what a checkpoint's config also holds
@@ -231,10 +231,10 @@ def test_a_moving_average_of_the_weights_is_validated_kept_and_reconstructed_wit
     """With --ema the validation errors, best.h5 and every reader of a checkpoint (eval,
     reconstruct, export-decoder) use the average; the trained weights are kept beside it for
     --resume. A resume may not change the decay."""
-    from models.checkpoint import decoder_group
-    from models.inference import TrainedDecoder
-    from models.pretrained import export_decoder, read_decoder_file
-    from models.train import validate
+    from models.training.checkpoint import decoder_group
+    from models.evaluation.inference import TrainedDecoder
+    from models.evaluation.pretrained import export_decoder, read_decoder_file
+    from models.training.train import validate
     out = tmp_path / "run"
     summary = train(tiny_config(photo_dir, out, ema=0.5, lr=1e-2), log=lambda *_: None)
     cache = FeatureCache(str(out / "cache_val"))
@@ -349,12 +349,12 @@ def test_normalized_error_is_one_for_a_random_other_image():
 
 def test_targets_round_trip_to_images():
     photos = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
-    from models.encoders import float_to_images
+    from models.data.encoders import float_to_images
     assert np.allclose(float_to_images(targets_to_float(photos)), photos, atol=1e-3)
 
 
 def test_reconstructions_are_clipped_to_pixel_values_and_lose_no_accuracy_by_it():
-    from models.encoders import float_to_images
+    from models.data.encoders import float_to_images
     rng = np.random.default_rng(0)
     photos = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     outputs = targets_to_float(photos) + rng.normal(0, 0.4, (4, 3, 8, 8)).astype(np.float32)
@@ -367,7 +367,7 @@ def test_reconstructions_are_clipped_to_pixel_values_and_lose_no_accuracy_by_it(
 
 
 def test_cpu_preset_is_chosen_per_feature():
-    from models.train import CPU_PRESETS
+    from models.training.train import CPU_PRESETS
     for feature, preset in CPU_PRESETS.items():
         resolved = TrainConfig(feature=feature).resolved()
         for key, value in preset.items():
@@ -379,7 +379,7 @@ def test_cpu_preset_is_chosen_per_feature():
 
 
 def test_per_channel_feature_scale_is_stored_and_used_by_inference(photo_dir, tmp_path):
-    from models.inference import TrainedDecoder
+    from models.evaluation.inference import TrainedDecoder
     train(tiny_config(photo_dir, tmp_path / "run", feature="sift", channel_scale=True, iters=2), log=lambda *_: None)
     trained = TrainedDecoder(str(tmp_path / "run" / "checkpoint.h5"))
     assert len(trained.scale) == 133
@@ -398,7 +398,7 @@ def test_per_channel_feature_scale_is_stored_and_used_by_inference(photo_dir, tm
 def test_the_feature_scale_is_estimated_from_the_whole_cache():
     """A cache's first rows are the crops of its first photos: the scale must not come from them
     alone. Here the first half of the rows is 0 and the rest 1, so the RMS is about 0.71."""
-    from models.train import feature_scale
+    from models.training.train import feature_scale
 
     class Rows:
         def __len__(self):

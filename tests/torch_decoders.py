@@ -1,4 +1,4 @@
-"""The decoders of ``models.decoders`` rebuilt in PyTorch, for reference data and benchmarks only.
+"""The decoders of ``models.networks.decoders`` rebuilt in PyTorch, for reference data and benchmarks only.
 
 Reads the same layer tables, so the two networks are the same by construction; ``copy_weights``
 loads our parameters into the torch network (layouts are identical). Imports torch: never imported
@@ -7,7 +7,7 @@ by the library or by tests that must run without torch.
 import numpy as np
 import torch
 
-from models import decoders
+from models.networks import decoders
 
 
 class TorchDecoder(torch.nn.Module):

@@ -6,7 +6,7 @@ import numpy as np
 
 from nn.serialization import atomic_write
 
-from .images import resize, to_uint8
+from ..data.images import resize, to_uint8
 
 MIN_TILE = 128
 FONT_SIZE = 16

@@ -3,8 +3,8 @@
 ``train(TrainConfig(...))`` runs the whole job that ``cli.py train`` starts:
 
 1. find the photos, split them by file into training and validation sets, and build (or reuse)
-   the HDF5 feature caches (:mod:`models.cache`);
-2. build the decoder (:mod:`models.decoders`) and Adam; with ``resume``, restore the last
+   the HDF5 feature caches (:mod:`models.data.cache`);
+2. build the decoder (:mod:`models.networks.decoders`) and Adam; with ``resume``, restore the last
    checkpoint (model, optimiser, schedule, random state, step);
 3. for each step: the batch of step t is a fixed function of (seed, t), so a resumed run sees
    exactly the batches an uninterrupted one would; the next batch is read in a background thread
@@ -20,7 +20,7 @@ layer is trained together with the decoder, one Adam over both. The loss is the 
 loss, of decoder(s * phi_theta(x)) against the target, and its gradient flows through the decoder
 into the encoder's weights theta (LRN, pooling and grouped convolutions all backpropagate). The cache
 keeps the photos, since phi_theta changes at every step; the fine-tuned CaffeNet is saved in the
-checkpoint itself (group ``encoder/``), from which :class:`models.inference.TrainedDecoder` and
+checkpoint itself (group ``encoder/``), from which :class:`models.evaluation.inference.TrainedDecoder` and
 ``--resume`` restore it.
 """
 import contextlib
@@ -40,16 +40,18 @@ import nn
 import nn.functional as F
 from nn.serialization import DiskFullError
 
-from . import alexnet, decoders, distributed
-from .baselines import baseline_errors, fit_baselines
-from .cache import FeatureCache, build_cache, run_cache
+from ..networks import alexnet, decoders
+from . import distributed
+from ..scoring.baselines import baseline_errors, fit_baselines
+from ..data.cache import FeatureCache, run_cache
+from ..data.extract import build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
-from .encoders import Encoder, reconstruct_batches, scale_array, targets_to_float
-from .images import find_images, header_problem
-from .figures import write_reconstruction_figure
-from .metrics import normalized_error
-from .plot import plot_curves
-from .progress import ProgressBar
+from ..data.encoders import Encoder, reconstruct_batches, scale_array, targets_to_float
+from ..data.images import find_images, header_problem
+from ..display.figures import write_reconstruction_figure
+from ..scoring.metrics import normalized_error
+from ..display.plot import plot_curves
+from ..display.progress import ProgressBar
 
 SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
 
@@ -95,7 +97,7 @@ class TrainConfig:
     iters: int = None
     epochs: int = None
     width: float = None
-    min_channels: int = None    # no hidden layer narrower than this (models.decoders.scaled; default 1)
+    min_channels: int = None    # no hidden layer narrower than this (models.networks.decoders.scaled; default 1)
     image_size: int = None
     device: str = "cpu"
     resume: bool = False
@@ -114,7 +116,7 @@ class TrainConfig:
     flip: bool = None
     weights: str = None
     workers: int = None
-    scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.extract)
+    scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.data.extract)
     feature_dtype: str = None   # "float32" (default) or "float16": how the cache stores the features
     lr_schedule: str = None     # "step" (default): divided by 10 after lr_drop_at of the run; "cosine": to 0
     lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
@@ -325,7 +327,7 @@ class FineTunedEncoder:
 
 
 def validate_baselines(train_cache, val_cache, limit):
-    """``{baseline name: normalised error}`` on the validation photos (:mod:`models.baselines`)."""
+    """``{baseline name: normalised error}`` on the validation photos (:mod:`models.scoring.baselines`)."""
     models = fit_baselines(train_cache)
     n = min(len(val_cache), limit)
     if n < 2:
@@ -473,7 +475,7 @@ class TrainingRun:
         self.cfg, self.log = cfg, log
         self.group = group or distributed.SingleProcess()
         self.root = self.group.is_root
-        if self.root:  # rank 0 builds the caches; the other ranks (models.distributed) wait, then read them
+        if self.root:  # rank 0 builds the caches; the other ranks (models.training.distributed) wait, then read them
             self.train_cache, self.val_cache, self.data_summary = prepare_data(cfg, log)
         self.group.barrier()
         if not self.root:

@@ -1,7 +1,7 @@
 """Inversion by optimisation (Mahendran & Vedaldi, CVPR 2015), the baseline the paper compares with.
 
 Given the features phi0 = phi(x0) of a photo at a CaffeNet layer, search the network input x
-(1, 3, 227, 227), BGR minus the mean on the 0-255 scale as :func:`models.alexnet.prepare` gives it,
+(1, 3, 227, 227), BGR minus the mean on the 0-255 scale as :func:`models.networks.alexnet.prepare` gives it,
 that minimises
 
     E(x) = ||phi(x) - phi0||^2 / ||phi0||^2
@@ -23,8 +23,8 @@ import numpy as np
 import nn
 import nn.functional as F
 
-from . import alexnet
-from .images import resize
+from ..networks import alexnet
+from ..data.images import resize
 
 PIXEL_SCALE = 80.0  # B
 

@@ -1,10 +1,10 @@
 """The paper's table of reconstruction errors over every trained run in a folder (its Table 1 and analyses).
 
 A run is a folder holding ``checkpoint.h5`` (found at any depth). Each is evaluated on the photos
-of one data folder with the normalised reconstruction error (:mod:`models.metrics`), as ``cli.py
+of one data folder with the normalised reconstruction error (:mod:`models.scoring.metrics`), as ``cli.py
 eval`` does, and with the perturbed features decoded by the same decoder (binarised, 50% of the
-units dropped; :mod:`models.analysis`). With ``optimization_photos`` N >= 2, the optimisation
-baseline (:mod:`models.optimize_inversion`) inverts the first N photos at each AlexNet layer, and
+units dropped; :mod:`models.analyses.analysis`). With ``optimization_photos`` N >= 2, the optimisation
+baseline (:mod:`models.analyses.optimize_inversion`) inverts the first N photos at each AlexNet layer, and
 its images, resized to the decoder's output size, are scored against the same targets.
 
 Written to ``out``:
@@ -21,12 +21,13 @@ import os
 
 import numpy as np
 
-from . import analysis, decoders
-from .baselines import unbeaten
-from .figures import write_grid
-from .images import ImageError, center_square, find_images, read_image
-from .inference import TrainedDecoder, evaluate_folder
-from .metrics import normalized_error
+from . import analysis
+from ..networks import decoders
+from ..scoring.baselines import unbeaten
+from ..display.figures import write_grid
+from ..data.images import ImageError, center_square, find_images, read_image
+from ..evaluation.inference import TrainedDecoder, evaluate_folder
+from ..scoring.metrics import normalized_error
 from .optimize_inversion import InversionConfig, invert, inversions_as_targets
 
 BASELINES = ["mean image", "linear (ridge)"]

@@ -216,8 +216,8 @@ SHALLOW_IMAGE_SIZE = 256
 class Representation:
     """One of the paper's representations: its feature shape, the decoder table that inverts it,
     the size of the image that decoder produces, and how the feature cache stores its maps
-    (``storage``: "dense", or "sparse": only the filled cells, :mod:`models.cache`)."""
-    shallow = False  # computed by minifeat on the photo (else by CaffeNet, models.alexnet)
+    (``storage``: "dense", or "sparse": only the filled cells, :mod:`models.data.cache`)."""
+    shallow = False  # computed by minifeat on the photo (else by CaffeNet, models.networks.alexnet)
     mirror_channels = None  # see ShallowFeature
 
     def __init__(self, name, table, storage="dense"):
@@ -272,7 +272,7 @@ class ShallowFeature(Representation):
 
 
 class AlexNetFeature(Representation):
-    """A layer of CaffeNet (:mod:`models.alexnet`) on the 227x227 centre crop: a fixed shape; the
+    """A layer of CaffeNet (:mod:`models.networks.alexnet`) on the 227x227 centre crop: a fixed shape; the
     decoder reproduces the crop at ``output_size`` (supplementary Tables 5 and 6)."""
 
     def __init__(self, name, table, output_size):

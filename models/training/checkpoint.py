@@ -16,6 +16,8 @@ from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
                               write_groups, write_h5)
 
+from ..networks.decoders import REPRESENTATIONS
+
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None, averaged=None):
     opt_state = optimizer.state_dict()
@@ -65,8 +67,6 @@ VALUE_BEFORE_OPTION = {"min_channels": 1, "ema": 0.0}
 def validate_config(config, path):
     """A run configuration from a file, checked for what rebuilding its decoder reads; an option
     the file predates is given its earlier value (``VALUE_BEFORE_OPTION``)."""
-    from .decoders import REPRESENTATIONS
-
     config = {**VALUE_BEFORE_OPTION, **config}
 
     def number(v):

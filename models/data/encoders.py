@@ -10,7 +10,7 @@ import numpy as np
 
 import nn
 
-from . import alexnet, decoders
+from ..networks import alexnet, decoders
 from .images import resize
 
 

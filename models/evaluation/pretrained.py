@@ -1,5 +1,5 @@
 """Trained decoders as small files: exported from a training checkpoint, shipped in
-``models/pretrained/<feature>.h5``, and loaded by ``load_decoder`` (and by ``cli.py reconstruct``
+``models/evaluation/pretrained/<feature>.h5``, and loaded by ``load_decoder`` (and by ``cli.py reconstruct``
 when no ``--checkpoint`` is given).
 
 A decoder file holds what reconstruction needs and nothing else: the weights in float16 (half
@@ -18,7 +18,7 @@ from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
                               write_groups, write_h5)
 
-from .checkpoint import checkpoint_config, decoder_group, validate_config
+from ..training.checkpoint import checkpoint_config, decoder_group, validate_config
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 TRAINING_KEYS = ("preset", "width", "min_channels", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
@@ -68,19 +68,3 @@ def read_decoder_file(path):
         except (TypeError, ValueError) as exc:
             raise WeightFileError(f"{path}: its weights are not numbers ({exc}); re-create the file") from None
     return validate_config(attrs["config"], path), weights, attrs
-
-
-def load_decoder(path=None, feature=None, device="cpu"):
-    """A trained decoder ready to reconstruct: ``load_decoder("runs/hog/best.h5")`` (a checkpoint or
-    a decoder file), or ``load_decoder(feature="hog")`` for the shipped one.
-
-        decoder = load_decoder(feature="hog")
-        targets, reconstructions = decoder.reconstruct(photos)   # photos: (N, S, S, 3) uint8
-    """
-    from .inference import TrainedDecoder
-    if path is None:
-        path = shipped_decoder(feature)
-        if path is None:
-            raise FileNotFoundError(f"no shipped decoder for {feature!r} in {PRETRAINED_DIR}; train one "
-                                    f"('cli.py train {feature}') and pass its checkpoint")
-    return TrainedDecoder(path, device)

@@ -1,4 +1,4 @@
-"""Reading photos, resizing and cropping them (figures are in :mod:`models.figures`).
+"""Reading photos, resizing and cropping them (figures are in :mod:`models.display.figures`).
 
 Images are (H, W, 3) uint8 RGB in memory. Resizing is antialiased bilinear: when shrinking, the
 image is first blurred with a Gaussian of sigma = (factor - 1) / 2 so that detail finer than the

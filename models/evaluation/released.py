@@ -14,14 +14,15 @@ import numpy as np
 import nn
 from nn.serialization import WeightFileError, save_arrays
 
-from . import decoders
+from weights_import import drop_legacy_axes, read_caffemodel_layers
+
+from ..networks import decoders
 
 CAFFE_KIND = {"InnerProduct": "fc", "Convolution": "conv", "Deconvolution": "upconv"}
 
 
 def released_arrays(path, name):
     """``{"upconv1.weight": array, ...}`` for representation ``name`` from a released caffemodel."""
-    from weights_import import drop_legacy_axes, read_caffemodel_layers
     rows = [row for row in decoders.representation(name).table if row.kind != "reshape"]
     layers = [(n, t, b) for n, t, b in read_caffemodel_layers(path) if t in CAFFE_KIND]
     if len(layers) != len(rows):

@@ -20,11 +20,11 @@ A reconstruction error means something only beside what needs no network at all:
   fit; the photos the decoder is validated on are never seen), then the fit is redone on all.
 
 Both are fitted on (at most ``max_samples`` of) the training cache's samples and scored with the
-paper's normalised error (:mod:`models.metrics`) on the same photos as the decoder.
+paper's normalised error (:mod:`models.scoring.metrics`) on the same photos as the decoder.
 """
 import numpy as np
 
-from .encoders import float_to_images, targets_to_float
+from ..data.encoders import float_to_images, targets_to_float
 from .metrics import normalized_error
 
 # Regularisation strengths tried, relative to the mean of K's diagonal (the mean squared feature norm).
@@ -128,7 +128,7 @@ def unbeaten(error, errors):
 
 def predictions_as_images(model, features, shape):
     """A baseline's predictions for ``features`` as (N, T, T, 3) float images on 0..255, clipped as
-    the decoders' (:func:`models.encoders.float_to_images`)."""
+    the decoders' (:func:`models.data.encoders.float_to_images`)."""
     return float_to_images(np.asarray(model.predict(features), np.float32).reshape((len(features),) + tuple(shape)))
 
 

@@ -23,7 +23,7 @@ photos) and ``feature_shape`` (JSON), and the features in one of two layouts:
 A shard is written whole into a temporary file, sealed with its SHA-256
 (:func:`nn.serialization.seal`) and renamed into place (:func:`nn.serialization.atomic_write`).
 So shards can be built in any order and by any number of processes or machines
-(:mod:`models.extract` spreads them over a Dask cluster); a shard that exists is complete; a kill,
+(:mod:`models.data.extract` spreads them over a Dask cluster); a shard that exists is complete; a kill,
 a full disk or a lost worker costs at most the shards being written, and the same command builds
 only the missing ones. A cache whose request or file list differ from the current one is stale and
 is rebuilt. Reading verifies each shard's checksum the first time it is opened, and holds only the
@@ -40,7 +40,7 @@ import numpy as np
 
 from nn.serialization import CHECKSUM, DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
 
-from . import decoders
+from ..networks import decoders
 from .images import ImageError, center_square, random_crops, read_image
 
 MANIFEST = "manifest.json"
@@ -140,47 +140,6 @@ def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, see
     sample_bytes = feature_bytes + 3 * encoder.output_size ** 2 + (3 * encoder.image_size ** 2 if keep_photos else 0)
     photos_per_shard = max(1, SHARD_BYTES // (sample_bytes * samples_per_photo))
     return CachePlan(path, files, settings, photos_per_shard)
-
-
-def build_cache(path, files, encoder, flip=False, progress=None, keep_photos=False, crops=0, seed=0,
-                min_scale=0.5, colour_jitter=0.0, scheduler=None, feature_dtype="float32"):
-    """Compute ``encoder``'s features and targets for ``files`` into the cache folder ``path``
-    (and keep the photos themselves with ``keep_photos``).
-
-    Samples per photo: with ``crops`` = 0, the centre square (and with ``flip`` its mirror image as
-    a second sample); with ``crops`` = K > 0, a pool of K random crops of the full-resolution photo
-    (:func:`models.images.random_crops`: sides from ``min_scale`` to 1 of the short side, each
-    mirrored with probability 1/2 if ``flip``, colours jittered by ``colour_jitter``), drawn from a
-    generator seeded by (``seed``, the photo's index in ``files``), so the pool is the same
-    whenever and wherever it is built. Features are stored as ``feature_dtype`` (float16 halves
-    the cache; docs/SCALE.md measures what it costs), densely or, for SIFT, as the filled cells.
-
-    Shards are built here, one after the other (``encoder`` may use a process pool), or with
-    ``scheduler`` ("local" or a Dask scheduler's address) on a Dask cluster (:mod:`models.extract`).
-    ``progress(files done, files)`` is called as the build goes. Returns the cache's summary dict
-    (``samples``, ``photos``, ``skipped``). Unusable photos are skipped with a warning and listed.
-    Safe to call again: a complete, current cache is reused as it is.
-    """
-    plan = plan_cache(path, files, encoder, flip, keep_photos, crops, seed, min_scale, colour_jitter, feature_dtype)
-    prepare_folder(plan)
-    try:
-        if scheduler:
-            from .extract import build_shards_on_dask
-            build_shards_on_dask(plan, encoder, scheduler, progress)
-        else:
-            missing = plan.missing()
-            done = plan.files_done(missing)
-            for index in missing:
-                job = plan.job(index)
-
-                def step(count, done=done):
-                    if progress:
-                        progress(done + count, len(plan.files))
-                build_shard(job, encoder, step)
-                done += len(job.files)
-    except OSError as exc:
-        raise disk_error(exc, plan.folder) from None
-    return finish(plan)
 
 
 def disk_error(exc, folder):
@@ -491,7 +450,7 @@ class FeatureCache:
     Stored sample ``i`` is sample ``i - offsets[k]`` of shard k. At most MAX_OPEN_SHARDS shards are
     open at a time; each is verified against its checksum when first opened. Where the cache makes
     flips at read time (``flip_at_read``: LBP with ``flip``), sample 2i is stored sample i and
-    sample 2i + 1 its mirror image, made by :meth:`models.decoders.ShallowFeature.mirror`."""
+    sample 2i + 1 its mirror image, made by :meth:`models.networks.decoders.ShallowFeature.mirror`."""
 
     def __init__(self, path):
         self.path = os.fspath(path)

@@ -7,14 +7,14 @@ import numpy as np
 import nn
 from nn.serialization import WeightFileError, open_h5
 
-from . import decoders
-from .baselines import baseline_errors, fit_baselines
-from .cache import FeatureCache, run_cache
-from .checkpoint import checkpoint_config, load_decoder_weights
-from .encoders import Encoder, reconstruct_batches
-from .images import ImageError, center_square, find_images, read_image
-from .metrics import normalized_error
-from .pretrained import read_decoder_file
+from ..networks import decoders
+from ..scoring.baselines import baseline_errors, fit_baselines
+from ..data.cache import FeatureCache, run_cache
+from ..training.checkpoint import checkpoint_config, load_decoder_weights
+from ..data.encoders import Encoder, reconstruct_batches
+from ..data.images import ImageError, center_square, find_images, read_image
+from ..scoring.metrics import normalized_error
+from .pretrained import PRETRAINED_DIR, read_decoder_file, shipped_decoder
 
 
 def _decoder_of(cfg):
@@ -27,7 +27,7 @@ class TrainedDecoder:
     """A decoder restored from a training checkpoint, with the encoder it was trained on."""
 
     def __init__(self, checkpoint, device="cpu", workers=None, weights=None):
-        """``checkpoint``: a training checkpoint, a decoder file (models.pretrained), or a released
+        """``checkpoint``: a training checkpoint, a decoder file (models.evaluation.pretrained), or a released
         decoder's weight file (``import-weights --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
         features, overriding the ones the run was trained with."""
         self.device = nn.check_device(device)
@@ -44,7 +44,7 @@ class TrainedDecoder:
             cfg = checkpoint_config(f, checkpoint) if is_checkpoint else None
         if is_checkpoint:
             self.model = _decoder_of(cfg)
-        elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.pretrained)
+        elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.evaluation.pretrained)
             cfg, arrays, _ = read_decoder_file(checkpoint)
             self.model = _decoder_of(cfg)
             self.model.load_state_dict(arrays, source=str(checkpoint))
@@ -92,7 +92,7 @@ class TrainedDecoder:
 
     def baselines(self):
         """The mean image and ridge regression fitted on this run's training samples
-        (:mod:`models.baselines`); None when the training cache is not at hand or unreadable (a
+        (:mod:`models.scoring.baselines`); None when the training cache is not at hand or unreadable (a
         warning then says why: the decoder is still evaluated)."""
         path = self.training_cache()
         if path is None or self.config.get("train_encoder"):
@@ -130,3 +130,18 @@ def evaluate_folder(trained, folder, batch_size=32, baselines=None):
     if baselines:
         result["baselines"] = baseline_errors(baselines, np.concatenate(features), targets)[0]
     return result
+
+
+def load_decoder(path=None, feature=None, device="cpu"):
+    """A trained decoder ready to reconstruct: ``load_decoder("runs/hog/best.h5")`` (a checkpoint or
+    a decoder file), or ``load_decoder(feature="hog")`` for the shipped one.
+
+        decoder = load_decoder(feature="hog")
+        targets, reconstructions = decoder.reconstruct(photos)   # photos: (N, S, S, 3) uint8
+    """
+    if path is None:
+        path = shipped_decoder(feature)
+        if path is None:
+            raise FileNotFoundError(f"no shipped decoder for {feature!r} in {PRETRAINED_DIR}; train one "
+                                    f"('cli.py train {feature}') and pass its checkpoint")
+    return TrainedDecoder(path, device)

@@ -4,7 +4,7 @@
 
 over RGB images at the decoder's output resolution: 1.0 means the reconstruction is no closer to
 its image than a random other test image is. Reconstructions enter as images, on pixel values
-0..255 (:func:`models.encoders.float_to_images` clips the decoders' output, as a figure shows it).
+0..255 (:func:`models.data.encoders.float_to_images` clips the decoders' output, as a figure shows it).
 """
 import numpy as np
 

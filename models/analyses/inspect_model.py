@@ -21,8 +21,8 @@ from nn.functional.op_table import OPS
 from nn.functional.sparse_conv import active_pixels, tap_pairs
 from nn.functional.validation import pair
 
-from . import alexnet, decoders
-from .encoders import Encoder, scale_array
+from ..networks import alexnet, decoders
+from ..data.encoders import Encoder, scale_array
 
 NETWORKS = ("caffenet", "alexnet_torchvision")
 TINY_CAFFENET_WIDTHS = (4, 8, 8, 8, 8, 8, 8, 5)

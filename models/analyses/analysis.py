@@ -2,7 +2,7 @@
 
 The functions on feature arrays take and return host NumPy arrays (N, ...), as the encoder gives
 them; the ``*_images`` functions run one analysis end to end with a
-:class:`models.inference.TrainedDecoder` and return what a figure shows.
+:class:`models.evaluation.inference.TrainedDecoder` and return what a figure shows.
 
 - Perturbations [P], decoded by the decoder trained on clean features:
   :func:`binarize` sets every non-zero unit of a vector to one constant, the mean of that vector's
@@ -26,8 +26,8 @@ import math
 import numpy as np
 from scipy import special
 
-from .images import find_images
-from .metrics import normalized_error
+from ..data.images import find_images
+from ..scoring.metrics import normalized_error
 
 TOP_K = 5
 
