@@ -104,7 +104,7 @@ def worker_environment(kernels, threads=None):
 
 
 def measure(name, framework, args):
-    code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests"),
+    code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests", "reference"),
                          args=(name, framework, args.batch_size, args.width, args.image_size, args.steps))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=worker_environment(args.kernels, args.threads))
