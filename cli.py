@@ -39,7 +39,7 @@ def _finite(ctx, param, value):
 
 
 def _features_choice():
-    from models.decoders import REPRESENTATIONS
+    from models.networks.decoders import REPRESENTATIONS
     return click.Choice(list(REPRESENTATIONS))
 
 
@@ -110,7 +110,7 @@ def main():
               help="Autoencoder variant: fine-tune CaffeNet up to FEATURE together with the decoder.")
 def train(feature, **options):
     """Train the decoder for FEATURE (hog, sift, lbp, conv1..conv5, fc6..fc8)."""
-    from models.train import TrainConfig, train as run_training
+    from models.training.train import TrainConfig, train as run_training
     summary = _run(run_training, TrainConfig(feature=feature, **options))
     if summary["rank"]:  # under mpirun, rank 0 reports
         return
@@ -143,9 +143,9 @@ def train(feature, **options):
 @DEVICE
 def reconstruct(feature, images, checkpoint, out, baselines, device):
     """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
-    from models.baselines import predictions_as_images
-    from models.figures import write_reconstruction_figure
-    from models.pretrained import shipped_decoder
+    from models.scoring.baselines import predictions_as_images
+    from models.display.figures import write_reconstruction_figure
+    from models.evaluation.pretrained import shipped_decoder
     if checkpoint is None:
         checkpoint = shipped_decoder(feature)
         if checkpoint is None:
@@ -170,7 +170,7 @@ def reconstruct(feature, images, checkpoint, out, baselines, device):
 @DEVICE
 def evaluate(feature, checkpoint, data, device):
     """Print the normalised reconstruction error of a trained decoder on a folder of photos."""
-    from models.inference import TrainedDecoder, evaluate_folder
+    from models.evaluation.inference import TrainedDecoder, evaluate_folder
     trained = _run(TrainedDecoder, checkpoint, device)
     _check_feature(feature, trained)
     baselines = _run(trained.baselines)
@@ -194,8 +194,8 @@ def evaluate(feature, checkpoint, data, device):
 @DEVICE
 def features(feature, image, out, image_size, weights, device):
     """Compute FEATURE of IMAGE (channels first) and save it to an HDF5 file."""
-    from models.encoders import Encoder
-    from models.images import center_square, read_image
+    from models.data.encoders import Encoder
+    from models.data.images import center_square, read_image
     from nn.serialization import save_arrays
     if os.path.isdir(out):
         raise click.BadParameter(f"{out} is a folder; give a file name such as {os.path.join(out, feature + '.h5')}",
@@ -221,7 +221,7 @@ def features(feature, image, out, image_size, weights, device):
 def import_weights(file, format_, model, prototxt, decoder, out):
     """Convert a Caffe, PyTorch or ONNX weight FILE to featinv's HDF5 weight file."""
     if decoder:
-        from models.released import import_released_decoder
+        from models.evaluation.released import import_released_decoder
         arrays = _run(import_released_decoder, file, decoder, out)
     else:
         import weights_import
@@ -237,8 +237,8 @@ def import_weights(file, format_, model, prototxt, decoder, out):
 @click.option("--recipe", default="", help="The command that trained it, kept in the file.")
 def export_decoder(checkpoint, out, recipe):
     """Write the decoder of a training CHECKPOINT as a small file that reconstruct and
-    models.load_decoder read (weights in float16; settings and held-out errors as attributes)."""
-    from models.pretrained import export_decoder as export
+    models.evaluation.inference.load_decoder read (weights in float16; settings and held-out errors as attributes)."""
+    from models.evaluation.pretrained import export_decoder as export
     held_out = _run(export, checkpoint, out, recipe)
     baselines = ", ".join(f"{k} {v:.4f}" for k, v in held_out["baselines"].items())
     error = held_out["decoder"]
@@ -249,7 +249,7 @@ def export_decoder(checkpoint, out, recipe):
 # --- the paper's analyses and the study tools ------------------------------------------------------
 
 def _alexnet_layers():
-    from models.alexnet import TAPS
+    from models.networks.alexnet import TAPS
     return click.Choice(list(TAPS))
 
 
@@ -264,7 +264,7 @@ def _markdown(header, rows):
 
 def _write_figure(out, grid, header, rows, column_labels=None, title=None):
     """Write the PNG grid ``out`` and, beside it, its table as Markdown (``out`` with ``.md``); echo both."""
-    from models.figures import write_grid
+    from models.display.figures import write_grid
     table = _markdown(header, rows)
     table_path = os.path.splitext(out)[0] + ".md"
     write_grid(out, grid, column_labels, title=title)
@@ -275,7 +275,7 @@ def _write_figure(out, grid, header, rows, column_labels=None, title=None):
 
 def _trained_photos(checkpoint, images, device):
     """(the trained decoder, its photos of ``images``, the kept paths); skipped images are reported."""
-    from models.inference import TrainedDecoder
+    from models.evaluation.inference import TrainedDecoder
     trained = _run(TrainedDecoder, checkpoint, device)
     photos, kept, skipped = trained.photos(images)
     for reason in skipped:
@@ -297,7 +297,7 @@ def _trained_photos(checkpoint, images, device):
 @DEVICE
 def report(runs, data, out, optimization_photos, optimization_iters, figure_images, seed, device):
     """Evaluate every run under --runs on --data: report.md, report.csv and report.png."""
-    from models.report import make_report
+    from models.analyses.report import make_report
     _run(make_report, runs, data, out, seed, optimization_photos, optimization_iters, figure_images, device,
          log=lambda line: click.echo(line, err=True))
     with open(os.path.join(out, "report.md")) as f:
@@ -318,10 +318,10 @@ def report(runs, data, out, optimization_photos, optimization_iters, figure_imag
 def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out, seed, device):
     """Invert FEATURE of IMAGE by gradient descent on the image (Mahendran & Vedaldi 2015)."""
     import nn
-    from models import alexnet
-    from models.figures import write_grid
-    from models.images import center_square, read_image
-    from models.optimize_inversion import InversionConfig, invert
+    from models.networks import alexnet
+    from models.display.figures import write_grid
+    from models.data.images import center_square, read_image
+    from models.analyses.optimize_inversion import InversionConfig, invert
     network = _run(alexnet.caffenet, weights).to(_run(nn.check_device, device))
     photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
     cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
@@ -342,7 +342,7 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
 @DEVICE
 def perturb(feature, images, checkpoint, out, seed, device):
     """Decode binarised and 50%-dropped FEATURE of IMAGES: rows (input | clean | binarized | dropped)."""
-    from models.analysis import perturbation_images
+    from models.analyses.analysis import perturbation_images
     trained, photos, _ = _trained_photos(checkpoint, images, device)
     _check_feature(feature, trained)
     grid, errors = _run(perturbation_images, trained, photos, seed)
@@ -359,7 +359,7 @@ def perturb(feature, images, checkpoint, out, seed, device):
 @DEVICE
 def dark_knowledge(images, checkpoint, top, out, device):
     """Decode fc8 in full, only its TOP largest values, and all but those: rows (input | 3 decodings)."""
-    from models.analysis import dark_knowledge_images
+    from models.analyses.analysis import dark_knowledge_images
     trained, photos, kept = _trained_photos(checkpoint, images, device)
     grid, sets = _run(dark_knowledge_images, trained, photos, top)
     rows = [(os.path.basename(path), *(int((f[i] != 0).sum()) for f in sets.values())) for i, path in enumerate(kept)]
@@ -376,9 +376,9 @@ def dark_knowledge(images, checkpoint, top, out, device):
 @DEVICE
 def single_neuron(checkpoint, indices, classes, value, out, device):
     """Decode vectors with one unit of fc6, fc7 or fc8 active and the rest 0: one image per unit."""
-    from models.analysis import single_neuron_images
-    from models.imagenet_classes import CLASS_NAMES, class_index
-    from models.inference import TrainedDecoder
+    from models.analyses.analysis import single_neuron_images
+    from models.networks.imagenet_classes import CLASS_NAMES, class_index
+    from models.evaluation.inference import TrainedDecoder
     if not indices and not classes:
         raise click.UsageError("give at least one --index or --class")
     try:
@@ -402,7 +402,7 @@ def single_neuron(checkpoint, indices, classes, value, out, device):
 @DEVICE
 def interpolate(image_a, image_b, checkpoint, steps, out, device):
     """Decode features interpolated linearly between IMAGE_A's and IMAGE_B's: one row of STEPS images."""
-    from models.analysis import interpolation_images
+    from models.analyses.analysis import interpolation_images
     trained, photos, kept = _trained_photos(checkpoint, [image_a, image_b], device)
     if len(kept) != 2:
         raise click.ClickException("both images must be usable")
@@ -423,8 +423,8 @@ def interpolate(image_a, image_b, checkpoint, steps, out, device):
 @DEVICE
 def random_features(checkpoint, data, method, count, bins, out, seed, device):
     """Decode random feature vectors drawn from statistics of --data's features."""
-    from models.analysis import random_feature_images
-    from models.inference import TrainedDecoder
+    from models.analyses.analysis import random_feature_images
+    from models.evaluation.inference import TrainedDecoder
     trained = _run(TrainedDecoder, checkpoint, device)
     images, samples, _ = _run(random_feature_images, trained, data, method, count, seed, bins)
     rows = [(i, f"{s.mean():.4g}", f"{(s == 0).mean():.3f}", f"{s.max():.4g}") for i, s in enumerate(samples)]
@@ -450,9 +450,9 @@ def inspect(model, image, weights, width, min_channels, image_size, checkpoint, 
     parameters, FLOPs per image, and with --image activation statistics."""
     import csv
     import nn
-    from models.images import center_square, read_image
-    from models.inference import TrainedDecoder
-    from models.inspect_model import layer_table, model_and_input, trained_model_and_input
+    from models.data.images import center_square, read_image
+    from models.evaluation.inference import TrainedDecoder
+    from models.analyses.inspect_model import layer_table, model_and_input, trained_model_and_input
     if checkpoint:
         if image:
             trained, photos, _ = _trained_photos(checkpoint, [image], device)
@@ -487,7 +487,7 @@ def inspect(model, image, weights, width, min_channels, image_size, checkpoint, 
 @DEVICE
 def gradcheck(target, rtol, seed, device):
     """Check backward against finite differences in float64 for an op or a tiny model (default: every op)."""
-    from models.inspect_model import OPS, check_gradients
+    from models.analyses.inspect_model import OPS, check_gradients
     rows, failed = [], False
     for name in [target] if target else list(OPS):
         for part, error in _run(check_gradients, name, seed, device).items():
@@ -505,7 +505,7 @@ SMALL_SET = 64  # fewer held-out photos than this give a noisy error (the spread
 def _verdict(error, baselines, photos):
     """One line: does the decoder beat every baseline on ``photos`` held-out photos? (flagged
     loudly when it does not, with a caution when the set is small)"""
-    from models.baselines import unbeaten
+    from models.scoring.baselines import unbeaten
     worse = unbeaten(error, baselines)
     caution = (f" (on only {photos} photos, a noisy estimate: measure on more with 'cli.py eval FEATURE "
                "--checkpoint ... --data HELDOUT')") if photos < SMALL_SET else ""

@@ -9,7 +9,9 @@ setup(
     packages=find_packages(include=["nn", "nn.*", "minifeat", "minifeat.*", "models", "models.*",
                                     "weights_import", "weights_import.*"]),
     py_modules=["cli"],
-    package_data={"models": ["pretrained/*.h5"]},
+    # the bundled photos, the shipped decoders and ImageNet's class names travel with the package
+    package_data={"models.data": ["sample/*.jpg", "sample/*.csv"], "models.evaluation": ["pretrained/*.h5"],
+                  "models.networks": ["imagenet_classes.txt"]},
     python_requires=">=3.9",
     install_requires=["numpy>=1.22", "scipy>=1.8", "imageio>=2.20", "click>=8.0", "h5py>=3.6"],
     extras_require={

@@ -1,7 +1,7 @@
 """Time per 256x256 greyscale image of minifeat's HOG, LBP and SIFT against VLFeat's C (libvl).
 
 Both run in this process, one image at a time, on the same sample photos: VLFeat through the
-test-only ctypes drivers (``tests/vlfeat_ref.py``, ``tests/vlfeat_sift_ref.py``). Times are CPU
+test-only ctypes drivers (``tests/reference/vlfeat_ref.py``, ``tests/reference/vlfeat_sift_ref.py``). Times are CPU
 time of this process (``time.process_time``), so that other jobs on a shared machine distort them
 less; the two implementations are timed alternately, and each figure is the best of several
 repeats, averaged over the photos. VLFeat's SIFT time includes the ctypes loop over keypoints
@@ -24,8 +24,8 @@ sys.path.insert(0, ROOT)
 
 import minifeat  # noqa: E402
 from minifeat.image import to_grey  # noqa: E402
-from tests.vlfeat_ref import LIBVL, SKIP_REASON, vl_hog_reference, vl_lbp_reference  # noqa: E402
-from tests.vlfeat_sift_ref import vl_sift_reference  # noqa: E402
+from tests.reference.vlfeat_ref import LIBVL, SKIP_REASON, vl_hog_reference, vl_lbp_reference  # noqa: E402
+from tests.reference.vlfeat_sift_ref import vl_sift_reference  # noqa: E402
 
 FEATURES = {
     "hog": (lambda image: minifeat.hog(image, 8, 9, "uoctti"),
@@ -56,11 +56,11 @@ def main():
     args = parser.parse_args()
     if LIBVL is None:
         sys.exit(SKIP_REASON)
-    paths = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))[:args.photos]
+    paths = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))[:args.photos]
     images = [to_grey(iio.imread(path).astype(np.float32)) for path in paths]
     assert all(image.shape == (256, 256) for image in images)
 
-    print(f"{len(images)} greyscale 256x256 photos from data/sample, CPU ms per image, "
+    print(f"{len(images)} greyscale 256x256 photos from models/data/sample, CPU ms per image, "
           f"best of {args.repeats}")
     print(f"{'feature':8} {'minifeat ms':>12} {'VLFeat ms':>10} {'ratio':>7} {'target':>7}")
     for name, (ours, vlfeat) in FEATURES.items():

@@ -4,7 +4,7 @@
 
 For each decoder: forward, the paper's Euclidean loss, backward and Adam, on random features of
 the decoder's input shape and random targets, float32. Ours runs on CuPy; the PyTorch twin
-(tests/torch_decoders.py: the same layer tables, our weights copied) on CUDA, with TF32 off on
+(tests/reference/torch_decoders.py: the same layer tables, our weights copied) on CUDA, with TF32 off on
 both sides (ours has no TF32 path; PyTorch's is turned off), so both compute in full FP32.
 
 Reported per decoder: milliseconds per step (the fastest of ``--rounds`` rounds of ``--steps``
@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 import nn  # noqa: E402
 import nn.functional as F  # noqa: E402
-from models import decoders  # noqa: E402
+from models.networks import decoders  # noqa: E402
 
 TARGET_SPEED, TARGET_MEMORY = 0.8, 1.2
 
@@ -90,7 +90,7 @@ def bench_ours(name, x, target, steps, rounds):
 
 
 def bench_torch(torch, ours, name, x, target, steps, rounds):
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
     from torch_decoders import TorchDecoder, copy_weights
     net = TorchDecoder(ours).cuda()
     copy_weights(ours.to("cpu"), net)

@@ -177,7 +177,7 @@ def bench_layer(backend, layer, batch, repeat, torch_mod, profile):
     a_l = xp.asarray(rng.standard_normal((m, kk), dtype=np.float32))
     b_l = xp.asarray(rng.standard_normal((kk, nn_), dtype=np.float32))
     fns = {"fwd": forward, "all": lambda: run_nn(backend, op, x, wt, b, gy, s, p),
-           "gemm_sq": lambda: xp.matmul(a_sq, b_sq), "gemm_layer": lambda: xp.matmul(a_l, b_l)}
+           "gemm_sq": lambda: xp.matmul(a_sq, b_sq), "gemm_layer": lambda: xp.matmul(a_l, b_l)}  # noqa: F821 (deleted below, after the timing)
 
     if torch_mod is not None:
         torch, tdev = torch_mod

@@ -19,12 +19,12 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from models import decoders  # noqa: E402
-from models.cache import build_cache  # noqa: E402
-from models.encoders import Encoder  # noqa: E402
+from models.networks import decoders  # noqa: E402
+from models.data.extract import build_cache  # noqa: E402
+from models.data.encoders import Encoder  # noqa: E402
 
 IMAGENET = 1_281_167
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 
 
 def shard_bytes(folder):
@@ -56,11 +56,11 @@ def bytes_per_photo(photos, work):
 
 def float16_cost(photos):
     """The shipped decoders on float32 and on float16-rounded features of the same photos."""
-    from models.metrics import normalized_error
-    from models.pretrained import load_decoder
+    from models.scoring.metrics import normalized_error
+    from models.evaluation.inference import load_decoder
     print("| decoder | photos | error, float32 features | error, float16 features | difference |")
     print("|---|---|---|---|---|")
-    from models.images import center_square, read_image
+    from models.data.images import center_square, read_image
     for name in ("hog", "sift", "lbp"):
         trained = load_decoder(feature=name)
         size = trained.config["image_size"]
@@ -75,7 +75,7 @@ def float16_cost(photos):
 def extraction(photos, work, skip_dask):
     """Photos per second building a cache: in this process (one BLAS thread, as a Dask worker
     has), and on a local Dask cluster of 1 and 2 worker processes (started before the clock)."""
-    import models.cache as cache_module
+    import models.data.cache as cache_module
     from nn.process import set_blas_threads
     set_blas_threads(1)
     cache_module.SHARD_BYTES = 4 << 20  # several shards, so that two workers share the work
@@ -103,7 +103,7 @@ def extraction(photos, work, skip_dask):
 
 def training_rate(work, photos):
     """Images per second of one training process at the paper's full width (256 px, batch 8)."""
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
     print("| decoder | width | batch | steps | images/s (one process, one BLAS thread) |")
     print("|---|---|---|---|---|")
     folder = os.path.join(work, "photos")

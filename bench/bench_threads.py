@@ -26,8 +26,8 @@ import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 import nn, nn.functional as F
-from models import decoders
-from models.train import CPU_PRESETS, PRESETS
+from models.networks import decoders
+from models.training.train import CPU_PRESETS, PRESETS
 nn.process.keep_freed_memory()
 print(nn.process.set_blas_threads({threads}), file=sys.stderr)
 preset = dict(PRESETS["cpu"], **CPU_PRESETS.get({feature!r}, {{}}))

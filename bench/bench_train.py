@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, {root!r})
 name, framework, batch, width, image_size, steps = {args!r}
 import nn, nn.functional as F
-from models import decoders
+from models.networks import decoders
 nn.process.keep_freed_memory()  # as cli.py does, for both frameworks
 nn.random.seed(0)
 ours = decoders.build(name, width, image_size)
@@ -104,7 +104,7 @@ def worker_environment(kernels, threads=None):
 
 
 def measure(name, framework, args):
-    code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests"),
+    code = WORKER.format(root=ROOT, tests=os.path.join(ROOT, "tests", "reference"),
                          args=(name, framework, args.batch_size, args.width, args.image_size, args.steps))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=worker_environment(args.kernels, args.threads))
@@ -126,7 +126,7 @@ def main():
     parser.add_argument("--kernels", choices=("as-set", "native", "avx2"), default="as-set",
                         help="CPU kernels of both frameworks: the environment's, the CPU's best, or AVX2")
     args = parser.parse_args()
-    from models import decoders
+    from models.networks import decoders
     names = args.only.split(",") if args.only else list(decoders.REPRESENTATIONS)
     try:
         import torch  # noqa: F401

@@ -30,7 +30,7 @@ EOF
 
 stage "1. GPU tests on the GPU"
 $PY -m pytest -q -x -m gpu tests
-$PY -m pytest -q -x tests/test_device_paths.py tests/test_nn_fused.py
+$PY -m pytest -q -x tests/cli/test_device_paths.py tests/nn/test_nn_fused.py
 
 stage "2. train hog on the CPU and on the GPU: losses side by side"
 for device in cpu gpu; do

@@ -1,6 +1,6 @@
 """The 100 held-out photos of the preset measurements in docs/results/README.md: the first N of a
 seeded shuffle of the development photos (``SOURCE/train256``) that are not among the bundled ones
-(``data/sample``), as symbolic links in OUT.
+(``models/data/sample``), as symbolic links in OUT.
 
     python bench/make_heldout.py SOURCE /tmp/heldout [--count 100] [--seed 0]
 """
@@ -20,7 +20,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     folder = os.path.join(args.source, "train256")
-    bundled = set(os.listdir(os.path.join(ROOT, "data", "sample")))
+    bundled = set(os.listdir(os.path.join(ROOT, "models", "data", "sample")))
     names = [n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")) and n not in bundled]
     os.makedirs(args.out, exist_ok=True)
     for name in held_out_names(names, args.count, args.seed):

@@ -1,6 +1,6 @@
 """The paper's shallow representations by name, and their parallel extraction over many images.
 
-``REPRESENTATIONS`` maps each name to how the paper computes it (its section on the representations): VLFeat's
+``DESCRIPTORS`` maps each name to how the paper computes it (its section on the representations): VLFeat's
 features with default settings on the *greyscale* image (colour input is converted with
 :func:`minifeat.image.to_grey` first; values on the 0..255 scale, see :mod:`minifeat.image`).
 
@@ -36,8 +36,11 @@ SIFT_CELL_SIZE = 4
 
 
 @dataclass(frozen=True)
-class Representation:
-    """A named feature: how to compute it on one image, and the shape of its map."""
+class Descriptor:
+    """A named shallow feature: how to compute it on one image, and the shape of its map.
+
+    (The decoders' side, the paper's eleven representations with their decoder tables, is
+    ``models.networks.decoders.REPRESENTATIONS``; its shallow entries ask this table.)"""
     name: str
     compute: Callable    # image (H, W[, 3]) -> float32 map (rows, columns, channels)
     grid_shape: Callable  # (H, W) -> (rows, columns)
@@ -66,37 +69,37 @@ def sift_grid_shape(image_size):
     return image_size[0] // SIFT_CELL_SIZE, image_size[1] // SIFT_CELL_SIZE
 
 
-REPRESENTATIONS = {
-    representation.name: representation for representation in (
-        Representation("hog", hog_of_grey, partial(hog_grid_shape, cell_size=HOG_CELL_SIZE),
+DESCRIPTORS = {
+    descriptor.name: descriptor for descriptor in (
+        Descriptor("hog", hog_of_grey, partial(hog_grid_shape, cell_size=HOG_CELL_SIZE),
                        hog_dimension(9, "uoctti"),
                        "VLFeat HOG, UoCTTI variant, 9 orientations, 8-pixel cells"),
-        Representation("lbp", lbp_of_grey, partial(lbp_grid_shape, cell_size=LBP_CELL_SIZE),
+        Descriptor("lbp", lbp_of_grey, partial(lbp_grid_shape, cell_size=LBP_CELL_SIZE),
                        LBP_BINS, "VLFeat uniform LBP, 58 patterns, 16-pixel cells"),
-        Representation("sift", sift_map_of_grey, sift_grid_shape, SIFT_MAP_CHANNELS,
+        Descriptor("sift", sift_map_of_grey, sift_grid_shape, SIFT_MAP_CHANNELS,
                        "VLFeat SIFT keypoints and descriptors placed on a grid of 4-pixel cells"),
     )
 }
 
 
-def representation(name):
-    """The :class:`Representation` called ``name``; ValueError naming the known ones otherwise."""
-    if name not in REPRESENTATIONS:
+def descriptor(name):
+    """The :class:`Descriptor` called ``name``; ValueError naming the known ones otherwise."""
+    if name not in DESCRIPTORS:
         raise ValueError(f"minifeat: unknown representation {name!r}; "
-                         f"known: {sorted(REPRESENTATIONS)}")
-    return REPRESENTATIONS[name]
+                         f"known: {sorted(DESCRIPTORS)}")
+    return DESCRIPTORS[name]
 
 
 def feature_shape(name, image_size):
     """Shape (rows, columns, channels) of representation ``name`` for images of size (H, W)."""
-    chosen = representation(name)
+    chosen = descriptor(name)
     height, width = image_size
     return (*chosen.grid_shape((height, width)), chosen.channels)
 
 
 def compute(name, image):
     """Representation ``name`` of one image, as the paper computes it (on the greyscale image)."""
-    return representation(name).compute(image)
+    return descriptor(name).compute(image)
 
 
 def extract(name, images, workers=None):
@@ -106,7 +109,7 @@ def extract(name, images, workers=None):
     are shared among ``workers`` processes (default: one per CPU core); ``workers=1`` computes
     them in this process, one after the other. The result does not depend on ``workers``.
     """
-    representation(name)
+    descriptor(name)
     compute_one = partial(compute, name)
     images = list(images)
     if not images:

@@ -10,7 +10,7 @@ operators and ``xp``'s ufuncs only (``sqrt``, ``where``, ``sum``), for an array 
   its array arguments (``m *= beta1``) write through, as a ufunc's ``out=`` does.
 
 Both compute the same expressions in the same order and dtypes (scalars are passed in the arrays'
-dtype, as ``dtype.type(value)``); ``tests/test_nn_fused.py`` compares them on every device.
+dtype, as ``dtype.type(value)``); ``tests/nn/test_nn_fused.py`` compares them on every device.
 
 A kernel that updates its arrays in place and makes many passes (Adam: 13) is declared with
 :func:`in_place`: on the CPU it then runs over pieces of ``PIECE`` elements in turn, so that the

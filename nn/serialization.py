@@ -63,7 +63,7 @@ def atomic_write(path, write):
     """Call ``write(tmp_path)``, flush the finished temporary file to the disk, and rename it to
     ``path`` (then flush the folder, so that the rename itself survives a power cut). A kill at any
     moment leaves either the old file or the new one; a kill before the rename leaves a
-    ``.tmp-*`` file, which the next run in that folder removes (models.train.RunFolder)."""
+    ``.tmp-*`` file, which the next run in that folder removes (models.training.train.RunFolder)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

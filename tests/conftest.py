@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.jpg")))
+SAMPLES = sorted(glob.glob(os.path.join(ROOT, "models", "data", "sample", "*.jpg")))
 
 
 def sample_folder(folder, count):

@@ -8,6 +8,8 @@ layouts), checks them against the model (``architecture``) and can write them wi
 """
 import os
 
+from nn.serialization import save_arrays  # the one part of nn/ used here, and only to write
+
 from .architecture import MODELS, check_model_name, check_tensors, infer_model, rename_torchvision
 from .caffe import check_against_prototxt, drop_legacy_axes, read_caffemodel_layers, read_caffenet
 from .common import WeightImportError, map_file
@@ -86,6 +88,5 @@ def import_weights(path, format="auto", out=None, model=None, prototxt=None):
     if prototxt is not None:
         check_against_prototxt(path, prototxt, model)
     if out is not None:
-        from nn.serialization import save_arrays  # the one part of nn/ used here, and only to write
         save_arrays(arrays, out, model=model, source=source)
     return arrays

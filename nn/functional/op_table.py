@@ -1,8 +1,8 @@
 """The differentiable ops, one row each: a small call, the shapes of its inputs, and the PyTorch
 reference it is compared with. One table drives ``cli.py gradcheck OP``
-(:func:`models.inspect_model.check_gradients`), the gradient checks of every op
-(tests/test_nn_gradcheck.py) and the check that every op has a PyTorch reference
-(tests/test_nn_reference.py, from the numbers tests/make_nn_fixtures.py stores). A new op gets a
+(:func:`models.analyses.inspect_model.check_gradients`), the gradient checks of every op
+(tests/nn/test_nn_gradcheck.py) and the check that every op has a PyTorch reference
+(tests/nn/test_nn_reference.py, from the numbers tests/reference/make_nn_fixtures.py stores). A new op gets a
 row here (docs/ARCHITECTURE.md, "Adding an op").
 
 ``reference``: the op's case family in tests/fixtures/nn_reference.npz, or its case in

@@ -1,6 +1,6 @@
 """2-D convolution of a sparse input: one whose pixels are mostly zero in every channel.
 
-SIFT's feature map (models/decoders.py, supplementary Table 3) holds a keypoint's descriptor in
+SIFT's feature map (models/networks/decoders.py, supplementary Table 3) holds a keypoint's descriptor in
 about one 4x4-pixel cell in eighteen and zeros everywhere else. A dense convolution multiplies those
 zeros like any other value: in the SIFT decoder's first layer that is most of the network's
 multiply-adds. Here the convolution is computed from the P *active* pixels (non-zero in some

@@ -2,7 +2,7 @@
 
 Where no real CuPy works, ``tests/conftest.py`` puts ``tests/strict_device`` first on the import
 path, so ``import cupy`` finds this module; the GPU test variants and every ``--device gpu`` /
-``FEATINV_DEVICE=gpu`` command in ``tests/test_device_paths.py`` then run on it. It has CuPy's
+``FEATINV_DEVICE=gpu`` command in ``tests/cli/test_device_paths.py`` then run on it. It has CuPy's
 surface for what the project calls, and CuPy's refusals:
 
 * ``numpy.asarray(a)`` (``__array__``, and the array interfaces) raises TypeError: a device array

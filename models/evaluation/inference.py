@@ -1,0 +1,147 @@
+"""Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
+import os
+import warnings
+
+import numpy as np
+
+import nn
+from nn.serialization import WeightFileError, open_h5
+
+from ..networks import decoders
+from ..scoring.baselines import baseline_errors, fit_baselines
+from ..data.cache import FeatureCache, run_cache
+from ..training.checkpoint import checkpoint_config, load_decoder_weights
+from ..data.encoders import Encoder, reconstruct_batches
+from ..data.images import ImageError, center_square, find_images, read_image
+from ..scoring.metrics import normalized_error
+from .pretrained import PRETRAINED_DIR, read_decoder_file, shipped_decoder
+
+
+def _decoder_of(cfg):
+    """The untrained decoder that a checkpoint's or decoder file's configuration describes."""
+    return decoders.build(cfg["feature"], cfg["width"], cfg["image_size"], in_channels=cfg["feature_shape"][0],
+                          min_channels=cfg["min_channels"])
+
+
+class TrainedDecoder:
+    """A decoder restored from a training checkpoint, with the encoder it was trained on."""
+
+    def __init__(self, checkpoint, device="cpu", workers=None, weights=None):
+        """``checkpoint``: a training checkpoint, a decoder file (models.evaluation.pretrained), or a released
+        decoder's weight file (``import-weights --decoder``; its features enter unscaled). ``weights``: CaffeNet weights for AlexNet
+        features, overriding the ones the run was trained with."""
+        self.device = nn.check_device(device)
+        try:
+            self._load(checkpoint, device, workers, weights)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:  # a hand-made file's surprises
+            raise nn.WeightFileError(f"{checkpoint}: malformed file ({type(exc).__name__}: {exc}); pass a "
+                                     "checkpoint.h5 written by 'cli.py train' or a decoder file") from None
+
+    def _load(self, checkpoint, device, workers, weights):
+        with open_h5(checkpoint) as f:
+            attrs, holds_encoder = dict(f.attrs), "encoder" in f
+            is_checkpoint = attrs.get("kind") == "checkpoint"
+            cfg = checkpoint_config(f, checkpoint) if is_checkpoint else None
+        if is_checkpoint:
+            self.model = _decoder_of(cfg)
+        elif attrs.get("kind") == "decoder":  # a shipped or exported decoder (models.evaluation.pretrained)
+            cfg, arrays, _ = read_decoder_file(checkpoint)
+            self.model = _decoder_of(cfg)
+            self.model.load_state_dict(arrays, source=str(checkpoint))
+        elif str(attrs.get("model", "")).startswith("decoder/"):
+            cfg = {"feature": str(attrs["model"])[len("decoder/"):], "image_size": None, "feature_scale": 1.0}
+            self.model = decoders.from_arrays(cfg["feature"], nn.load_arrays(checkpoint)[0], source=checkpoint)
+        else:
+            raise nn.WeightFileError(f"{checkpoint}: neither a training checkpoint nor a decoder file; "
+                                     "pass a checkpoint.h5 written by 'cli.py train'")
+        self.config, self.feature, self.scale = cfg, cfg["feature"], cfg["feature_scale"]
+        self.path = checkpoint
+        self.encoder = Encoder(self.feature, cfg["image_size"], weights or cfg.get("weights"), workers, device)
+        if is_checkpoint:  # the autoencoder variant also restores the encoder trained with this decoder
+            load_decoder_weights(checkpoint, self.model, encoder=self.encoder.network if holds_encoder else None)
+        self.model.to(device).eval()
+
+    def photos(self, paths):
+        """Read and centre-crop photos; returns (photos (N, S, S, 3), kept paths, skipped reasons)."""
+        photos, kept, skipped = [], [], []
+        for path in paths:
+            try:
+                photos.append(center_square(read_image(path), self.encoder.image_size))
+                kept.append(path)
+            except ImageError as exc:
+                skipped.append(str(exc))
+        return (np.stack(photos) if photos else None), kept, skipped
+
+    def decode(self, features):
+        """Features (N, ...) as the encoder gives them -> (N, T, T, 3) float images on 0..255."""
+        return reconstruct_batches(self.model, features, self.scale, self.device)
+
+    def reconstruct(self, photos, with_features=False):
+        """Photos -> (targets (N, T, T, 3) uint8, reconstructions (N, T, T, 3) float[, features])."""
+        features = self.encoder.features(photos)
+        result = self.encoder.targets(photos), self.decode(features)
+        return result + (features,) if with_features else result
+
+    def training_cache(self):
+        """The path of the training cache of this decoder's run (beside the checkpoint, or in the
+        run folder it was trained in), or None when there is none (e.g. a copied checkpoint)."""
+        candidates = [run_cache(os.path.dirname(os.path.abspath(self.path)), "train")]
+        if self.config.get("out"):
+            candidates.append(run_cache(self.config["out"], "train"))
+        return next((c for c in candidates if os.path.exists(c)), None)
+
+    def baselines(self):
+        """The mean image and ridge regression fitted on this run's training samples
+        (:mod:`models.scoring.baselines`); None when the training cache is not at hand or unreadable (a
+        warning then says why: the decoder is still evaluated)."""
+        path = self.training_cache()
+        if path is None or self.config.get("train_encoder"):
+            return None
+        try:
+            cache = FeatureCache(path)
+        except WeightFileError as exc:
+            warnings.warn(f"baselines not computed: {exc}")
+            return None
+        try:
+            return fit_baselines(cache)
+        finally:
+            cache.close()
+
+
+def evaluate_folder(trained, folder, batch_size=32, baselines=None):
+    """The normalised reconstruction error of ``trained`` on every photo in ``folder``, and with
+    ``baselines`` ({name: fitted model}) theirs on the same photos (``result["baselines"]``)."""
+    files = find_images(folder)
+    targets, recons, features, skipped = [], [], [], []
+    for i in range(0, len(files), batch_size):
+        photos, _, bad = trained.photos(files[i:i + batch_size])
+        skipped += bad
+        if photos is not None:
+            t, r, f = trained.reconstruct(photos, with_features=True)
+            targets.append(t)
+            recons.append(r)
+            if baselines:
+                features.append(f)
+    if not targets:
+        raise ValueError(f"{folder}: no usable photo to evaluate on")
+    targets, recons = np.concatenate(targets), np.concatenate(recons)
+    result = {"feature": trained.feature, "images": len(targets), "skipped": len(skipped),
+              "error": normalized_error(targets.astype(np.float32), recons)}
+    if baselines:
+        result["baselines"] = baseline_errors(baselines, np.concatenate(features), targets)[0]
+    return result
+
+
+def load_decoder(path=None, feature=None, device="cpu"):
+    """A trained decoder ready to reconstruct: ``load_decoder("runs/hog/best.h5")`` (a checkpoint or
+    a decoder file), or ``load_decoder(feature="hog")`` for the shipped one.
+
+        decoder = load_decoder(feature="hog")
+        targets, reconstructions = decoder.reconstruct(photos)   # photos: (N, S, S, 3) uint8
+    """
+    if path is None:
+        path = shipped_decoder(feature)
+        if path is None:
+            raise FileNotFoundError(f"no shipped decoder for {feature!r} in {PRETRAINED_DIR}; train one "
+                                    f"('cli.py train {feature}') and pass its checkpoint")
+    return TrainedDecoder(path, device)

@@ -1,0 +1,144 @@
+"""Training checkpoints in HDF5, written atomically (nn.serialization.write_h5).
+
+Layout: ``model/<layer>/<weight|bias>`` (the trained weights), ``optimizer/state/<i>/<m|v>``;
+for a run that averages its weights (``--ema``) ``averaged/<layer>/...``, the moving average, which
+is the decoder that reconstructs (:func:`decoder_group`); for the autoencoder variant
+``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and encoder are
+always saved together); root attributes ``step``,
+``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
+library's generator), ``history`` (JSON: the validation errors so far).
+"""
+import contextlib
+import json
+
+from nn import random
+from nn.backend import to_numpy
+from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
+                              write_groups, write_h5)
+
+from ..networks.decoders import REPRESENTATIONS
+
+
+def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None, averaged=None):
+    opt_state = optimizer.state_dict()
+    arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
+
+    def fill(f):
+        f.attrs.update(format=FORMAT, version=VERSION, kind="checkpoint", step=int(step),
+                       config=json.dumps(config), optimizer_step=int(opt_state["step"]),
+                       lr=float(opt_state["lr"]),
+                       scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
+                       random_state=json.dumps(random.get_state()),
+                       history=json.dumps(history or []))
+        write_groups(f.create_group("model"), {k: to_numpy(v) for k, v in model.state_dict().items()})
+        write_groups(f.create_group("optimizer"), arrays)
+        if averaged is not None:
+            write_groups(f.create_group("averaged"), {k: to_numpy(v) for k, v in averaged.state_dict().items()})
+        if encoder is not None:
+            write_groups(f.create_group("encoder"), {k: to_numpy(v) for k, v in encoder.state_dict().items()})
+
+    write_h5(path, fill)
+
+
+def decoder_group(f):
+    """The group of the open checkpoint ``f`` that holds the decoder to reconstruct with: the
+    weights' moving average where the run kept one (``--ema``), else the trained weights."""
+    return "averaged" if "averaged" in f else "model"
+
+
+def read_config(path):
+    """The run configuration stored in a checkpoint (to rebuild its model)."""
+    with open_h5(path) as f:
+        return checkpoint_config(f, path)
+
+
+def checkpoint_config(f, path):
+    """The validated configuration of the open checkpoint ``f``."""
+    if f.attrs.get("kind") != "checkpoint":
+        raise WeightFileError(f"{path}: not a featinv training checkpoint (no 'kind=checkpoint' "
+                              "attribute); pass a file written by 'cli.py train'")
+    return validate_config(json_attr(f, "config", path), path)
+
+
+# Run-defining options newer than some files: the value every run had before the option existed.
+VALUE_BEFORE_OPTION = {"min_channels": 1, "ema": 0.0}
+
+
+def validate_config(config, path):
+    """A run configuration from a file, checked for what rebuilding its decoder reads; an option
+    the file predates is given its earlier value (``VALUE_BEFORE_OPTION``)."""
+    config = {**VALUE_BEFORE_OPTION, **config}
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    checks = {"feature": lambda v: v in REPRESENTATIONS,
+              "width": lambda v: number(v) and 0 < v <= 64,
+              "min_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 16,
+              "image_size": lambda v: v is None or (isinstance(v, int) and 64 <= v <= 4096),
+              "feature_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 3
+              and all(isinstance(d, int) and 0 < d < 1 << 20 for d in v),
+              "feature_scale": lambda v: number(v) or (isinstance(v, list) and all(number(x) for x in v))}
+    for key, ok in checks.items():
+        if key in config and not ok(config[key]):
+            raise WeightFileError(f"{path}: its configuration has an invalid {key} ({config[key]!r}); "
+                                  "the file is damaged or not featinv's: re-create it")
+    missing = [key for key in ("feature", "width", "feature_shape", "feature_scale") if key not in config]
+    if missing:
+        raise WeightFileError(f"{path}: its configuration lacks {', '.join(missing)}; re-create the file")
+    return config
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None, encoder=None, averaged=None):
+    """Restore a run to continue it: model (the trained weights) and, where given, the optimiser,
+    scheduler, fine-tuned encoder and moving average (nn.optim.ExponentialMovingAverage), and the
+    random state; returns (step, history)."""
+    with _reading(path, "re-create it, or resume from another one") as f:
+        return _restore(f, path, model, optimizer, scheduler, encoder, averaged)
+
+
+def load_decoder_weights(path, model, encoder=None):
+    """Restore the decoder a checkpoint reconstructs with (:func:`decoder_group`) into ``model``,
+    and with ``encoder`` the CaffeNet fine-tuned with it."""
+    with _reading(path, "re-create it") as f:
+        model.load_state_dict(read_groups(f[decoder_group(f)]), source=str(path))
+        if encoder is not None:
+            encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+
+
+@contextlib.contextmanager
+def _reading(path, remedy):
+    """The checkpoint at ``path``, opened (its checksum verified) and its configuration validated;
+    a group or attribute missing or misshapen in what the block reads is one WeightFileError
+    naming the file and ``remedy``."""
+    with open_h5(path) as f:
+        checkpoint_config(f, path)
+        try:
+            yield f
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise WeightFileError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc}); {remedy}") from None
+
+
+def _restore(f, path, model, optimizer, scheduler, encoder, averaged):
+    if "model" not in f:
+        raise WeightFileError(f"{path}: the checkpoint has no 'model' group; re-create it")
+    model.load_state_dict(read_groups(f["model"]), source=str(path))
+    if optimizer is not None:
+        state = read_groups(f["optimizer"])
+        state.update(step=int(f.attrs["optimizer_step"]), lr=float(f.attrs["lr"]))
+        optimizer.load_state_dict(state)
+    if scheduler is not None:
+        scheduler.load_state_dict(json_attr(f, "scheduler", path))
+    if encoder is not None:
+        encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
+    if averaged is not None:
+        if "averaged" not in f:
+            raise WeightFileError(f"{path}: holds no moving average of the weights (it was trained without "
+                                  "--ema); resume it without --ema")
+        averaged.load_state_dict(read_groups(f["averaged"]), source=f"{path} (averaged)")
+    try:
+        random.set_state(json_attr(f, "random_state", path))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WeightFileError(f"{path}: its random state is malformed ({exc}); re-create the checkpoint") from None
+    return int(f.attrs["step"]), json_attr(f, "history", path, list)
+
