@@ -86,6 +86,6 @@ def import_weights(path, format="auto", out=None, model=None, prototxt=None):
     if prototxt is not None:
         check_against_prototxt(path, prototxt, model)
     if out is not None:
-        from nn.serialization import save_arrays  # the one part of nn/ used here, and only to write
+        from nn.serialization import save_arrays
         save_arrays(arrays, out, model=model, source=source)
     return arrays
