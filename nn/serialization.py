@@ -14,6 +14,7 @@ the raw bytes before HDF5 parses any structure, so a flipped bit is refused befo
 import errno
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -342,6 +343,7 @@ def seal_file(path):
 
 MAX_JSON_DEPTH = 64  # arrays and objects nested in each other: featinv's settings nest 3 deep
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def json_depth(text):
@@ -349,9 +351,8 @@ def json_depth(text):
     counted), found without parsing it: Python's parser recurses once per level."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    codes = np.frombuffer(_JSON_STRING.sub("", text).encode(), np.uint8)
-    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
-    return int(np.cumsum(steps).max(initial=0))
+    brackets = _JSON_BRACKETS.findall(_JSON_STRING.sub("", text))
+    return max(itertools.accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
 
 
 def json_attr(f, name, path, kind=dict):
