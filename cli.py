@@ -246,6 +246,17 @@ def export_decoder(checkpoint, out, recipe):
                f"validation photos {error if error is None else f'{error:.4f}'}" + (f" ({baselines})" if baselines else ""))
 
 
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def seal(files):
+    """Seal HDF5 FILES you trust (written by another tool or an older featinv), so that featinv reads
+    them: each is rewritten with the checksum of its bytes, its content unchanged."""
+    from nn.serialization import seal_file
+    for file in files:
+        _run(seal_file, file)
+        click.echo(f"sealed {file}")
+
+
 # --- the paper's analyses and the study tools ------------------------------------------------------
 
 def _alexnet_layers():

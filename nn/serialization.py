@@ -5,13 +5,21 @@ a flat mapping ``"conv1.weight" -> array`` is stored as the dataset ``conv1/weig
 opens a group), and root attributes carry metadata (``format``, ``version``, ``model``,
 ``source``, ...). Writing goes to a temporary file in the same folder that is renamed over the
 target only when complete, so a crash never leaves a half-written file under the final name.
+
+Every file is sealed: its first 512 bytes (an HDF5 *userblock*, which HDF5 skips) are a fixed
+text header holding the SHA-256 and length of the rest of the file. A reader checks the seal on
+the raw bytes before HDF5 parses any structure, so a flipped bit is refused before it can mislead
+(or hang) the parser; a file without a seal is refused unless the caller names it foreign.
 """
 import errno
 import hashlib
 import io
+import itertools
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 
 import numpy as np
@@ -89,14 +97,17 @@ def atomic_write(path, write):
 
 def write_h5(path, fill):
     """Write the HDF5 file ``path`` atomically: ``fill(f)`` fills the open file, which is then
-    sealed (:func:`seal`). The file is built in memory and written to the disk in one piece, so
-    HDF5 itself never meets a failing write (it crashes on some, e.g. a full disk, while a file it
-    extends is open): a full disk is one OSError (ENOSPC) and leaves the previous file in place."""
+    sealed (the module's docstring). The file is built in memory and written to the disk in one
+    piece, so HDF5 itself never meets a failing write (it crashes on some, e.g. a full disk, while
+    a file it extends is open): a full disk is one OSError (ENOSPC) and leaves the previous file in
+    place."""
     h5py = _h5py()
     image = io.BytesIO()
-    with h5py.File(image, "w") as f:
+    with h5py.File(image, "w", userblock_size=SEAL_BYTES) as f:
         fill(f)
-        seal(f)
+    buffer = image.getbuffer()
+    buffer[:SEAL_BYTES] = _seal_header(hashlib.sha256(buffer[SEAL_BYTES:]).hexdigest(), len(buffer) - SEAL_BYTES)
+    del buffer  # a BytesIO cannot be read on while a view of it is held
 
     def write(tmp):
         with open(tmp, "wb") as out:
@@ -161,19 +172,19 @@ MAX_DECLARED_PER_FILE_BYTE = 4
 SLACK_BYTES = 1 << 20
 
 
-def open_h5(path, verify_checksum=True):
+def open_h5(path, verify_checksum=True, foreign=False):
     """Open an HDF5 file for reading, turning every failure into one :class:`WeightFileError`.
 
-    Files are data, never pointers: a file with an external link, a soft link, a virtual dataset
-    or a dataset in external storage (each of which makes h5py read another file, say
-    /etc/passwd, as if it were in this one) is refused, as is a dataset that declares much more
-    data than the file holds (a sparse dataset that would be read whole). A sealed file (weights,
-    checkpoints, decoder files, cache shards: :func:`seal`) must match its checksum
-    (``verify_checksum=False``: a reader that verified this file before skips the hashing)."""
+    The file's seal is checked first, on its raw bytes (:func:`verify_seal`): a file without one is
+    refused unless ``foreign`` (a file written by another tool, that the caller reads on purpose);
+    ``verify_checksum=False`` (a reader that verified this file before) checks the seal's form and
+    length but skips the hashing. Files are data, never pointers: a file with an external link, a
+    soft link, a virtual dataset or a dataset in external storage (each of which makes h5py read
+    another file, say /etc/passwd, as if it were in this one) is refused, as is a dataset that
+    declares much more data than the file holds (a sparse dataset that would be read whole)."""
     h5py = _h5py()
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise WeightFileError(f"{path}: no such file")
+    verify_seal(path, foreign=foreign, hash_content=verify_checksum)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -181,12 +192,28 @@ def open_h5(path, verify_checksum=True):
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
-        if verify_checksum:
-            verify(f, path)
     except BaseException:
         f.close()
         raise
     return f
+
+
+def check_regular_file(path, error=WeightFileError):
+    """Raise ``error`` naming ``path`` unless it is a regular file: a FIFO, a device or a socket
+    would block a read forever or never end it, and a folder is no file. Returns its ``os.stat``."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the file ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        mode = info.st_mode
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise error(f"{path}: is {kind}, not a regular file; refused (reading it could wait forever): "
+                    "pass the path of a file")
+    return info
 
 
 def check_self_contained(f, path):
@@ -236,63 +263,112 @@ def check_self_contained(f, path):
     walk(f, "")
 
 
-CHECKSUM = "sha256"
+SEAL_BYTES = 512  # the HDF5 userblock holding the seal (its smallest size)
+SEAL_MAGIC = b"featinv sealed HDF5 v1\n"
+_SEAL_FIELDS = re.compile(rb"sha256 ([0-9a-f]{64})\nbytes ([0-9]{1,15})\n\0*")
+_HASH_BLOCK = 1 << 20
 
 
-def content_digest(f):
-    """SHA-256 of everything in the open HDF5 file ``f`` but the checksum itself: every root
-    attribute, and every dataset's name, dtype, shape and bytes, in sorted order."""
+def _seal_header(digest, size):
+    """The seal: the magic line, the SHA-256 (hex) and length of the bytes after the seal, then
+    zeros up to SEAL_BYTES."""
+    return (SEAL_MAGIC + f"sha256 {digest}\nbytes {size}\n".encode()).ljust(SEAL_BYTES, b"\0")
+
+
+def _bits_apart(a, b):
+    return sum(bin(x ^ y).count("1") for x, y in zip(a, b))
+
+
+def verify_seal(path, foreign=False, hash_content=True):
+    """Check the seal of the file ``path`` on its raw bytes, before anything parses it; returns
+    True for a sealed file, False for an unsealed one that ``foreign`` allows. A missing, damaged
+    or mismatching seal is one WeightFileError naming the file and the fix. A header a few bits
+    from the magic line counts as a damaged seal even when ``foreign``, so that one flipped bit
+    cannot turn a featinv file into an unchecked foreign one."""
+    path = os.fspath(path)
+    size = check_regular_file(path).st_size
+    with open(path, "rb") as f:
+        head = f.read(SEAL_BYTES)
+        magic = head[:len(SEAL_MAGIC)]
+        if len(head) < SEAL_BYTES or _bits_apart(magic, SEAL_MAGIC) > 8:
+            if foreign:
+                return False
+            raise WeightFileError(f"{path}: carries no featinv seal (a file of another tool, or of an older featinv); "
+                                  f"refused: if you trust it, seal it with 'python3 cli.py seal {path}'")
+        fields = _SEAL_FIELDS.fullmatch(head[len(SEAL_MAGIC):])
+        if magic != SEAL_MAGIC or fields is None:
+            raise WeightFileError(f"{path}: its seal is damaged (a bit flip, a bad copy); re-create the file or "
+                                  "restore a good copy")
+        digest, declared = fields.group(1).decode(), int(fields.group(2))
+        if size - SEAL_BYTES != declared:
+            raise WeightFileError(f"{path}: holds {size - SEAL_BYTES:,} bytes after its seal, which says {declared:,}: "
+                                  "the file was truncated or extended after it was written; re-create it or restore "
+                                  "a good copy")
+        if hash_content:
+            content = hashlib.sha256()
+            for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+                content.update(block)
+            if content.hexdigest() != digest:
+                raise WeightFileError(f"{path}: checksum mismatch: the file was damaged after it was written (a bit "
+                                      "flip, a bad copy); re-create it or restore a good copy")
+    return True
+
+
+LEGACY_CHECKSUM = "sha256"  # the root attribute older featinv files carried instead of a seal
+
+
+def seal_file(path):
+    """Rewrite the HDF5 file ``path`` sealed, its groups, datasets and root attributes as they are
+    now (an older featinv file's ``sha256`` attribute is left out): for a file you trust, written
+    by another tool or an older featinv. Its content is not verified: that is the caller's word."""
     h5py = _h5py()
-    digest = hashlib.sha256()
-    for name in sorted(a for a in f.attrs if a != CHECKSUM):
-        digest.update(f"attr {name}={f.attrs[name]!r}\n".encode())
-    datasets = []
-    f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
-    for name in sorted(datasets):
-        dataset = f[name]
-        if dataset.ndim == 0:  # hashed as files sealed so far were: the value as an array of shape (1,)
-            value = np.ascontiguousarray(dataset[()])
-            dtype, shape, blocks = value.dtype, value.shape, [value]
-        else:  # in C order, a block of rows at a time: memory of one block, whatever the dataset's size
-            dtype, shape, blocks = dataset.dtype, dataset.shape, _row_blocks(dataset)
-        digest.update(f"data {name} {dtype.str} {shape}\n".encode())
-        if dtype.kind == "O":  # variable-length strings: their bytes, not the object pointers
-            digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode()
-                                     for block in blocks for v in np.asarray(block).reshape(-1)))
-        else:
-            for block in blocks:
-                digest.update(np.ascontiguousarray(block))
-    return digest.hexdigest()
+    path = os.fspath(path)
+    check_regular_file(path)
+    try:
+        source = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with source:
+        check_self_contained(source, path)
+
+        def fill(f):
+            for key, value in source.attrs.items():
+                if key != LEGACY_CHECKSUM:
+                    f.attrs[key] = value
+            for name in source:
+                source.copy(source[name], f, name=name)
+
+        write_h5(path, fill)
 
 
-def _row_blocks(dataset, block_bytes=16 << 20):
-    """The values of a dataset of one or more axes as consecutive blocks along its first axis, each
-    about ``block_bytes``."""
-    rows = max(1, block_bytes // max(1, dataset.nbytes // max(1, dataset.shape[0])))
-    for start in range(0, dataset.shape[0], rows):
-        yield dataset[start:start + rows]
+MAX_JSON_DEPTH = 64  # arrays and objects nested in each other: featinv's settings nest 3 deep
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
 
 
-def seal(f):
-    """Store the file's checksum (call last, before closing a file being written)."""
-    f.attrs[CHECKSUM] = content_digest(f)
-
-
-def verify(f, path):
-    """Raise WeightFileError if a sealed file's content no longer matches its checksum."""
-    if CHECKSUM in f.attrs and content_digest(f) != f.attrs[CHECKSUM]:
-        raise WeightFileError(f"{path}: checksum mismatch: the file was damaged after it was written (a bit flip, "
-                              "a bad copy); re-create it or restore a good copy")
+def json_depth(text):
+    """How deep the arrays and objects of the JSON ``text`` nest (brackets inside strings are not
+    counted), found without parsing it: Python's parser recurses once per level."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    brackets = _JSON_BRACKETS.findall(_JSON_STRING.sub("", text))
+    return max(itertools.accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
 
 
 def json_attr(f, name, path, kind=dict):
     """The root attribute ``name`` of the open file ``f``, parsed as JSON of type ``kind``; a
-    missing or malformed one is one WeightFileError naming the file."""
+    missing or malformed one, or one nested deeper than MAX_JSON_DEPTH, is one WeightFileError
+    naming the file."""
     try:
-        value = json.loads(f.attrs[name])
+        text = f.attrs[name]
     except KeyError:
         raise WeightFileError(f"{path}: the attribute {name!r} is missing; the file is incomplete or not "
                               "featinv's: re-create it") from None
+    if isinstance(text, (str, bytes)) and json_depth(text) > MAX_JSON_DEPTH:
+        raise WeightFileError(f"{path}: the attribute {name!r} nests JSON more than {MAX_JSON_DEPTH} deep; "
+                              "refused (featinv writes a few levels): re-create the file")
+    try:
+        value = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise WeightFileError(f"{path}: the attribute {name!r} is not valid JSON ({exc}); re-create the file") from None
     if not isinstance(value, kind):
@@ -301,9 +377,10 @@ def json_attr(f, name, path, kind=dict):
     return value
 
 
-def load_arrays(path):
-    """Read a file written by :func:`save_arrays`: returns ``(arrays, attrs)``."""
-    with open_h5(path) as f:
+def load_arrays(path, foreign=False):
+    """Read a file written by :func:`save_arrays`: returns ``(arrays, attrs)``. ``foreign``: the
+    file may be unsealed, written by another tool (:func:`open_h5`)."""
+    with open_h5(path, foreign=foreign) as f:
         try:
             return read_groups(f), dict(f.attrs)
         except (OSError, KeyError, ValueError) as exc:

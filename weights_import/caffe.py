@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from . import architecture
-from .common import WeightImportError, map_file
+from .common import MAX_DIMS, WeightImportError, check_regular_file, map_file
 from .protobuf_wire import Message
 
 NET_LAYER, NET_LAYERS_V1 = 100, 2
@@ -81,7 +81,7 @@ def _v1_type_name(layer):
 def _read_blob(blob):
     shape_message = blob.message(BLOB_SHAPE)
     if shape_message is not None:
-        shape = tuple(shape_message.repeated_ints(SHAPE_DIM))
+        shape = tuple(shape_message.repeated_ints(SHAPE_DIM, MAX_DIMS))
     else:
         shape = tuple(blob.int64(number) for number in BLOB_LEGACY_DIMS)
     data = blob.repeated_fixed(BLOB_DATA, np.float32)
@@ -122,6 +122,8 @@ def drop_legacy_axes(blob, ndim):
 
 
 # ---- prototxt ---------------------------------------------------------------------------------
+MAX_PROTOTXT_DEPTH = 32  # messages nested in messages: Caffe's nets nest 3 deep
+MAX_PROTOTXT_BYTES = 16 << 20  # a net definition is a few KB; tokens are read from it one at a time
 TOKEN = re.compile(r'\s+|#[^\n]*|(?P<punct>[{}:\[\],;<>])|(?P<string>"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
                    r'|(?P<word>[^\s{}:\[\],;<>"\'#]+)')
 
@@ -140,11 +142,16 @@ def parse_prototxt(text, file_name):
         if match.lastgroup:
             tokens.append((match.lastgroup, match.group(match.lastgroup), match.start()))
         pos = match.end()
-    fields, _ = _parse_fields(tokens, 0, text, file_name, top_level=True)
+    fields, _ = _parse_fields(tokens, 0, text, file_name, depth=0)
     return fields
 
 
-def _parse_fields(tokens, index, text, file_name, top_level):
+def _parse_fields(tokens, index, text, file_name, depth):
+    """The fields of the message starting at ``tokens[index]``, ``depth`` messages deep (0: the file)."""
+    top_level = depth == 0
+    if depth > MAX_PROTOTXT_DEPTH:
+        raise _text_error(file_name, text, tokens[index - 1][2], f"messages nested more than {MAX_PROTOTXT_DEPTH} "
+                                                                 "deep; a net definition nests a few; refused")
     fields = []
     while index < len(tokens):
         kind, value, offset = tokens[index]
@@ -159,7 +166,7 @@ def _parse_fields(tokens, index, text, file_name, top_level):
             raise _text_error(file_name, text, len(text), f"field {value!r} has no value")
         next_kind, next_value, next_offset = tokens[index]
         if next_value in ("{", "<"):
-            nested, index = _parse_fields(tokens, index + 1, text, file_name, top_level=False)
+            nested, index = _parse_fields(tokens, index + 1, text, file_name, depth + 1)
             fields.append((value, nested))
         elif next_kind in ("word", "string"):
             fields.append((value, next_value[1:-1] if next_kind == "string" else next_value))
@@ -190,6 +197,10 @@ def read_prototxt_layers(path):
 
     ``kernel`` is ``(kh, kw)`` for (de)convolutions (from kernel_size or kernel_h/kernel_w).
     """
+    size = check_regular_file(path, WeightImportError).st_size
+    if size > MAX_PROTOTXT_BYTES:
+        raise WeightImportError(f"{path}: {size:,} bytes, more than the {MAX_PROTOTXT_BYTES:,} a prototxt may have "
+                                "(a net definition is a few KB); refused")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from .common import WeightImportError
+from .common import MAX_DIMS, WeightImportError
 from .protobuf_wire import Message
 
 MODEL_GRAPH = 7
@@ -72,7 +72,7 @@ def _read_tensor(tensor, name):
     if data_type not in TENSOR_TYPES:
         raise WeightImportError(f"{where} has data type {data_type}; only FLOAT (1) and DOUBLE (11) import")
     dtype, typed_field = TENSOR_TYPES[data_type]
-    dims = tuple(tensor.repeated_ints(TENSOR_DIMS))
+    dims = tuple(tensor.repeated_ints(TENSOR_DIMS, MAX_DIMS))
     raw = tensor.span(TENSOR_RAW_DATA)
     if raw is not None:
         start, end = raw

@@ -164,10 +164,18 @@ class Message:
         found = self.messages(number)
         return found[-1] if found else None
 
-    def repeated_ints(self, number):
-        """A repeated int64/int32 field, packed or not, as a list of (signed) ints."""
+    def repeated_ints(self, number, limit):
+        """A repeated int64/int32 field, packed or not, as a list of (signed) ints; more than
+        ``limit`` values are refused, before decoding when a packed run's length proves it (a
+        value takes at most MAX_VARINT_BYTES bytes)."""
+        entries = self._fields.get(number, [])
+        at_least = sum(-(-(value - start) // MAX_VARINT_BYTES) if wire_type == LEN else 1
+                       for wire_type, start, value in entries)
+        if at_least > limit:
+            raise self._error(entries[0][1], f"field {number} holds at least {at_least:,} integers, more than "
+                                             f"the {limit:,} it may have; refused")
         values = []
-        for wire_type, start, value in self._fields.get(number, []):
+        for wire_type, start, value in entries:
             if wire_type == VARINT:
                 values.append(value)
             elif wire_type == LEN:
@@ -177,6 +185,9 @@ class Message:
                     values.append(item)
             else:
                 raise self._error(start, f"field {number} is {WIRE_TYPE_NAMES[wire_type]}, expected integers")
+        if len(values) > limit:
+            raise self._error(entries[0][1], f"field {number} holds {len(values):,} integers, more than the "
+                                             f"{limit:,} it may have; refused")
         return [as_int64(v) for v in values]
 
     def repeated_fixed(self, number, dtype):

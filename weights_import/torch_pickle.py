@@ -32,7 +32,11 @@ from .common import WeightImportError
 LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL_VERSION = 1001
 MAX_PICKLE_PROTOCOL = 4
-MAX_PICKLE_BYTES = 64 << 20  # a state dict's pickle names its tensors; their data lies in other members
+MAX_PICKLE_BYTES = 8 << 20  # a state dict's pickle names its tensors; their data lies in other members
+# Pickle opcodes read per file: a state dict takes about 20 a tensor (AlexNet: a few hundred);
+# counted before anything is unpickled, so that a file of millions of trivial opcodes is refused
+# after reading this many (about a second).
+MAX_PICKLE_OPCODES = 100_000
 MAX_INFLATION = 16           # largest expansion of a compressed member accepted
 MEMO_STORE_OPCODES = ("PUT", "BINPUT", "LONG_BINPUT")
 ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # ... file name length, extra field length
@@ -134,13 +138,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         return ref
 
 
-def _unpickle(file, file_name, refs):
-    """One restricted ``pickle.load``; any failure of the data becomes a WeightImportError."""
+def _unpickle(file, file_name, refs, budget):
+    """One restricted ``pickle.load``; any failure of the data becomes a WeightImportError.
+    ``budget``: ``[opcodes left to read in this file]``, shared by its pickles."""
     start = file.tell()
     shared = [g for g in SAFE_GLOBALS.values() if not isinstance(g, StorageType)]
     before = [dict(vars(g)) for g in shared]
     try:
-        _check_opcodes(file, file_name)
+        _check_opcodes(file, file_name, budget)
         file.seek(start)
         data = RestrictedUnpickler(file, file_name, refs).load()
     except WeightImportError:
@@ -171,12 +176,17 @@ def _restore_globals(shared, before):
     return changed
 
 
-def _check_opcodes(file, file_name):
-    """Refuse, before unpickling, what would make the unpickler allocate memory the file does not
-    justify: a memo index beyond the file's length (the memo table grows to the index) and
-    protocol 5's out-of-band buffers (a bytearray of a declared length), which torch.save never writes.
-    """
+def _check_opcodes(file, file_name, budget):
+    """Refuse, before unpickling, what would make the unpickler allocate memory or take time the
+    file does not justify: more opcodes than ``budget[0]`` (which is decreased), a memo index
+    beyond the file's length (the memo table grows to the index) and protocol 5's out-of-band
+    buffers (a bytearray of a declared length), which torch.save never writes."""
     for opcode, argument, position in pickletools.genops(file):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise WeightImportError(f"{file_name}: the pickle holds more than {MAX_PICKLE_OPCODES:,} opcodes by byte "
+                                    f"{position:,} (of {len(file.view):,}); a state dict of weights needs a few "
+                                    "per tensor: not a weight file; refused")
         if opcode.proto > MAX_PICKLE_PROTOCOL:
             raise WeightImportError(f"{file_name}: pickle opcode {opcode.name} at byte {position} "
                                     f"(protocol {opcode.proto}) is not used by torch.save")
@@ -210,7 +220,8 @@ def _read_zip(file_name, buffer):
                                         "(a TorchScript archive or not a torch.save file)")
             folder = pickles[0].filename[:-len("data.pkl")]
             refs = {}
-            obj = _unpickle(_ViewFile(_inflate(archive, pickles[0], MAX_PICKLE_BYTES, file_name)), file_name, refs)
+            obj = _unpickle(_ViewFile(_inflate(archive, pickles[0], MAX_PICKLE_BYTES, file_name)), file_name, refs,
+                            [MAX_PICKLE_OPCODES])
             byteorder = _zip_text(archive, folder + "byteorder", "little")
             if byteorder not in ("little", "big"):
                 raise WeightImportError(f"{file_name}: byteorder {byteorder!r} is neither little nor big")
@@ -283,15 +294,15 @@ def _storage_array(data, ref, byteorder, file_name):
 
 def _read_legacy(file_name, buffer):
     stream = _ViewFile(buffer)
-    refs = {}
-    if _unpickle(stream, file_name, refs) != LEGACY_MAGIC_NUMBER:
+    refs, budget = {}, [MAX_PICKLE_OPCODES]
+    if _unpickle(stream, file_name, refs, budget) != LEGACY_MAGIC_NUMBER:
         raise WeightImportError(f"{file_name}: not a torch.save file (no zip archive, no legacy magic number)")
-    if _unpickle(stream, file_name, refs) != LEGACY_PROTOCOL_VERSION:
+    if _unpickle(stream, file_name, refs, budget) != LEGACY_PROTOCOL_VERSION:
         raise WeightImportError(f"{file_name}: unsupported legacy torch protocol version")
-    sys_info = _unpickle(stream, file_name, refs)
+    sys_info = _unpickle(stream, file_name, refs, budget)
     byteorder = "little" if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) else "big"
-    obj = _unpickle(stream, file_name, refs)
-    keys = _unpickle(stream, file_name, {})
+    obj = _unpickle(stream, file_name, refs, budget)
+    keys = _unpickle(stream, file_name, {}, budget)
     if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(refs):
         raise WeightImportError(f"{file_name}: the storage key list does not match the storages the object uses")
     count_format = struct.Struct("<q" if byteorder == "little" else ">q")

@@ -38,7 +38,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nn.serialization import CHECKSUM, DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
+from nn.serialization import DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
 
 from ..networks import decoders
 from .images import ImageError, center_square, random_crops, read_image
@@ -359,9 +359,6 @@ class Shard:
 
     def _check(self):
         f, path = self.h5, self.path
-        if CHECKSUM not in f.attrs:
-            raise CacheError(f"{path}: a feature cache shard without its checksum; delete it and the same command "
-                             "rebuilds it")
         self.sparse = "cells" in f
         needed = ("counts", "cells", "values") if self.sparse else ("features",)
         try:

@@ -38,7 +38,7 @@ import numpy as np
 
 import nn
 import nn.functional as F
-from nn.serialization import DiskFullError
+from nn.serialization import DiskFullError, WeightFileError, verify_seal
 
 from ..networks import alexnet, decoders
 from . import distributed
@@ -560,9 +560,19 @@ class TrainingRun:
         return loss.data
 
     # --- logs, validation, checkpoints --------------------------------------------------------
+    def checkpoint_verifies(self):
+        """Whether the run's checkpoint exists and its seal verifies (nn.serialization.verify_seal)."""
+        try:
+            return verify_seal(self.ckpt_path)
+        except WeightFileError:
+            return False
+
     def last_good(self):
-        return (f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path)
-                else "no checkpoint was written yet")
+        if self.checkpoint_verifies():
+            return f"the last good checkpoint is {self.ckpt_path}"
+        if os.path.exists(self.ckpt_path):
+            return f"{self.ckpt_path} does not verify (damaged), so no good checkpoint is left"
+        return "no checkpoint was written yet"
 
     def read_losses(self):
         """Read the pending losses back from the device (one synchronisation); stop on a NaN."""
@@ -619,7 +629,7 @@ class TrainingRun:
                             self.history, encoder=self.network, averaged=self.averaged)
         except DiskFullError as exc:
             where = f"{exc.path}: {exc.state} at step {step}, so it was not written"
-            if os.path.exists(self.ckpt_path):
+            if self.checkpoint_verifies():
                 raise TrainingError(f"{where}; {self.ckpt_path} (an earlier step) is kept: free some space and "
                                     "continue with --resume") from None
             raise TrainingError(f"{where}, and no checkpoint had been written yet: free some space and run the "

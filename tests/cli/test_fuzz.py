@@ -49,3 +49,16 @@ def test_damaged_files_fail_cleanly(kind, seeds, tmp_path):
     counts = report["counts"]
     assert counts["traceback"] == 0 and counts["slow"] == 0, report
     assert counts["clean"] > 0 and sum(counts.values()) == CASES
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "decoder", "cache"])
+def test_one_flipped_bit_is_refused_before_hdf5_parses_the_file(kind, seeds, tmp_path):
+    """Any one bit of a sealed file flipped: refused by its seal, h5py never opens it (fuzz_files
+    fails a case that reaches HDF5), within the time and memory budget."""
+    cases = 100
+    result = subprocess.run([sys.executable, os.path.join(TESTS, "reference", "fuzz_files.py"), kind, str(seeds[kind]),
+                             str(tmp_path), "--cases", str(cases), "--bit-flips"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])["counts"]
+    assert counts == {"ok": 0, "clean": cases, "traceback": 0, "slow": 0}, counts

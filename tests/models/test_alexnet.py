@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import nn
+from nn.serialization import seal_file
 from models.networks import alexnet
 from models.networks.alexnet import (TAP_SHAPES, TAPS, AlexNetTorchvision, CaffeNet, alexnet_torchvision,
                             caffenet, crop_box, feature_shape, prepare, prepare_torchvision)
@@ -267,6 +268,7 @@ def copy_weights(src, dst, change=None, model=None):
             f.attrs[key] = value
         for name, array in arrays.items():
             f.create_dataset(name.replace(".", "/"), data=array)
+    seal_file(dst)
     return dst
 
 
@@ -312,6 +314,7 @@ def test_wrong_model_attribute_and_missing_layers(tmp_path):
             g.attrs[key] = value
         for layer in ("conv1", "conv2"):
             f.copy(layer, g)
+    seal_file(tmp_path / "partial.h5")
     with pytest.raises(nn.WeightFileError, match=r"missing \['conv3.weight'"):
         caffenet(tmp_path / "partial.h5")
     with pytest.raises(nn.WeightFileError, match="no such file"):

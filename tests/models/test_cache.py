@@ -14,7 +14,7 @@ import models.data.cache as cache_module
 from models.data.cache import CacheError, FeatureCache, shard_path
 from models.data.extract import build_cache
 from models.data.encoders import Encoder
-from nn.serialization import WeightFileError
+from nn.serialization import SEAL_BYTES, WeightFileError, seal_file, verify_seal
 from tests.conftest import small_disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,7 +41,8 @@ def test_a_cache_is_a_folder_of_sealed_shards(tmp_path, monkeypatch):
     assert sorted(os.listdir(folder)) == ["manifest.json", "shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
     for index in range(3):
         with h5py.File(shard_path(str(folder), index), "r") as f:
-            assert "sha256" in f.attrs and len(f["files"]) == (2 if index < 2 else 1)
+            assert len(f["files"]) == (2 if index < 2 else 1)
+        assert verify_seal(shard_path(str(folder), index))
     cache = FeatureCache(str(folder))
     assert len(cache) == 5 and cache.files == [os.path.abspath(p) for p in SAMPLES[:5]]
     assert cache.feature_shape == (31, 8, 8) and cache.target_shape == (64, 64, 3)
@@ -130,9 +131,9 @@ def test_a_damaged_shard_is_refused_by_its_checksum(tmp_path, monkeypatch):
     with pytest.raises(WeightFileError, match="shard-00001.h5: checksum mismatch"):
         cache.rows("features", [3])
     cache.close()
-    with h5py.File(shard_path(path, 1), "a") as f:
-        del f.attrs["sha256"]
-    with pytest.raises(CacheError, match="without its checksum"):
+    with open(shard_path(path, 1), "r+b") as f:
+        f.write(bytes(SEAL_BYTES))  # the seal wiped
+    with pytest.raises(WeightFileError, match="shard-00001.h5: carries no featinv seal"):
         FeatureCache(path).rows("features", [3])
 
 
@@ -245,7 +246,6 @@ def test_float16_features_are_the_rounded_float32_ones(tmp_path):
 
 @pytest.mark.parametrize("damage", ["cell out of the map", "counts disagree with cells"])
 def test_a_sparse_shard_that_does_not_describe_its_maps_is_refused(tmp_path, damage):
-    from nn.serialization import seal
     path = str(tmp_path / "cache")
     build_cache(path, SAMPLES[:2], Encoder("sift", 128, workers=1))
     with h5py.File(shard_path(path, 0), "a") as f:
@@ -253,7 +253,7 @@ def test_a_sparse_shard_that_does_not_describe_its_maps_is_refused(tmp_path, dam
             f["cells"][0] = 32 * 32
         else:
             f["counts"][0] += 1
-        seal(f)  # a well-sealed file whose content is wrong
+    seal_file(shard_path(path, 0))  # a well-sealed file whose content is wrong
     with pytest.raises(CacheError, match="not a complete feature cache shard"):
         FeatureCache(path)
 

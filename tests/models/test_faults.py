@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from cli import main
 from models.training.train import TrainConfig, TrainingError, train
+from nn.serialization import seal_file
 from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -280,38 +281,6 @@ def test_a_bit_flip_in_a_checkpoint_is_caught_by_its_checksum(photos, tmp_path):
     open_h5(path).close()  # the intact file passes
 
 
-def test_the_checksum_reads_datasets_in_blocks_and_hashes_what_it_always_did(tmp_path, monkeypatch):
-    """Sealed files stay valid: the digest of a dataset read a block of rows at a time (memory of
-    one block) is the digest of the whole array read at once, as files were sealed before."""
-    import functools
-    import hashlib
-    from nn import serialization
-    rng = np.random.default_rng(0)
-    arrays = {"w": rng.random((1000, 37), dtype=np.float32), "step": np.int64(7), "note": b"text",
-              "empty": np.zeros((0, 3), np.float32)}
-    path = tmp_path / "f.h5"
-    names = [f"layer{i}" for i in range(500)]  # a variable-length string array: its bytes are hashed
-    with h5py.File(path, "w") as f:
-        f.attrs["kind"] = "test"
-        for name, value in arrays.items():  # "note": a scalar variable-length string, read back as b"text"
-            f[name] = "text" if name == "note" else value
-        f.create_dataset("names", data=names, dtype=h5py.string_dtype())
-    expected = hashlib.sha256(b"attr kind='test'\n")  # the digest as it was computed before blocks
-    for name in sorted(list(arrays) + ["names"]):
-        if name == "names":
-            expected.update(f"data names |O (500,)\n".encode() + b"\0".join(n.encode() for n in names))
-            continue
-        whole = np.ascontiguousarray(arrays[name])  # a scalar becomes shape (1,)
-        expected.update(f"data {name} {whole.dtype.str} {whole.shape}\n".encode() + whole.tobytes())
-    with h5py.File(path, "r") as f:
-        assert serialization.content_digest(f) == expected.hexdigest()
-        blocks = list(serialization._row_blocks(f["w"], block_bytes=1000))
-        assert len(blocks) == 167 and sum(len(b) for b in blocks) == 1000  # 6 rows of 148 bytes a block
-        monkeypatch.setattr(serialization, "_row_blocks", functools.partial(serialization._row_blocks,
-                                                                             block_bytes=1000))
-        assert serialization.content_digest(f) == expected.hexdigest()
-
-
 def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues(photos, tmp_path):
     """A disk that holds the run up to its step-4 checkpoint but not the step-8 files: one clear
     error naming the disk, the step-4 checkpoint intact, no half-written file; on a disk with room,
@@ -338,7 +307,7 @@ def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_resume_continues
 
 @pytest.mark.parametrize("removed, load", [(["optimizer"], "resume"), (["model", "averaged"], "decoder")])
 def test_a_checkpoint_missing_a_group_is_one_clear_error(photos, tmp_path, removed, load):
-    """A hand-made checkpoint (no checksum) lacking a group that a loader reads: one WeightFileError
+    """A hand-made checkpoint (sealed by hand) lacking a group that a loader reads: one WeightFileError
     naming the file and what to do, not a KeyError from inside h5py."""
     from models.training.checkpoint import load_checkpoint, load_decoder_weights
     from models.networks.decoders import build
@@ -350,9 +319,9 @@ def test_a_checkpoint_missing_a_group_is_one_clear_error(photos, tmp_path, remov
     path = tmp_path / "hand-made.h5"
     shutil.copy(out / "checkpoint.h5", path)
     with h5py.File(path, "a") as f:
-        del f.attrs["sha256"]
         for group in removed:
             del f[group]
+    seal_file(path)
     model = build("hog", config.width, config.image_size)
     if load == "resume":
         call, remedy = lambda: load_checkpoint(path, model, nn.optim.Adam(model.parameters())), "resume from another"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from cli import main
 from models.evaluation import inference, pretrained
 from models.training.train import TrainConfig, train
+from nn.serialization import seal_file
 from tests.conftest import sample_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -66,6 +67,7 @@ def test_a_file_that_is_not_a_decoder_is_one_clear_error(tmp_path):
     bogus = tmp_path / "x.h5"
     with h5py.File(bogus, "w") as f:
         f.attrs["kind"] = "decoder"
+    seal_file(bogus)
     with pytest.raises(Exception, match="not a featinv decoder file"):
         pretrained.read_decoder_file(str(bogus))
 

@@ -268,7 +268,7 @@ def test_a_moving_average_of_the_weights_is_validated_kept_and_reconstructed_wit
         config = json.loads(f.attrs["config"])
         del config["ema"]
         f.attrs["config"] = json.dumps(config)
-        nn.serialization.seal(f)
+    nn.serialization.seal_file(older / "checkpoint.h5")
     summary = train(tiny_config(photo_dir, older, iters=4, resume=True, ema=None), log=lambda *_: None)
     assert summary["steps"] == 4
     with h5py.File(older / "checkpoint.h5", "r") as f:
@@ -318,7 +318,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photo_dir, tmp_path):
     shard = out / "cache_train" / "shard-00000.h5"
     with h5py.File(shard, "a") as f:
         f["features"][0] = np.nan  # one poisoned sample
-        nn.serialization.seal(f)
+    nn.serialization.seal_file(shard)
     with pytest.raises(TrainingError, match="loss became nan"):
         train(tiny_config(photo_dir, out, iters=50, resume=True), log=lambda *_: None)
     assert open(out / "checkpoint.h5", "rb").read() == before

@@ -1,12 +1,14 @@
 """Mutation fuzzing of every kind of file featinv reads (run by tests/cli/test_fuzz.py, in a child process
 with a memory limit).
 
-    python tests/reference/fuzz_files.py KIND SEED_FILE WORK_DIR [--cases 200] [--seed 0] [--memory-mb 2048]
+    python tests/reference/fuzz_files.py KIND SEED_FILE WORK_DIR [--cases 200] [--seed 0] [--memory-mb 2048] [--bit-flips]
 
 Each case mutates the seed file (random byte flips, a truncation, a run of random bytes spliced
 in, or a duplicated block; for HDF5 files every other case instead changes the structure of a
 valid file: an object deleted, a dataset of another shape or dtype, an attribute of garbage),
-writes it, and hands it to the loader a user's command would call.
+writes it, and hands it to the loader a user's command would call. ``--bit-flips``: each case flips
+one bit of the seed instead, and HDF5 is made to fail the case if it opens the damaged file (a
+sealed file is verified before it is parsed).
 A case ends as ``ok`` (loaded), ``clean`` (one of the errors the CLI prints as one line:
 ValueError and its subclasses, FileNotFoundError, OSError, RuntimeError), ``traceback`` (any
 other exception: a crash a user would see) or ``slow`` (over the time budget). Prints one JSON
@@ -53,9 +55,8 @@ def mutate_structure(path, rng):
     an object deleted, a dataset replaced by one of another shape or dtype, or a root attribute
     removed or replaced by garbage."""
     import h5py
+    from nn.serialization import seal_file
     with h5py.File(path, "a") as f:
-        if "sha256" in f.attrs and rng.random() < 0.7:
-            del f.attrs["sha256"]  # a hand-made file need not carry a checksum: test what lies behind it
         datasets, attrs = [], list(f.attrs)
         f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
         kind = rng.integers(3)
@@ -74,6 +75,8 @@ def mutate_structure(path, rng):
                 del f.attrs[name]
             else:
                 f.attrs[name] = ["{not json", "[1, 2]", 7, '{"feature": 3}'][choice]
+    if rng.random() < 0.7:
+        seal_file(path)  # a hand-made file sealed by its maker: test what lies behind the seal
 
 
 def loader(kind, work):
@@ -110,6 +113,7 @@ def main():
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-mb", type=int, default=2048)
+    parser.add_argument("--bit-flips", action="store_true")
     args = parser.parse_args()
     limit = args.memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -127,11 +131,21 @@ def main():
         folder = os.path.join(args.work, "cache")
         os.makedirs(folder, exist_ok=True)
         shutil.copy(os.path.join(os.path.dirname(args.seed_file), "manifest.json"), folder)
+    if args.bit_flips:
+        import h5py
+
+        def parsed(*_, **__):
+            raise AssertionError("HDF5 opened a damaged file before its seal was checked")
+        h5py.File = parsed
     for case in range(args.cases):
         path = os.path.join(folder, "shard-00000.h5" if is_cache else f"case{suffix}")
-        structural = suffix == ".h5" and case % 2 == 1
+        structural = suffix == ".h5" and case % 2 == 1 and not args.bit_flips
+        if args.bit_flips:
+            data = bytearray(seed)
+            bit = int(rng.integers(8 * len(data)))
+            data[bit // 8] ^= 1 << (bit % 8)
         with open(path, "wb") as f:
-            f.write(seed if structural else mutate(seed, rng))
+            f.write(seed if structural else bytes(data) if args.bit_flips else mutate(seed, rng))
         if structural:
             mutate_structure(path, rng)
         start = time.time()

@@ -10,7 +10,8 @@ into tests/fixtures/alexnet/:
 - ``images.npz``: ``images`` (2, 256, 256, 3) uint8 random RGB images;
 - ``caffenet_small.h5`` / ``torchvision_small.h5``: the weights as OUR HDF5 weight file (layer groups
   conv1..fc8 with datasets weight/bias in PyTorch layouts; root attributes format, version, model,
-  source), written with h5py directly so that the test does not depend on nn's writer;
+  source), written with h5py directly so that the test does not depend on nn's writer, then sealed
+  (``nn.serialization.seal_file``), as every file featinv reads;
 - ``caffenet_small_taps.npz`` / ``torchvision_small_taps.npz``: every tap's output for the images,
   computed in float64 by PyTorch in eval mode from inputs prepared independently here (CaffeNet: crop
   227 at 14, RGB->BGR, minus B 104 G 117 R 123; torchvision: crop 224 at 16, /255, ImageNet mean/std).
@@ -25,6 +26,8 @@ import h5py
 import numpy as np
 import torch
 from torch import nn
+
+from nn.serialization import seal_file
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(TESTS, "fixtures", "alexnet")
@@ -101,6 +104,7 @@ def write_weights(path, net, model):
                 group = f.create_group(name)
                 group.create_dataset("weight", data=module.weight.detach().numpy().astype(np.float32))
                 group.create_dataset("bias", data=module.bias.detach().numpy().astype(np.float32))
+    seal_file(path)
 
 
 def run_taps(net, taps, x):

@@ -198,7 +198,7 @@ def test_wire_reader_varints_signed_and_packed_or_unpacked_repeats():
     floats = np.array([1.5, -2.0, 4.25], "<f4").tobytes()
     message = Message(b"\x08" + minus_one + b"\x0a\x03\xac\x02\x02" + b"\x15" + floats[:4] + b"\x15" + floats[4:8]
                       + b"\x12\x04" + floats[8:])
-    assert message.repeated_ints(1) == [-1, 300, 2]
+    assert message.repeated_ints(1, 3) == [-1, 300, 2]
     np.testing.assert_array_equal(message.repeated_fixed(2, np.float32), [1.5, -2.0, 4.25])
     with pytest.raises(WeightImportError, match="at byte 0: varint longer than 10 bytes"):
         read_varint(b"\xff" * 11, 0, 11, "x")
