@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 DEVICES = ("cpu", "gpu")
+DEVICE_ALIASES = {"cuda": "gpu"}  # PyTorch's name for the GPU
 _cupy = None
 
 
@@ -65,10 +66,11 @@ def device_of(x):
 
 
 def check_device(device):
-    """``device`` if it is ``cpu``, or ``gpu`` with a usable CuPy (else the DeviceError with the
-    install hint, before anything has been computed)."""
+    """``device`` if it is ``cpu``, or ``gpu`` (also named ``cuda``) with a usable CuPy (else the
+    DeviceError with the install hint, before anything has been computed)."""
+    device = DEVICE_ALIASES.get(device, device)
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES} (or 'cuda', the same as 'gpu')")
     if device == "gpu":
         cupy()
     return device

@@ -1,11 +1,11 @@
 """Differentiable ops on tensors, PyTorch-style names and NCHW layouts (``import nn.functional as F``)."""
-from .activation import leaky_relu, relu
+from .activation import leaky_relu, relu, sigmoid, tanh
 from .arithmetic import abs, add, div, mean, mul, neg, pow, sub, sum
 from .conv import conv2d, conv_transpose2d, reference_convolutions
 from .dropout import dropout
 from .linear import linear
-from .loss import mse_loss
-from .normalization import local_response_norm
+from .loss import l1_loss, mse_loss
+from .normalization import batch_norm, local_response_norm
 from .pooling import max_pool2d
 from .shape import concat, flatten, get_item, reshape
 from .sparse_conv import sparse_input_conv2d
@@ -13,6 +13,6 @@ from . import operators
 
 operators.install()
 
-__all__ = ["abs", "add", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
-           "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
-           "pow", "reference_convolutions", "relu", "reshape", "sparse_input_conv2d", "sub", "sum"]
+__all__ = ["abs", "add", "batch_norm", "concat", "conv2d", "conv_transpose2d", "div", "dropout", "flatten", "get_item",
+           "l1_loss", "leaky_relu", "linear", "local_response_norm", "max_pool2d", "mean", "mse_loss", "mul", "neg",
+           "pow", "reference_convolutions", "relu", "reshape", "sigmoid", "sparse_input_conv2d", "sub", "sum", "tanh"]

@@ -1,4 +1,5 @@
-"""Pointwise nonlinearities: ReLU and leaky ReLU."""
+"""Pointwise nonlinearities: ReLU, leaky ReLU, tanh and the logistic sigmoid."""
+from ..backend import get_array_module
 from ..fused import (leaky_relu_backward, leaky_relu_backward_any_slope, leaky_relu_forward,
                      leaky_relu_forward_any_slope, relu_forward)
 from ..function import Function
@@ -46,3 +47,36 @@ def leaky_relu(x, negative_slope=0.01):
     """x if x > 0 else negative_slope * x (PyTorch's default slope; the paper's decoders use 0.2)."""
     check_float("leaky_relu", x)
     return LeakyReLUFunction(negative_slope)(x)
+
+
+class TanhFunction(Function):
+    """y = tanh(x);  dx = gy (1 - y^2)."""
+
+    def forward(self, x):
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * (1 - self.y * self.y)
+
+
+class SigmoidFunction(Function):
+    """y = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2 (no overflow for large |x|);
+    dx = gy y (1 - y)."""
+
+    def forward(self, x):
+        self.y = (1 + get_array_module(x).tanh(x / 2)) / 2
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y * (1 - self.y)
+
+
+def tanh(x):
+    check_float("tanh", x)
+    return TanhFunction()(x)
+
+
+def sigmoid(x):
+    check_float("sigmoid", x)
+    return SigmoidFunction()(x)
