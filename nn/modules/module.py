@@ -118,6 +118,14 @@ class _HookedOutput(Function):
         return gy
 
 
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
 class Module:
     """Base class of layers and networks; subclasses define ``forward``."""
 
@@ -332,7 +340,7 @@ class Module:
         for module in self.modules():
             for name, array in list(module._buffers.items()):
                 if array is not None:
-                    setattr(module, name, convert(array, np.issubdtype(array.dtype, np.floating)))
+                    setattr(module, name, convert(array, array.dtype.kind == "f"))
         return self
 
     def to(self, *args, **kwargs):
@@ -344,7 +352,7 @@ class Module:
         if kwargs or len(args) > 2:
             raise TypeError(f"Module.to: expected to(device), to(dtype) or to(device, dtype), got {args} {kwargs}")
         for arg in args:
-            if isinstance(arg, str) and arg not in np.sctypeDict:  # a device name, else a dtype name
+            if isinstance(arg, str) and not _is_dtype_name(arg):
                 device = arg
             else:
                 dtype = arg
@@ -352,7 +360,7 @@ class Module:
             check_device(device)
         if dtype is not None:
             dtype = np.dtype(dtype)
-            if not np.issubdtype(dtype, np.floating):
+            if dtype.kind != "f":
                 raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
 
         def convert(array, floating):
