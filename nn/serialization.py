@@ -328,7 +328,7 @@ def save(obj, f):
     arrays = {}
     for name, value in obj.items():
         array = to_numpy(value)
-        if not isinstance(name, str) or array.dtype == object:
+        if not isinstance(name, str) or array.dtype.kind not in "biuf":
             raise TypeError(f"nn.save: {name!r} is not a string key with an array value ({type(value).__name__})")
         arrays[name] = array
     save_arrays(arrays, f)
