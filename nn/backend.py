@@ -12,6 +12,7 @@ default of the command line's ``--device`` option, and nothing else.
 import numpy as np
 
 DEVICES = ("cpu", "gpu")
+DEVICE_ALIASES = {"cuda": "gpu"}  # PyTorch's name for the GPU
 _cupy = None
 
 
@@ -61,10 +62,11 @@ def device_of(x):
 
 
 def check_device(device):
-    """``device`` if it is ``cpu``, or ``gpu`` with a usable CuPy (else the DeviceError with the
-    install hint, before anything has been computed)."""
+    """``device`` if it is ``cpu``, or ``gpu`` (also named ``cuda``) with a usable CuPy (else the
+    DeviceError with the install hint, before anything has been computed)."""
+    device = DEVICE_ALIASES.get(device, device)
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES} (or 'cuda', the same as 'gpu')")
     if device == "gpu":
         cupy()
     return device

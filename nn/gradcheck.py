@@ -15,7 +15,7 @@ every entry of dL/dx instead (use it on tiny shapes).
 """
 import numpy as np
 
-from .backend import get_array_module, to_device, device_of
+from .backend import device_of, get_array_module, to_device, unwrap
 from .tensor import Tensor
 
 
@@ -66,30 +66,9 @@ def _directional_error(t, analytic, loss, eps, rtol, rng):
     return error
 
 
-def gradcheck(fn, inputs, params=(), eps=1e-6, rtol=1e-5, seed=0, full_jacobian=False, raise_on_failure=True):
-    """Check ``fn``'s backward against central differences.
-
-    Args:
-        fn: callable taking tensors and returning one tensor (an op, a lambda, or a module).
-        inputs: arrays (cast to float64) passed to ``fn`` as tensors that require gradients.
-        params: a module (its named parameters) or extra tensors ``fn`` uses, checked too;
-            cast to float64 in place.
-        eps: finite-difference step.  rtol: the largest relative error accepted.
-        full_jacobian: check every element of every gradient (tiny shapes) instead of a random direction.
-
-    Returns:
-        ``{name: worst relative error}`` for ``input0``, ``input1``, ... and each parameter's name.
-    Raises:
-        AssertionError naming the input when an error exceeds ``rtol`` (unless raise_on_failure=False).
-    """
-    rng = np.random.default_rng(seed)
-    tensors = [Tensor(get_array_module(x).asarray(x, dtype=np.float64), requires_grad=True) for x in inputs]
-    named = list(params.named_parameters()) if hasattr(params, "named_parameters") else \
-        [(getattr(p, "name", None) or f"param{i}", p) for i, p in enumerate(params)]
-    for _, p in named:
-        p.data = p.data.astype(np.float64)
+def _check(fn, tensors, named, eps, rtol, rng, full_jacobian):
+    """``{name: worst relative error}`` of every input and parameter (see :func:`gradcheck`)."""
     checked = [(f"input{i}", t) for i, t in enumerate(tensors)] + named
-
     y = fn(*tensors)
     xp = get_array_module(y.data)
     gy = to_device(rng.standard_normal(y.shape), device_of(y.data))
@@ -102,9 +81,48 @@ def gradcheck(fn, inputs, params=(), eps=1e-6, rtol=1e-5, seed=0, full_jacobian=
         return float((fn(*tensors).data * gy).sum())
 
     if full_jacobian:
-        report = {name: _jacobian_error(t, analytic[name], loss, eps) for name, t in checked}
-    else:
-        report = {name: _directional_error(t, analytic[name], loss, eps, rtol, rng) for name, t in checked}
+        return {name: _jacobian_error(t, analytic[name], loss, eps) for name, t in checked}
+    return {name: _directional_error(t, analytic[name], loss, eps, rtol, rng) for name, t in checked}
+
+
+def gradcheck(fn, inputs, params=(), eps=1e-6, rtol=1e-5, seed=0, full_jacobian=False, raise_on_failure=True):
+    """Check ``fn``'s backward against central differences.
+
+    Args:
+        fn: callable taking tensors and returning one tensor (an op, a lambda, or a module).
+        inputs: finite arrays (cast to float64) passed to ``fn`` as tensors that require gradients.
+        params: a module (its named parameters) or extra tensors ``fn`` uses, checked too: in
+            float64 during the check, then left as they were (dtype, values, gradients, and a
+            module's buffers).
+        eps: finite-difference step.  rtol: the largest relative error accepted.
+        full_jacobian: check every element of every gradient (tiny shapes) instead of a random direction.
+
+    Returns:
+        ``{name: worst relative error}`` for ``input0``, ``input1``, ... and each parameter's name.
+    Raises:
+        ValueError for an input holding NaN or inf.
+        AssertionError naming the input when an error exceeds ``rtol`` (unless raise_on_failure=False).
+    """
+    rng = np.random.default_rng(seed)
+    for i, x in enumerate(inputs):
+        if not bool(get_array_module(x).isfinite(unwrap(x)).all()):
+            raise ValueError(f"gradcheck: input{i} holds NaN or infinite values; central differences need "
+                             "finite inputs: pass finite values")
+    tensors = [Tensor(get_array_module(x).asarray(x, dtype=np.float64), requires_grad=True) for x in inputs]
+    named = list(params.named_parameters()) if hasattr(params, "named_parameters") else \
+        [(getattr(p, "name", None) or f"param{i}", p) for i, p in enumerate(params)]
+    buffers = list(params.buffers()) if hasattr(params, "buffers") else []
+    saved = [(p, p.data, p.grad) for _, p in named]
+    saved_buffers = [(b, b.copy()) for b in buffers]
+    try:
+        for _, p in named:
+            p.data = p.data.astype(np.float64)
+        report = _check(fn, tensors, named, eps, rtol, rng, full_jacobian)
+    finally:  # the parameters, their gradients and the buffers (running statistics) as they were
+        for p, data, grad in saved:
+            p.data, p.grad = data, grad
+        for buffer, values in saved_buffers:
+            buffer[...] = values
     worst = {k: v for k, v in report.items() if v > rtol}
     if worst and raise_on_failure:
         raise AssertionError(f"gradcheck failed (rtol {rtol}): {worst}")

@@ -155,7 +155,7 @@ def read_groups(h5group):
 
 def save_arrays(arrays, path, **attrs):
     """Write ``arrays`` (``{"layer.weight": array}``) to the HDF5 file ``path`` atomically, with root
-    attributes (object first, then the path, as ``torch.save`` and :func:`save_module`)."""
+    attributes (object first, then the path, as ``torch.save`` and :func:`save`)."""
     def fill(f):
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -387,14 +387,32 @@ def load_arrays(path, foreign=False):
             raise WeightFileError(f"{path}: corrupt HDF5 content ({exc}); re-create the file") from None
 
 
-def save_module(module, path, **attrs):
-    """Write a module's parameters (host copies) to an HDF5 weight file (``torch.save``'s order:
-    the object, then where)."""
-    save_arrays({name: to_numpy(a) for name, a in module.state_dict().items()}, path, **attrs)
+class LoadedState(dict):
+    """What :func:`load` returns: ``{name: array}`` that knows its file (``source``), so that
+    ``Module.load_state_dict`` errors name it."""
+
+    def __init__(self, arrays, source):
+        super().__init__(arrays)
+        self.source = source
 
 
-def load_module(path, module, strict=True):
-    """Load an HDF5 weight file into ``module``; returns the file's root attributes."""
-    arrays, attrs = load_arrays(path)
-    module.load_state_dict(arrays, strict=strict, source=os.fspath(path))
-    return attrs
+def save(obj, f):
+    """Write the state dict ``obj`` (``{"layer.weight": array or tensor}``, as ``model.state_dict()``)
+    to the HDF5 file ``f`` atomically, in ``torch.save``'s argument order. Arrays only: an HDF5
+    file holds no pickled objects and no code (other values are refused)."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"nn.save: expected a dict of arrays (a state_dict()), got {type(obj).__name__}")
+    arrays = {}
+    for name, value in obj.items():
+        array = to_numpy(value)
+        if not isinstance(name, str) or array.dtype.kind not in "biuf":
+            raise TypeError(f"nn.save: {name!r} is not a string key with an array value ({type(value).__name__})")
+        arrays[name] = array
+    save_arrays(arrays, f)
+
+
+def load(f):
+    """The ``{name: NumPy array}`` that :func:`save` wrote to ``f`` (host arrays:
+    ``model.load_state_dict`` copies them onto the model's device, as PyTorch's map_location)."""
+    arrays, _ = load_arrays(f)
+    return LoadedState(arrays, os.fspath(f))

@@ -80,7 +80,7 @@ def invert(network, layer, photo, cfg=InversionConfig(), log=None):
     start = rng.standard_normal((1, 3, alexnet.CAFFENET_CROP, alexnet.CAFFENET_CROP)) * cfg.init_std
     x = nn.Tensor(nn.to_device(start.astype(np.float32), device), requires_grad=True)
     optimizer = nn.optim.SGD([x], lr=1.0, momentum=cfg.momentum)
-    schedule = nn.optim.StepLR(optimizer, step_size=max(1, int(cfg.iters * 0.8)), gamma=0.1)
+    schedule = nn.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(cfg.iters * 0.8)), gamma=0.1)
     distances = []
     for step in range(cfg.iters + 1):
         energy, distance = objective(network, layer, x, target, cfg)
@@ -91,7 +91,8 @@ def invert(network, layer, photo, cfg=InversionConfig(), log=None):
         energy.backward()
         if step == 0:
             rms = float(np.sqrt(np.mean(nn.to_numpy(x.grad).astype(np.float64) ** 2)))
-            optimizer.lr = schedule.base_lr = cfg.first_step / max(rms, 1e-20)
+            lr = cfg.first_step / max(rms, 1e-20)
+            optimizer.param_groups[0]["lr"], schedule.base_lrs = lr, [lr]
         optimizer.step()
         schedule.step()
         if log and (step + 1) % max(1, cfg.iters // 10) == 0:

@@ -1,11 +1,13 @@
 """Training checkpoints in HDF5, written atomically (nn.serialization.write_h5).
 
-Layout: ``model/<layer>/<weight|bias>`` (the trained weights), ``optimizer/state/<i>/<m|v>``;
+Layout: ``model/<layer>/<weight|bias>`` (the trained weights), ``optimizer/state/<i>/<name>`` (the
+optimiser's state per parameter index: Adam's ``exp_avg``, ``exp_avg_sq``, ``step``);
 for a run that averages its weights (``--ema``) ``averaged/<layer>/...``, the moving average, which
 is the decoder that reconstructs (:func:`decoder_group`); for the autoencoder variant
 ``encoder/<layer>/...`` (the fine-tuned CaffeNet, in the same file so that decoder and encoder are
 always saved together); root attributes ``step``,
-``config`` (JSON), ``optimizer_step``, ``lr``, ``scheduler`` (JSON), ``random_state`` (JSON of the
+``config`` (JSON), ``param_groups`` (JSON: the optimiser's groups without their tensors, as in its
+state_dict()), ``scheduler`` (JSON), ``random_state`` (JSON of the
 library's generator), ``history`` (JSON: the validation errors so far).
 """
 import contextlib
@@ -21,12 +23,12 @@ from ..networks.decoders import REPRESENTATIONS
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None, averaged=None):
     opt_state = optimizer.state_dict()
-    arrays = {k: to_numpy(v) for k, v in opt_state.items() if k.startswith("state.")}
+    arrays = {f"state.{index}.{name}": to_numpy(value) for index, entries in opt_state["state"].items()
+              for name, value in entries.items()}
 
     def fill(f):
         f.attrs.update(format=FORMAT, version=VERSION, kind="checkpoint", step=int(step),
-                       config=json.dumps(config), optimizer_step=int(opt_state["step"]),
-                       lr=float(opt_state["lr"]),
+                       config=json.dumps(config), param_groups=json.dumps(opt_state["param_groups"]),
                        scheduler=json.dumps(scheduler.state_dict() if scheduler else {}),
                        random_state=json.dumps(random.get_state()),
                        history=json.dumps(history or []))
@@ -124,11 +126,9 @@ def _restore(f, path, model, optimizer, scheduler, encoder, averaged):
         raise WeightFileError(f"{path}: the checkpoint has no 'model' group; re-create it")
     model.load_state_dict(read_groups(f["model"]), source=str(path))
     if optimizer is not None:
-        state = read_groups(f["optimizer"])
-        state.update(step=int(f.attrs["optimizer_step"]), lr=float(f.attrs["lr"]))
-        optimizer.load_state_dict(state)
+        optimizer.load_state_dict(_optimizer_state(f, path, optimizer))
     if scheduler is not None:
-        scheduler.load_state_dict(json_attr(f, "scheduler", path))
+        scheduler.load_state_dict(_scheduler_state(json_attr(f, "scheduler", path), optimizer))
     if encoder is not None:
         encoder.load_state_dict(read_groups(f["encoder"]), source=f"{path} (encoder)")
     if averaged is not None:
@@ -142,3 +142,31 @@ def _restore(f, path, model, optimizer, scheduler, encoder, averaged):
         raise WeightFileError(f"{path}: its random state is malformed ({exc}); re-create the checkpoint") from None
     return int(f.attrs["step"]), json_attr(f, "history", path, list)
 
+
+# Files written before parameter groups: Adam's state names, one lr and one step count for all.
+EARLIER_STATE_NAMES = {"m": "exp_avg", "v": "exp_avg_sq", "momentum": "momentum_buffer"}
+
+
+def _optimizer_state(f, path, optimizer):
+    """The optimiser's state_dict() as the checkpoint holds it."""
+    state = {}
+    for key, value in read_groups(f["optimizer"]).items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[EARLIER_STATE_NAMES.get(name, name)] = value
+    if "param_groups" in f.attrs:
+        return {"state": state, "param_groups": json_attr(f, "param_groups", path, list)}
+    for entries in state.values():
+        entries.setdefault("step", int(f.attrs["optimizer_step"]))
+    groups = [dict(group, lr=float(f.attrs["lr"])) for group in optimizer.state_dict()["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _scheduler_state(state, optimizer):
+    """A schedule's state_dict(); an earlier file's ``{base_lr, count}`` becomes its equivalent."""
+    if "count" not in state:
+        return state
+    for group in optimizer.param_groups:
+        group["initial_lr"] = state["base_lr"]
+    groups = len(optimizer.param_groups)
+    return {"base_lrs": [state["base_lr"]] * groups, "last_epoch": state["count"], "_step_count": state["count"] + 1,
+            "_last_lr": [group["lr"] for group in optimizer.param_groups]}

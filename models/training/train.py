@@ -495,8 +495,8 @@ class TrainingRun:
                            feature_shape=list(self.train_cache.feature_shape))
         self.encoder = FineTunedEncoder(cfg.feature, cfg.weights, cfg.device) if cfg.train_encoder else None
         self.network = self.encoder.encoder.network if self.encoder else None
-        self.optimizer = nn.optim.Adam(self.model.parameters() + (self.encoder.parameters if self.encoder else []),
-                                       lr=cfg.lr)
+        self.trained = self.model.parameters() + (self.encoder.parameters if self.encoder else [])
+        self.optimizer = nn.optim.Adam(self.trained, lr=cfg.lr)
         self.schedule = learning_rate_schedule(self.optimizer, cfg, self.total)
         # validated, kept as best.h5 and reconstructed with instead of the trained weights
         self.averaged = nn.optim.ExponentialMovingAverage(self.model, cfg.ema) if cfg.ema else None
@@ -550,9 +550,9 @@ class TrainingRun:
         loss = F.mse_loss(self.model(features), nn.Tensor(target), reduction="paper")
         self.optimizer.zero_grad()
         loss.backward()
-        self.group.average([p.grad for p in self.optimizer.params])  # data-parallel: the whole batch's gradient
+        self.group.average([p.grad for p in self.trained])  # data-parallel: the whole batch's gradient
         if self.cfg.grad_clip:
-            nn.optim.clip_grad_norm_(self.optimizer.params, self.cfg.grad_clip)
+            nn.optim.clip_grad_norm_(self.trained, self.cfg.grad_clip)
         self.optimizer.step()
         self.schedule.step()
         if self.averaged is not None:
@@ -618,10 +618,10 @@ class TrainingRun:
         """Save (rank 0), unless a weight or Adam's state is NaN or infinite (those never reach disk)."""
         if not self.root:
             return
-        state = [v for st in self.optimizer.state for v in st.values() if hasattr(v, "shape")]
+        state = [v for st in self.optimizer.state.values() for v in st.values() if hasattr(v, "shape")]
         if self.averaged is not None:
             state += [p.data for p in self.averaged.module.parameters()]
-        if not _all_finite([p.data for p in self.optimizer.params] + state):
+        if not _all_finite([p.data for p in self.trained] + state):
             raise TrainingError(f"the weights became NaN or infinite by step {step}; nothing was saved and "
                                 f"{self.last_good()}; try a lower --lr (and --resume)")
         try:
@@ -652,7 +652,7 @@ class TrainingRun:
                     loss = self.train_step(x, target)
                     step += 1
                     rate = cfg.batch_size * self.group.size * (step - self.start) / max(time.time() - t0, 1e-9)
-                    self.pending.append([step, loss, self.optimizer.lr, rate, ""])
+                    self.pending.append([step, loss, self.schedule.get_last_lr()[0], rate, ""])
                     validating = step % cfg.val_every == 0 or step == self.total
                     saving = step % cfg.checkpoint_every == 0 or step == self.total
                     stopping = on_step is not None and on_step(step)

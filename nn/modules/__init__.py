@@ -1,8 +1,11 @@
-from .container import Sequential
+from .batchnorm import BatchNorm2d
+from .container import ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d, SparseInputConv2d
-from .layers import Dropout, Flatten, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, ReLU, Reshape
+from .layers import (Dropout, Flatten, Identity, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, ReLU, Reshape, Sigmoid,
+                     Tanh)
+from .loss import L1Loss, MSELoss
 from .module import HookHandle, Module, Parameter
 
-__all__ = ["Conv2d", "ConvTranspose2d", "Dropout", "Flatten", "HookHandle", "LeakyReLU", "Linear",
-           "LocalResponseNorm", "MaxPool2d", "Module", "Parameter", "ReLU", "Reshape", "Sequential",
-           "SparseInputConv2d"]
+__all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten", "HookHandle", "Identity", "L1Loss",
+           "LeakyReLU", "Linear", "LocalResponseNorm", "MSELoss", "MaxPool2d", "Module", "ModuleList", "Parameter",
+           "ReLU", "Reshape", "Sequential", "Sigmoid", "SparseInputConv2d", "Tanh"]

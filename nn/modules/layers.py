@@ -1,4 +1,4 @@
-"""The remaining layers: linear, activations, pooling, normalisation, dropout, reshaping."""
+"""The remaining layers: linear, activations, pooling, normalisation, dropout, reshaping, identity."""
 from .. import functional as F
 from ..functional.validation import check_positive
 from .module import Module, WeightedLayer
@@ -21,6 +21,26 @@ class Linear(WeightedLayer):
 class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder where a layer is taken out); accepts and ignores any arguments."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
 
 
 class LeakyReLU(Module):
@@ -74,10 +94,22 @@ class Dropout(Module):
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1 d2 ...)."""
+    """Dimensions start_dim..end_dim merged into one: (N, d1, d2, ...) -> (N, d1 d2 ...) by default."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return F.flatten(x, 1)
+        shape = tuple(x.shape)
+        start, end = (d + len(shape) if d < 0 else d for d in (self.start_dim, self.end_dim))
+        if not 0 <= start <= end < len(shape):
+            raise ValueError(f"Flatten: start_dim {self.start_dim} and end_dim {self.end_dim} do not select "
+                             f"dimensions of shape {shape}")
+        return F.reshape(x, shape[:start] + (-1,) + shape[end + 1:])
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Reshape(Module):

@@ -4,14 +4,14 @@ As in PyTorch, assigning a :class:`Parameter` or a ``Module`` to an attribute re
 ``named_parameters()`` walks the tree in assignment order with dotted names (``convJ1.weight``),
 which are also the keys of ``state_dict()`` and the paths (``convJ1/weight``) in HDF5 files.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .. import init
-from ..backend import device_of, get_array_module, to_device, unwrap
+from ..backend import check_device, device_of, get_array_module, to_device, unwrap
 from ..function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, is_grad_enabled
 
 
 class Parameter(Tensor):
@@ -31,27 +31,99 @@ class HookHandle:
         self.hooks.pop(self.key, None)
 
 
-class _BackwardHook(Function):
-    """Identity in forward; in backward, calls ``hook(module, grad_output)`` which may replace it."""
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns: the keys it expected but did not get, and the others."""
 
-    def __init__(self, module, hook):
-        self.module, self.hook = module, hook
+
+def _check_replacement(module, what, replaced, expected):
+    """A gradient a hook returned must have the shape, dtype and device of the one it replaces."""
+    replaced = unwrap(replaced)
+    if (getattr(replaced, "shape", None) != expected.shape or getattr(replaced, "dtype", None) != expected.dtype
+            or device_of(replaced) != device_of(expected)):
+        raise ValueError(f"backward hook of {type(module).__name__}: it returned {type(replaced).__name__} "
+                         f"{getattr(replaced, 'shape', '')} {getattr(replaced, 'dtype', '')} on {device_of(replaced)}, "
+                         f"but the {what} it replaces is {expected.shape} {expected.dtype} on {device_of(expected)}; "
+                         "return None to keep it")
+    return replaced
+
+
+class _FullBackwardHooks:
+    """The full backward hooks of one call of a module, as PyTorch's: ``hook(module, grad_input,
+    grad_output)`` once the gradients of the module's tensor arguments are known.
+
+    Two identity ops bracket the call: one on the output records ``grad_output``; one on the
+    arguments that require gradients receives ``grad_input``, calls the hooks (which may return
+    a replacement ``grad_input``) and passes the result on. When no argument requires gradients,
+    the hooks are called at the output with ``grad_input`` all None."""
+
+    def __init__(self, module, args):
+        self.module, self.args = module, args
+        self.grad_output = None
+
+    def wrap_inputs(self, args):
+        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if not positions:
+            return args
+        wrapped = _HookedInputs(self, positions)(*[args[i] for i in positions])
+        wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+        args = list(args)
+        for i, tensor in zip(positions, wrapped):
+            args[i] = tensor
+        self.positions = positions
+        return tuple(args)
+
+    def call_hooks(self, grad_input):
+        for hook in list(self.module._backward_hooks.values()):
+            replaced = hook(self.module, grad_input, self.grad_output)
+            if replaced is not None:
+                replaced = tuple(replaced) if isinstance(replaced, (tuple, list)) else (replaced,)
+                if len(replaced) != len(grad_input):
+                    raise ValueError(f"backward hook of {type(self.module).__name__}: it returned {len(replaced)} "
+                                     f"gradients for the {len(grad_input)} inputs")
+                grad_input = tuple(None if g is None else _check_replacement(self.module, "grad_input", r, g)
+                                   for r, g in zip(replaced, grad_input))
+        return grad_input
+
+
+class _HookedInputs(Function):
+    """Identity on the module's arguments that require gradients; its backward runs the hooks."""
+
+    def __init__(self, hooks, positions):
+        self.hooks, self.positions = hooks, positions
+
+    def forward(self, *xs):
+        return xs if len(xs) > 1 else xs[0]
+
+    def backward(self, *gxs):
+        grad_input = [None] * len(self.hooks.args)
+        for i, g in zip(self.positions, gxs):
+            grad_input[i] = g
+        grad_input = self.hooks.call_hooks(tuple(grad_input))
+        return tuple(grad_input[i] for i in self.positions)
+
+
+class _HookedOutput(Function):
+    """Identity on the module's output; its backward records ``grad_output``."""
+
+    def __init__(self, hooks, inputs_hooked):
+        self.hooks, self.inputs_hooked = hooks, inputs_hooked
 
     def forward(self, y):
         return y
 
     def backward(self, gy):
-        replaced = self.hook(self.module, gy)
-        if replaced is None:
-            return gy
-        replaced = unwrap(replaced)
-        if (getattr(replaced, "shape", None) != gy.shape or getattr(replaced, "dtype", None) != gy.dtype
-                or device_of(replaced) != device_of(gy)):
-            raise ValueError(f"backward hook of {type(self.module).__name__}: it returned "
-                             f"{type(replaced).__name__} {getattr(replaced, 'shape', '')} "
-                             f"{getattr(replaced, 'dtype', '')} on {device_of(replaced)}, but the gradient it replaces "
-                             f"is {gy.shape} {gy.dtype} on {device_of(gy)}; return None to keep it")
-        return replaced
+        self.hooks.grad_output = (gy,)
+        if not self.inputs_hooked:
+            self.hooks.call_hooks((None,) * len(self.hooks.args))
+        return gy
+
+
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
 
 
 class Module:
@@ -61,6 +133,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
@@ -76,6 +149,17 @@ class Module:
             self._buffers[name] = value
         object.__setattr__(self, name, value)
 
+    def add_module(self, name, module):
+        """Register ``module`` (or None) as the sub-module ``name``, as ``self.name = module``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"add_module: the name must be a non-empty string without '.', got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        if hasattr(self, name) and name not in self._modules:
+            raise ValueError(f"add_module: {name!r} is already an attribute of {type(self).__name__}")
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
     def register_buffer(self, name, array):
         """A state array that is not a parameter (say running statistics): saved in state_dict,
         loaded by load_state_dict, moved by .to(device), never optimised. ``self.name`` reads it."""
@@ -88,56 +172,116 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        hooks = _FullBackwardHooks(self, args) if self._backward_hooks and is_grad_enabled() else None
+        if hooks is not None:
+            args = hooks.wrap_inputs(args)
         y = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, y)
             y = y if replaced is None else replaced
-        for hook in list(self._backward_hooks.values()):
-            y = _BackwardHook(self, hook)(y)
+        if hooks is not None and isinstance(y, Tensor) and y.requires_grad:
+            y = _HookedOutput(hooks, hasattr(hooks, "positions"))(y)
         return y
 
     # --- hooks -----------------------------------------------------------------------------
-    def register_forward_hook(self, hook):
-        """``hook(module, inputs, output)`` after every forward; a returned value replaces the output."""
+    def _add_hook(self, hooks, hook):
         key = object()
-        self._forward_hooks[key] = hook
-        return HookHandle(self._forward_hooks, key)
+        hooks[key] = hook
+        return HookHandle(hooks, key)
 
-    def register_backward_hook(self, hook):
-        """``hook(module, grad_output)`` when the gradient of the module's output is known;
-        a returned array replaces that gradient."""
-        key = object()
-        self._backward_hooks[key] = hook
-        return HookHandle(self._backward_hooks, key)
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` before every forward; a returned value (a tuple, or one value)
+        replaces the positional arguments."""
+        return self._add_hook(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` after every forward; a returned value replaces the output."""
+        return self._add_hook(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` in backward, once the gradients with respect
+        to the module's positional arguments are known: tuples of arrays (None for an argument
+        that is not a tensor requiring gradients). A returned tuple replaces ``grad_input``.
+        Only a single-tensor output is hooked."""
+        return self._add_hook(self._backward_hooks, hook)
 
     # --- the tree --------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """``(dotted name, module)`` for this module ("") and every module below it, depth first."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            if child is not None:
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self):
+        for name, child in self._modules.items():
+            if child is not None:
+                yield name, child
 
     def children(self):
-        return iter(self._modules.values())
+        for _, child in self.named_children():
+            yield child
 
-    def named_parameters(self, prefix=""):
-        for module_name, module in self.named_modules(prefix):
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module (children first), then on self; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def named_parameters(self, prefix="", recurse=True):
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        seen = set()
+        for module_name, module in modules:
             for name, p in module._parameters.items():
-                yield (f"{module_name}.{name}" if module_name else name), p
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{module_name}.{name}" if module_name else name), p
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        """A list (PyTorch returns a generator; a list can also be indexed and added to)."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
-    def named_buffers(self, prefix=""):
-        for module_name, module in self.named_modules(prefix):
+    def named_buffers(self, prefix="", recurse=True):
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, array in module._buffers.items():
-                yield (f"{module_name}.{name}" if module_name else name), array
+                if array is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), array
 
-    def zero_grad(self):
+    def buffers(self, recurse=True):
+        for _, array in self.named_buffers(recurse=recurse):
+            yield array
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the parameters' gradients (``set_to_none=False``: fill them with zeros in place)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad[...] = 0
+
+    def requires_grad_(self, requires_grad=True):
+        """Whether backward computes the parameters' gradients (False: a frozen module); returns self."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
 
     def train(self, mode=True):
-        for _, module in self.named_modules():
+        for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
@@ -147,54 +291,99 @@ class Module:
     # --- state -----------------------------------------------------------------------------
     def state_dict(self):
         """``{"layer.weight": array}`` referencing (not copying) the parameters' arrays, then the
-        buffers' (as PyTorch's)."""
+        buffers' (PyTorch's order; arrays where PyTorch has tensors)."""
         state = OrderedDict((name, p.data) for name, p in self.named_parameters())
         state.update(self.named_buffers())
         return state
 
-    def load_state_dict(self, state, strict=True, source="state dict"):
-        """Copy arrays into the parameters, on the parameters' device and dtype.
+    def load_state_dict(self, state_dict, strict=True, source=None):
+        """Copy arrays into the parameters and buffers, on their device and dtype; returns
+        ``(missing_keys, unexpected_keys)``.
 
-        Every shape must match; with ``strict`` the key sets must be equal. Errors name the
-        parameter, both shapes, and the missing or unexpected keys.
+        Every shape must match; with ``strict`` the key sets must be equal. Errors name ``source``
+        (the file of :func:`nn.load`'s dict by default), the parameter and both shapes, or the
+        missing and unexpected keys. A ValueError where PyTorch raises RuntimeError.
         """
-        own = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
-        missing = sorted((set(own) | set(buffers)) - set(state))
-        unexpected = sorted(set(state) - set(own) - set(buffers))
+        source = source or getattr(state_dict, "source", None) or "state dict"
+        own = self.state_dict()
+        missing = [name for name in own if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in own]
         if strict and (missing or unexpected):
             raise ValueError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
-        for name, p in own.items():
-            if name not in state:
+        parameters, modules = dict(self.named_parameters()), dict(self.named_modules())
+        for name, current in own.items():
+            if name not in state_dict:
                 continue
-            array = state[name]
-            if tuple(array.shape) != tuple(p.shape):
-                raise ValueError(f"{source}: parameter {name} has shape {tuple(array.shape)} "
-                                 f"but the model expects {tuple(p.shape)}")
-            xp = get_array_module(p.data)
-            p.data = xp.asarray(to_device(array, device_of(p.data)), dtype=p.data.dtype).copy()
-        for name, current in buffers.items():
-            if name in state:
+            array = state_dict[name]
+            kind = "parameter" if name in parameters else "buffer"
+            if tuple(array.shape) != tuple(current.shape):
+                raise ValueError(f"{source}: {kind} {name} has shape {tuple(array.shape)} "
+                                 f"but the model expects {tuple(current.shape)}")
+            copied = get_array_module(current).asarray(to_device(unwrap(array), device_of(current)),
+                                                       dtype=current.dtype).copy()
+            if kind == "parameter":
+                parameters[name].data = copied
+            else:
                 owner, _, attribute = name.rpartition(".")
-                module = dict(self.named_modules())[owner]
-                if tuple(state[name].shape) != tuple(current.shape):
-                    raise ValueError(f"{source}: buffer {name} has shape {tuple(state[name].shape)} but the model "
-                                     f"expects {tuple(current.shape)}")
-                setattr(module, attribute, get_array_module(current).asarray(
-                    to_device(state[name], device_of(current)), dtype=current.dtype).copy())
-        return missing, unexpected
+                setattr(modules[owner], attribute, copied)
+        return IncompatibleKeys(missing, unexpected)
 
-    def to(self, device):
-        """Move every parameter to ``device`` (``cpu``/``gpu``) in place; returns self."""
+    # --- devices and dtypes ----------------------------------------------------------------
+    def _apply(self, convert):
+        """Replace every parameter's array, its gradient and every floating buffer by ``convert(array)``
+        (an integer buffer such as a batch count only changes device: ``convert(array, False)``)."""
         for p in self.parameters():
-            p.data = to_device(p.data, device)
+            p.data = convert(p.data, True)
             if p.grad is not None:
-                p.grad = to_device(p.grad, device)
-        for _, module in self.named_modules():
+                p.grad = convert(p.grad, True)
+        for module in self.modules():
             for name, array in list(module._buffers.items()):
-                setattr(module, name, to_device(array, device))
+                if array is not None:
+                    setattr(module, name, convert(array, array.dtype.kind == "f"))
         return self
+
+    def to(self, *args, **kwargs):
+        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``, in place; returns self.
+
+        device: ``"cpu"``, ``"gpu"`` or its alias ``"cuda"``; dtype: a NumPy floating type
+        (``np.float64``) for the parameters and floating buffers, as PyTorch's ``torch.float64``."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        if kwargs or len(args) > 2:
+            raise TypeError(f"Module.to: expected to(device), to(dtype) or to(device, dtype), got {args} {kwargs}")
+        for arg in args:
+            if isinstance(arg, str) and not _is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None:
+            check_device(device)
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
+
+        def convert(array, floating):
+            if device is not None:
+                array = to_device(array, device)
+            if dtype is not None and floating and array.dtype != dtype:
+                array = array.astype(dtype)
+            return array
+        return self._apply(convert)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("gpu")
+
+    def float(self):
+        """Parameters and floating buffers to float32; returns self."""
+        return self.to(np.float32)
+
+    def double(self):
+        """Parameters and floating buffers to float64; returns self."""
+        return self.to(np.float64)
 
     @property
     def device(self):
@@ -205,10 +394,13 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [f"{type(self).__name__}({self.extra_repr()}"]
-        for name, child in self._modules.items():
-            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
-        return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
+        """PyTorch's layout: ``Name(extra)``, or the extra lines and ``(child): repr`` lines indented."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self.named_children()]
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        lines = extra + children
+        return f"{type(self).__name__}(" + ("\n  " + "\n  ".join(lines) + "\n" if lines else "") + ")"
 
 
 class WeightedLayer(Module):

@@ -124,7 +124,7 @@ def hog_step_launches(clip):
         optimizer.zero_grad()
         loss.backward()
         if clip:
-            nn.optim.clip_grad_norm_(optimizer.params, 5000.0)
+            nn.optim.clip_grad_norm_(model.parameters(), 5000.0)
         optimizer.step()
         counts.append(CUPY.counts())
     return counts[-1]

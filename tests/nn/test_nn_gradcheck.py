@@ -712,7 +712,7 @@ def test_forward_and_backward_hooks(xp, device):
         p.data = p.data.astype(np.float64)
     seen = {}
     h1 = model[1].register_forward_hook(lambda m, inputs, out: seen.__setitem__("act", (inputs[0], out)))
-    h2 = model[1].register_backward_hook(lambda m, g: seen.__setitem__("grad", g.copy()))
+    h2 = model[1].register_full_backward_hook(lambda m, gi, go: seen.__setitem__("grad", go[0].copy()))
     x = rand(xp, 2, 2, 5, 5, seed=1)
     out = model(nn.Tensor(x))
     gy = rand(xp, *out.shape, seed=2)
@@ -724,9 +724,9 @@ def test_forward_and_backward_hooks(xp, device):
     expect = np.einsum("nchw,co->nohw", nn.to_numpy(gy), w2)
     np.testing.assert_allclose(nn.to_numpy(seen["grad"]), expect, rtol=1e-12)
 
-    # a backward hook's return value replaces the gradient flowing further back
+    # a backward hook's return value replaces the input gradient flowing further back
     h2.remove()
-    model[1].register_backward_hook(lambda m, g: g * 0)
+    model[1].register_full_backward_hook(lambda m, gi, go: (gi[0] * 0,))
     model.zero_grad()
     model(nn.Tensor(x)).backward(gy)
     assert float(np.abs(nn.to_numpy(model[0].weight.grad)).max()) == 0.0
