@@ -151,7 +151,7 @@ def test_every_writer_seals_its_files(tmp_path):
     export_decoder(str(tmp_path / "c.h5"), str(tmp_path / "d.h5"))
     build_cache(str(tmp_path / "cache"), [SAMPLE], Encoder("hog", 64, workers=1))
     weights_import.import_weights(os.path.join(WEIGHTS, "caffenet_layer.caffemodel"), out=str(tmp_path / "i.h5"))
-    nn.save_module(model, tmp_path / "m.h5")
+    nn.save(model.state_dict(), tmp_path / "m.h5")
     written = [tmp_path / n for n in ("c.h5", "d.h5", "i.h5", "m.h5")] + [tmp_path / "cache" / "shard-00000.h5"]
     shipped = [os.path.join(ROOT, "models", "evaluation", "pretrained", n) for n in ("hog.h5", "lbp.h5", "sift.h5")]
     fixtures = [os.path.join(TESTS, "fixtures", "alexnet", n) for n in ("caffenet_small.h5", "torchvision_small.h5")]
