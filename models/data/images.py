@@ -124,7 +124,7 @@ def read_image(path):
     - greyscale (1-bit, 8-bit, 16-bit) and greyscale-palette photos come back with three equal
       channels (:func:`is_greyscale` tells them), which is what the features see anyway (HOG, SIFT
       and LBP are computed on the grey image);
-    - palette photos are expanded to their colours; 16-bit photos keep their top 8 bits (value / 257);
+    - palette photos are expanded to their colours; 16-bit photos are scaled to 8 bits (value / 257);
     - transparent pixels are composited on white (alpha blending, as a viewer on a white page shows them);
     - CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows their inverted
       Adobe variant.
