@@ -38,6 +38,28 @@ def _finite(ctx, param, value):
     return value
 
 
+IMAGE_OUT = (".png", ".jpg", ".jpeg")  # figures: models.display.figures.IMAGE_FORMATS
+ARRAYS_OUT = (".h5", ".hdf5")
+
+
+class _BadOutput(click.ClickException):
+    exit_code = 2  # a usage error, told in one line
+
+
+def _output(*extensions):
+    """Click callback: the output path must be writable as one of ``extensions``
+    (nn.serialization.check_output), checked when the options are read, before any work."""
+    def check(ctx, param, value):
+        from nn.serialization import check_output
+        if value is not None:
+            try:
+                check_output(value, extensions)
+            except ValueError as exc:
+                raise _BadOutput(str(exc)) from None
+        return value
+    return check
+
+
 def _features_choice():
     from models.networks.decoders import REPRESENTATIONS
     return click.Choice(list(REPRESENTATIONS))
@@ -137,7 +159,8 @@ def train(feature, **options):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--checkpoint", type=click.Path(),
               help="A training checkpoint or decoder file (default: the decoder shipped for FEATURE).")
-@click.option("--out", default="reconstructions.png", show_default=True, type=click.Path())
+@click.option("--out", default="reconstructions.png", show_default=True, type=click.Path(),
+              callback=_output(*IMAGE_OUT), help="Figure to write (.png, .jpg).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Add the mean-image and ridge baselines' images (when the run's training cache is at hand).")
 @DEVICE
@@ -146,6 +169,7 @@ def reconstruct(feature, images, checkpoint, out, baselines, device):
     from models.scoring.baselines import predictions_as_images
     from models.display.figures import write_reconstruction_figure
     from models.evaluation.pretrained import shipped_decoder
+    from models.data.images import printable
     if checkpoint is None:
         checkpoint = shipped_decoder(feature)
         if checkpoint is None:
@@ -158,8 +182,8 @@ def reconstruct(feature, images, checkpoint, out, baselines, device):
     fitted = (_run(trained.baselines) if baselines else None) or {}
     extra = {f"baseline: {name}": predictions_as_images(model, features_, (3,) + targets.shape[1:3])
              for name, model in fitted.items()}
-    write_reconstruction_figure(out, targets, recons, f"Reconstructions from {feature} ({checkpoint})", extra,
-                                row_labels=[os.path.basename(p) for p in kept])
+    _run(write_reconstruction_figure, out, targets, recons, f"Reconstructions from {feature} ({checkpoint})", extra,
+         row_labels=[printable(os.path.basename(p)) for p in kept])
     click.echo(f"wrote {out} ({len(kept)} images)")
 
 
@@ -188,23 +212,20 @@ def evaluate(feature, checkpoint, data, device):
 @main.command()
 @click.argument("feature", type=_features_choice())
 @click.argument("image", type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
+@click.option("--out", required=True, type=click.Path(), callback=_output(*ARRAYS_OUT), help="HDF5 file to write (.h5).")
 @click.option("--image-size", type=click.IntRange(min=64))
 @click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights for AlexNet features.")
 @DEVICE
 def features(feature, image, out, image_size, weights, device):
     """Compute FEATURE of IMAGE (channels first) and save it to an HDF5 file."""
     from models.data.encoders import Encoder
-    from models.data.images import center_square, read_image
+    from models.data.images import center_square, printable, read_image
     from nn.serialization import save_arrays
-    if os.path.isdir(out):
-        raise click.BadParameter(f"{out} is a folder; give a file name such as {os.path.join(out, feature + '.h5')}",
-                                 param_hint="--out")
     encoder = _run(Encoder, feature, image_size, weights, device=device)
     photo = _run(read_image, image)
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
-    save_arrays({"features": values}, out, kind="features", representation=feature, source=image,
-                image_size=encoder.image_size)
+    _run(save_arrays, {"features": values}, out, kind="features", representation=feature,
+         source=printable(image), image_size=encoder.image_size)
     click.echo(f"wrote {out}: {feature} features of shape {values.shape}")
 
 
@@ -217,7 +238,7 @@ def features(feature, image, out, image_size, weights, device):
 @click.option("--prototxt", type=click.Path(), help="Caffe net definition to validate against.")
 @click.option("--decoder", type=_features_choice(),
               help="FILE is one of the authors' released invert_alexnet_* caffemodels for this representation.")
-@click.option("--out", required=True, type=click.Path(), help="HDF5 weight file to write.")
+@click.option("--out", required=True, type=click.Path(), callback=_output(*ARRAYS_OUT), help="HDF5 weight file to write.")
 def import_weights(file, format_, model, prototxt, decoder, out):
     """Convert a Caffe, PyTorch or ONNX weight FILE to featinv's HDF5 weight file."""
     if decoder:
@@ -233,7 +254,8 @@ def import_weights(file, format_, model, prototxt, decoder, out):
 
 @main.command(name="export-decoder")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Decoder file to write (HDF5, float16 weights).")
+@click.option("--out", required=True, type=click.Path(), callback=_output(*ARRAYS_OUT),
+              help="Decoder file to write (HDF5, float16 weights).")
 @click.option("--recipe", default="", help="The command that trained it, kept in the file.")
 def export_decoder(checkpoint, out, recipe):
     """Write the decoder of a training CHECKPOINT as a small file that reconstruct and
@@ -274,18 +296,24 @@ def _markdown(header, rows):
 
 
 def _write_figure(out, grid, header, rows, column_labels=None, title=None):
-    """Write the PNG grid ``out`` and, beside it, its table as Markdown (``out`` with ``.md``); echo both."""
+    """Write the grid ``out`` (PNG or JPEG) and, beside it, its table as Markdown (``out`` with ``.md``); echo both."""
     from models.display.figures import write_grid
+    from nn.serialization import atomic_write
     table = _markdown(header, rows)
     table_path = os.path.splitext(out)[0] + ".md"
-    write_grid(out, grid, column_labels, title=title)
-    with open(table_path, "w") as f:
-        f.write(table)
+    _run(write_grid, out, grid, column_labels, title=title)
+
+    def write_table(tmp):
+        with open(tmp, "w") as f:
+            f.write(table)
+    _run(atomic_write, table_path, write_table)
     click.echo(table + f"wrote {out} and {table_path}")
 
 
 def _trained_photos(checkpoint, images, device):
-    """(the trained decoder, its photos of ``images``, the kept paths); skipped images are reported."""
+    """(the trained decoder, its photos of ``images``, the kept paths); skipped images and greyscale
+    photos are reported."""
+    from models.data.images import is_greyscale, printable
     from models.evaluation.inference import TrainedDecoder
     trained = _run(TrainedDecoder, checkpoint, device)
     photos, kept, skipped = trained.photos(images)
@@ -293,6 +321,9 @@ def _trained_photos(checkpoint, images, device):
         click.echo(f"skipped: {reason}", err=True)
     if photos is None:
         raise click.ClickException("no usable image given")
+    grey = [printable(os.path.basename(path)) for path, photo in zip(kept, photos) if is_greyscale(photo)]
+    if grey:
+        click.echo(f"note: {', '.join(grey)}: greyscale; the decoder paints colour from a grey input", err=True)
     return trained, photos, kept
 
 
@@ -323,7 +354,7 @@ def report(runs, data, out, optimization_photos, optimization_iters, figure_imag
 @click.option("--iters", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--lambda-alpha", type=click.FloatRange(min=0), callback=_finite, default=1e-5, show_default=True)
 @click.option("--lambda-tv", type=click.FloatRange(min=0), callback=_finite, default=0.5, show_default=True)
-@click.option("--out", default="inversion.png", show_default=True, type=click.Path())
+@click.option("--out", default="inversion.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @SEED
 @DEVICE
 def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out, seed, device):
@@ -337,8 +368,8 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
     photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
     cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
     result = _run(invert, network, feature, photo, cfg, log=lambda line: click.echo(line, err=True))
-    write_grid(out, [[photo, result["image"]]], ["photo", f"optimised to match {feature}"],
-               title=f"Optimisation-based inversion of {feature} ({iters} iterations)")
+    _run(write_grid, out, [[photo, result["image"]]], ["photo", f"optimised to match {feature}"],
+         title=f"Optimisation-based inversion of {feature} ({iters} iterations)")
     click.echo(f"feature distance ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2: {result['distance_before']:.4g} "
                f"before, {result['distance_after']:.4g} after")
     click.echo(f"wrote {out}")
@@ -348,7 +379,7 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
 @click.argument("feature", type=_features_choice())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @CHECKPOINT
-@click.option("--out", default="perturbations.png", show_default=True, type=click.Path())
+@click.option("--out", default="perturbations.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @SEED
 @DEVICE
 def perturb(feature, images, checkpoint, out, seed, device):
@@ -366,7 +397,7 @@ def perturb(feature, images, checkpoint, out, seed, device):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @CHECKPOINT
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many of the largest values.")
-@click.option("--out", default="dark_knowledge.png", show_default=True, type=click.Path())
+@click.option("--out", default="dark_knowledge.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @DEVICE
 def dark_knowledge(images, checkpoint, top, out, device):
     """Decode fc8 in full, only its TOP largest values, and all but those: rows (input | 3 decodings)."""
@@ -383,7 +414,7 @@ def dark_knowledge(images, checkpoint, top, out, device):
 @click.option("--index", "indices", type=int, multiple=True, help="A unit to activate (repeatable).")
 @click.option("--class", "classes", multiple=True, help="An ImageNet class name or WordNet id (fc8; repeatable).")
 @click.option("--value", type=float, callback=_finite, help="The unit's value (default: the norm of an average feature vector).")
-@click.option("--out", default="single_neurons.png", show_default=True, type=click.Path())
+@click.option("--out", default="single_neurons.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @DEVICE
 def single_neuron(checkpoint, indices, classes, value, out, device):
     """Decode vectors with one unit of fc6, fc7 or fc8 active and the rest 0: one image per unit."""
@@ -409,7 +440,7 @@ def single_neuron(checkpoint, indices, classes, value, out, device):
 @click.argument("image_b", type=click.Path())
 @CHECKPOINT
 @click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
-@click.option("--out", default="interpolation.png", show_default=True, type=click.Path())
+@click.option("--out", default="interpolation.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @DEVICE
 def interpolate(image_a, image_b, checkpoint, steps, out, device):
     """Decode features interpolated linearly between IMAGE_A's and IMAGE_B's: one row of STEPS images."""
@@ -429,7 +460,7 @@ def interpolate(image_a, image_b, checkpoint, steps, out, device):
 @click.option("--method", type=click.Choice(["histogram", "gaussian"]), default="gaussian", show_default=True)
 @click.option("--count", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--bins", type=click.IntRange(min=2), default=32, show_default=True, help="Histogram bins (histogram method).")
-@click.option("--out", default="random_features.png", show_default=True, type=click.Path())
+@click.option("--out", default="random_features.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @SEED
 @DEVICE
 def random_features(checkpoint, data, method, count, bins, out, seed, device):
@@ -454,7 +485,7 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
               help="No hidden decoder layer narrower than this.")
 @click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
-@click.option("--csv", "csv_path", type=click.Path(), help="Also write the table as CSV.")
+@click.option("--csv", "csv_path", type=click.Path(), callback=_output(".csv"), help="Also write the table as CSV.")
 @DEVICE
 def inspect(model, image, weights, width, min_channels, image_size, checkpoint, csv_path, device):
     """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
@@ -486,8 +517,12 @@ def inspect(model, image, weights, width, min_channels, image_size, checkpoint, 
         click.echo(f"{', '.join(sparse)}: computed from the filled cells of the features alone, so its FLOPs are "
                    "those of this input (zeros without --image); pass --image PHOTO for a real map's")
     if csv_path:
-        with open(csv_path, "w", newline="") as f:
-            csv.writer(f).writerows([columns] + cells)
+        from nn.serialization import atomic_write
+
+        def write_csv(tmp):
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows([columns] + cells)
+        _run(atomic_write, csv_path, write_csv)
         click.echo(f"wrote {csv_path}")
 
 

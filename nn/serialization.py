@@ -67,6 +67,25 @@ def _h5py():
     return h5py
 
 
+def check_output(path, extensions):
+    """Raise ValueError, naming ``path`` and the fix, unless a file of one of ``extensions`` (such as
+    ``(".png", ".jpg")``; any case) can be written at ``path``: a known extension, not a folder, in
+    a folder that exists and is writable. Commands call it on their output before any work."""
+    path = os.fspath(path)
+    name = os.fsencode(path).decode("utf-8", "backslashreplace")
+    folder = os.path.dirname(os.path.abspath(path))
+    stem, extension = os.path.splitext(os.path.basename(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: is a folder; name a file in it, such as {os.path.join(name, 'out' + extensions[0])}")
+    if extension.lower() not in extensions:
+        raise ValueError(f"{name}: unknown extension {extension or '(none)'!r} for this output; name a "
+                         f"{', '.join(extensions)} file, such as {(stem or 'out') + extensions[0]}")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: the folder {folder} does not exist; create it (mkdir -p {folder}) or write elsewhere")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: the folder {folder} is not writable; write elsewhere or change its permissions")
+
+
 def atomic_write(path, write):
     """Call ``write(tmp_path)``, flush the finished temporary file to the disk, and rename it to
     ``path`` (then flush the folder, so that the rename itself survives a power cut). A kill at any
@@ -74,8 +93,15 @@ def atomic_write(path, write):
     ``.tmp-*`` file, which the next run in that folder removes (models.training.train.RunFolder)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    except OSError as exc:
+        error = _disk_full(exc, path, folder)
+        if error is exc:
+            raise type(exc)(f"{path}: cannot be written ({exc.strerror or exc}); check that its folder is writable, "
+                            "or write elsewhere") from None
+        raise error from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

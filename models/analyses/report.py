@@ -25,7 +25,7 @@ from . import analysis
 from ..networks import decoders
 from ..scoring.baselines import unbeaten
 from ..display.figures import write_grid
-from ..data.images import ImageError, center_square, find_images, read_image
+from ..data.images import ImageError, center_square, find_images, printable, read_image
 from ..evaluation.inference import TrainedDecoder, evaluate_folder
 from ..scoring.metrics import normalized_error
 from .optimize_inversion import InversionConfig, invert, inversions_as_targets
@@ -125,7 +125,7 @@ def write_figure(path, runs, data, count=4, device="cpu"):
         photos, _, _ = trained.photos(paths)
         columns.append(trained.reconstruct(photos)[1])
         labels.append(f"{trained.feature} ({os.path.basename(os.path.normpath(folder))})")
-    write_grid(path, [list(row) for row in zip(*columns)], labels, row_labels=[os.path.basename(p) for p in paths],
+    write_grid(path, [list(row) for row in zip(*columns)], labels, row_labels=[printable(os.path.basename(p)) for p in paths],
                title=f"Reconstructions of photos from {data}")
 
 

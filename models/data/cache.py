@@ -41,7 +41,7 @@ import numpy as np
 from nn.serialization import DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
 
 from ..networks import decoders
-from .images import ImageError, center_square, random_crops, read_image
+from .images import ImageError, center_square, printable, random_crops, read_image
 
 MANIFEST = "manifest.json"
 FORMAT = "featinv-feature-cache"
@@ -60,7 +60,7 @@ class CacheError(WeightFileError):
 
 def settings_hash(settings, files):
     text = json.dumps(settings, sort_keys=True) + "\n" + "\n".join(files)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # any name the OS allows
 
 
 def run_cache(out, split):
@@ -231,13 +231,13 @@ def shard_photos(job):
                 rng = np.random.default_rng([settings["seed"], first + offset])
                 photos.extend(random_crops(image, size, crops, rng, settings["min_scale"], settings["flip"],
                                            settings["colour_jitter"]))
-                names.extend(f"{path}#crop{k}" for k in range(crops))
+                names.extend(f"{printable(path)}#crop{k}" for k in range(crops))
             else:
                 photo = center_square(image, size)
-                names.append(path)
+                names.append(printable(path))
                 photos.append(photo)
                 if settings["flip"] and not settings.get("flip_at_read"):
-                    names.append(path + "#flip")
+                    names.append(printable(path) + "#flip")
                     photos.append(photo[:, ::-1])
         if len(photos) >= CHUNK or offset == len(files) - 1:
             yield names, photos, skipped, offset + 1

@@ -3,8 +3,14 @@
 Images are (H, W, 3) uint8 RGB in memory. Resizing is antialiased bilinear: when shrinking, the
 image is first blurred with a Gaussian of sigma = (factor - 1) / 2 so that detail finer than the
 new pixel grid does not alias, then sampled bilinearly at the new pixel centres.
+
+Every command reads photos through :func:`read_image` alone, which takes photos as people have
+them: turned upright by their EXIF orientation, greyscale, palette, 16-bit, CMYK or with an alpha
+channel, and refuses, before decoding anything, what would cost more than a photo should.
 """
+import errno
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -13,71 +19,173 @@ from scipy import ndimage
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
 MAX_PIXELS = 40_000_000  # a larger photo is refused (decoding and blurring it takes minutes and GBs)
+# The only decoders of Pillow a photo may reach (a file's name does not choose its decoder, its bytes
+# do; Pillow's others include EPS, which runs Ghostscript on the file). JPEG includes the MPO of phones.
+FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "WEBP")
+ORIENTATION_TAG = 0x0112
+SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 class ImageError(ValueError):
-    """A photo that cannot be used (unreadable, truncated, greyscale, too small); names the file."""
+    """A photo that cannot be used (unreadable, truncated, too small, too large); names the file."""
+
+
+def printable(path):
+    """``path`` as text any terminal, font or UTF-8 file takes: the bytes of a name that is not UTF-8
+    (which ``os.fsdecode`` keeps as lone surrogates) are written ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def file_problem(path):
+    """Why ``path`` cannot be read as a photo file, or None. Only a regular file is read: a FIFO
+    would block the reader for ever, a device can stream without end, a folder or a socket is no
+    photo. One check for every reader (:func:`find_images`, :func:`header_problem`, :func:`read_image`)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return f"{printable(path)}: no such file"
+        return f"{printable(path)}: cannot be read ({exc.strerror}); check its permissions"
+    for test, kind in SPECIAL_FILES:
+        if test(mode):
+            return f"{printable(path)}: {kind}, not a regular file; pass photo files (JPEG or PNG)"
+    return None
 
 
 def find_images(folder):
-    """Every JPEG or PNG below ``folder`` (recursively, as ImageNet's train folder), sorted."""
+    """Every JPEG or PNG below ``folder`` (recursively, as ImageNet's train folder), sorted; a FIFO,
+    device or socket named like a photo is left out. Names need not be UTF-8."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: no such folder; pass --data with a folder of JPEG or PNG photos")
+        raise FileNotFoundError(f"{printable(folder)}: no such folder; pass --data with a folder of JPEG or PNG photos")
     found = []
     for root, _, names in os.walk(folder):
         found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)
-                  and os.path.isfile(os.path.join(root, n))]  # not a FIFO or device named *.jpg
+                  and file_problem(os.path.join(root, n)) is None]
     return sorted(found)
+
+
+def _open_file(path):
+    """The photo file ``path`` opened for binary reading; raises :class:`ImageError` unless it is a
+    regular file (checked again on the open file, so a FIFO swapped in meanwhile is not waited on)."""
+    problem = file_problem(path)
+    if problem:
+        raise ImageError(problem)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageError(f"{printable(path)}: cannot be opened ({exc.strerror}); check its permissions") from None
+    file = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        file.close()
+        raise ImageError(f"{printable(path)}: not a regular file; pass photo files (JPEG or PNG)")
+    return file
+
+
+def _open_image(path, file):
+    """Pillow's lazy image of ``file`` (nothing decoded yet), its declared size checked."""
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(file, formats=FORMATS)
+    except Exception as exc:  # Pillow raises many types for broken headers
+        raise ImageError(f"{printable(path)}: unreadable image ({type(exc).__name__}: {exc})") from None
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{printable(path)}: {width}x{height} pixels is too small (less than {MIN_SIDE} px)")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{printable(path)}: {width}x{height} pixels, more than the {MAX_PIXELS // 10 ** 6}-megapixel "
+                         "limit; pass a smaller copy of the photo")
+    return image
 
 
 def header_problem(path):
     """Why the photo at ``path`` is unusable, judged from its header alone (fast: no decoding), or
     None: not a regular file, not an image, too small or too large. ``read_image`` may still find
     the rest of the file broken."""
-    from PIL import Image
-    if not os.path.isfile(path):
-        return f"{path}: not a regular file"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                width, height = image.size
-    except Exception as exc:  # Pillow raises many types for broken headers
-        return f"{path}: unreadable image ({type(exc).__name__}: {exc})"
-    if min(width, height) < MIN_SIDE:
-        return f"{path}: {width}x{height} pixels is too small (less than {MIN_SIDE} px)"
-    if width * height > MAX_PIXELS:
-        return f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS // 10 ** 6}-megapixel limit"
+        with _open_file(path) as file:
+            _open_image(path, file)
+    except ImageError as exc:
+        return str(exc)
     return None
 
 
 def read_image(path):
-    """(H, W, 3) uint8 RGB; raises :class:`ImageError` naming the file for anything unusable.
+    """(H, W, 3) uint8 RGB, upright; raises :class:`ImageError` naming the file for anything unusable.
 
-    What the header tells is checked first (:func:`header_problem`: not a regular file, too small,
-    above MAX_PIXELS). CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows
-    their inverted Adobe variant."""
-    import imageio.v3 as iio
-    from PIL import Image
-    problem = header_problem(path)
-    if problem:
-        raise ImageError(problem)
+    Budgets before work: what the header declares is checked first (not a regular file, too small,
+    above MAX_PIXELS), and only the first frame of a multi-frame file (an animated GIF or PNG, a
+    multi-page TIFF) is decoded, the others never: a photo is one picture, and its first frame is
+    what viewers show. Then, as viewers show it:
+
+    - the EXIF orientation (values 1 to 8) is applied, so a phone's portrait photo stands upright;
+    - greyscale (1-bit, 8-bit, 16-bit) and greyscale-palette photos come back with three equal
+      channels (:func:`is_greyscale` tells them), which is what the features see anyway (HOG, SIFT
+      and LBP are computed on the grey image);
+    - palette photos are expanded to their colours; 16-bit photos are scaled to 8 bits (value / 257);
+    - transparent pixels are composited on white (alpha blending, as a viewer on a white page shows them);
+    - CMYK JPEGs (ImageNet has a few) are converted to RGB by Pillow, which knows their inverted
+      Adobe variant.
+    """
+    with _open_file(path) as file:
+        image = _open_image(path, file)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image.load()  # the first frame only
+                pixels = _as_rgb(image, path)
+                orientation = _orientation(image)
+        except ImageError:
+            raise
+        except Exception as exc:  # Pillow raises many types for broken files
+            raise ImageError(f"{printable(path)}: unreadable or truncated image ({type(exc).__name__}: {exc})") from None
+    return _upright(pixels, orientation)
+
+
+def _orientation(image):
+    """The EXIF orientation of ``image`` (1..8; 1 when absent or unreadable: a broken EXIF block
+    leaves the pixels as stored)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as probe:
-                cmyk = probe.mode == "CMYK"
-                image = np.asarray(probe.convert("RGB")) if cmyk else np.asarray(iio.imread(path))
-    except Exception as exc:  # Pillow and imageio raise many types for broken files
-        raise ImageError(f"{path}: unreadable or truncated image ({type(exc).__name__}: {exc})") from None
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ImageError(f"{path}: greyscale or unusual image of shape {image.shape}; "
-                         "the decoders reconstruct colour photos (RGB)")
-    if image.dtype != np.uint8:
-        image = np.clip(image / (257.0 if image.dtype == np.uint16 else 1.0), 0, 255).astype(np.uint8)
-    return image
+        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - any damage to the EXIF block means: no orientation
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _upright(pixels, orientation):
+    """The (H, W, C) ``pixels`` stored under EXIF ``orientation`` as they are meant to be seen:
+    2 mirrored, 3 turned 180 degrees, 4 flipped upside down, 5 transposed, 6 turned 90 degrees
+    clockwise, 7 transposed and turned 180 degrees, 8 turned 90 degrees anticlockwise."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.transpose(1, 0, 2)  # 5; then 6 = 5 mirrored, 7 = 5 turned, 8 = 5 flipped
+    flips = {2: (slice(None), slice(None, None, -1)), 3: (slice(None, None, -1), slice(None, None, -1)),
+             4: (slice(None, None, -1),), 6: (slice(None), slice(None, None, -1)),
+             7: (slice(None, None, -1), slice(None, None, -1)), 8: (slice(None, None, -1),)}
+    return np.ascontiguousarray(pixels[flips[orientation]] if orientation in flips else pixels)
+
+
+def _as_rgb(image, path):
+    """(H, W, 3) uint8 of the decoded Pillow ``image`` of any photo mode (read from ``path``)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":  # 16-bit greyscale (Pillow's "I" holds them too)
+        grey = np.asarray(image).astype(np.float32) / 257.0
+        grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        raise ImageError(f"{printable(path)}: floating-point pixels are no photo; "
+                         "save it as an 8- or 16-bit image")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA")).astype(np.float32)
+        alpha = rgba[:, :, 3:] / 255.0
+        return np.clip(np.rint(rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)), 0, 255).astype(np.uint8)
+    return np.asarray(image.convert("RGB"))
+
+
+def is_greyscale(image):
+    """Whether the (H, W, 3) ``image`` has three equal channels (a grey photo, however it was stored)."""
+    return bool(np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 1], image[:, :, 2]))
 
 
 def resize(image, height, width):

@@ -2,12 +2,15 @@
 
 Text is drawn with Pillow (installed with imageio) in its built-in scalable font.
 """
+import os
+
 import numpy as np
 
 from nn.serialization import atomic_write
 
 from ..data.images import resize, to_uint8
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # a figure's format is its file's extension
 MIN_TILE = 128
 FONT_SIZE = 16
 PAD = 4
@@ -39,7 +42,8 @@ def _wrap(draw, text, width, typeface):
 
 
 def write_grid(path, rows, column_labels=None, row_labels=None, title=None, tile=None):
-    """Write a PNG grid of images and return it as an (H, W, 3) uint8 array.
+    """Write a grid of images to ``path`` (PNG, or JPEG for a .jpg or .jpeg name: :data:`IMAGE_FORMATS`)
+    and return it as an (H, W, 3) uint8 array.
 
     ``rows``: a list of rows, each a list of (H, W, 3) images (float on 0..255 or uint8); every
     cell is resized to ``tile`` px (default: the largest cell, at least 128). ``column_labels``
@@ -76,8 +80,18 @@ def write_grid(path, rows, column_labels=None, row_labels=None, title=None, tile
         for c, cell in enumerate(row):
             cell = resize(to_uint8(cell), side, side)
             image.paste(Image.fromarray(cell), (label_width + PAD + c * (side + PAD), y))
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    save_image(image, path)
     return np.asarray(image)
+
+
+def save_image(image, path):
+    """Write the Pillow ``image`` to ``path`` atomically in the format its extension names
+    (:data:`IMAGE_FORMATS`; JPEG at quality 95, which keeps the labels sharp)."""
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if extension not in IMAGE_FORMATS:
+        raise ValueError(f"{path}: unknown image extension {extension!r}; name a {', '.join(IMAGE_FORMATS)} file")
+    options = {"quality": 95} if IMAGE_FORMATS[extension] == "JPEG" else {}
+    atomic_write(path, lambda tmp: image.save(tmp, format=IMAGE_FORMATS[extension], **options))
 
 
 def write_reconstruction_figure(path, targets, reconstructions, title, extra=None, row_labels=None):
