@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -174,10 +175,15 @@ def open_h5(path, verify_checksum=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise WeightFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        inside = [os.path.join(path, name) for name in ("checkpoint.h5", "best.h5")
+                  if os.path.isfile(os.path.join(path, name))]
+        raise WeightFileError(f"{path}: a folder, not a file; pass "
+                              + (f"the file in it, {' or '.join(inside)}" if inside else "an HDF5 file written by featinv"))
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise WeightFileError(f"{path}: not a readable HDF5 file ({exc}); "
+        raise WeightFileError(f"{path}: not a readable HDF5 file ({_h5_reason(exc)}); "
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
@@ -187,6 +193,13 @@ def open_h5(path, verify_checksum=True):
         f.close()
         raise
     return f
+
+
+def _h5_reason(exc):
+    """HDF5's error in one line: the system's reason where HDF5 quotes it, without its dump of
+    times, descriptors and buffer addresses."""
+    quoted = re.search(r"error message = '([^']*)'", str(exc))
+    return quoted.group(1) if quoted else " ".join(str(exc).split())
 
 
 def check_self_contained(f, path):

@@ -518,7 +518,7 @@ class TrainingRun:
                 csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
         self.losses = _truncate_log(self.log_path, self.start) if self.root else []
         self.pending = []  # [step, loss on the device, lr, images/s, validation error]: not read back yet
-        self.loss_value = float("nan")
+        self.loss_value = self.losses[-1][1] if self.losses else float("nan")  # the last logged, until a step
 
     def _fix_scale_and_baselines(self, saved):
         """The feature scale and the baselines are fixed at the start of a run; a resumed run reuses them."""
@@ -680,7 +680,7 @@ class TrainingRun:
         trained = [(s, e) for s, e in self.history if s > 0]
         best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
         data = self.data_summary if self.root else {}
-        summary = {"rank": self.group.rank, "steps": step, "final_loss": self.loss_value, "val_history": self.history,
+        summary = {"rank": self.group.rank, "start": self.start, "steps": step, "final_loss": self.loss_value, "val_history": self.history,
                    "checkpoint": self.ckpt_path, "best": self.best_path if trained else None,
                    "best_step": best_step, "best_error": best_error, "baselines": self.baselines,
                    "skipped": {k: len(v["skipped"]) for k, v in data.items()},
