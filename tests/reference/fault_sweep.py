@@ -26,10 +26,12 @@ Each try ends as ``clean`` (exit status 0, or 1 or 2 with exactly one ``Error:``
 gone, or two runs both trained into one folder) or ``wrong`` (no traceback, but an unclear
 failure: another exit status, no or several ``Error:`` lines; or a resumed run that differs from an
 uninterrupted one). Read and write permissions mean nothing to root: where the sweep runs as root,
-the tries about them run as the user ``nobody``.
+the tries about them run without the capabilities that override them (CAP_DAC_OVERRIDE,
+CAP_DAC_READ_SEARCH), as a user's command would.
 Prints the table; with --json also one JSON line of counts and the first examples of each bad outcome.
 """
 import argparse
+import ctypes
 import glob
 import json
 import os
@@ -59,7 +61,9 @@ def tiny(iters):
     return ["--iters", str(iters)] + TINY[2:]
 MEMORY_MB = 3072  # address-space limit of every try
 TIMEOUT_S = 60
-NOBODY = 65534
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # linux/prctl.h, linux/capability.h
+ROUND = {"args": 4}  # tries of a class in each round (default 1): args has a command per try, and 15 commands
 OUTCOMES = ("clean", "traceback", "hang", "data lost", "wrong")
 CLASSES = ("kill", "damaged", "photos", "folders", "args", "outputs", "sizes", "concurrent")
 HOSTILE_VALUES = ["0", "-1", "1", "3", "nan", "inf", "-inf", "1e309", "-0", "abc", "", "/nonexistent/x", "{folder}",
@@ -89,24 +93,24 @@ class Result:
         return " | ".join(self.output.strip().splitlines()[-2:])[:300]
 
 
-def _limits(memory_mb, as_nobody):
+def _limits(memory_mb, unprivileged):
     def apply():
         os.setsid()  # its own process group: a timeout ends its workers too
         limit = memory_mb << 20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if as_nobody:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+        if unprivileged:  # root without the capabilities that override file permissions, for what it runs
+            for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+                if LIBC.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                    raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
     return apply
 
 
-def start(args, cwd, memory_mb=MEMORY_MB, as_nobody=False):
+def start(args, cwd, memory_mb=MEMORY_MB, permissions=False):
     env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
     env.pop("FEATINV_DEVICE", None)
     return subprocess.Popen([sys.executable, CLI] + list(args), cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            preexec_fn=_limits(memory_mb, as_nobody and os.getuid() == 0))
+                            preexec_fn=_limits(memory_mb, permissions and os.getuid() == 0))
 
 
 def finish(process, began, timeout=TIMEOUT_S):
@@ -148,7 +152,6 @@ class Sweep:
 
     def __init__(self, work, seed):
         self.work, self.seed, self.count = work, seed, 0
-        os.chmod(work, 0o755)  # the tries run as nobody reach their folders through it
         self.photos = os.path.join(work, "photos")
         os.makedirs(self.photos)
         for path in SAMPLES[:8]:
@@ -171,11 +174,10 @@ class Sweep:
             f.write("not a photo\n")
 
     def folder(self, name):
-        """A fresh folder for one try (world-writable: a try may run as nobody)."""
+        """A fresh folder for one try."""
         self.count += 1
         path = os.path.join(self.work, f"try{self.count:04d}-{name}")
         os.makedirs(path)
-        os.chmod(path, 0o777)
         return path
 
     def good_copy(self, into):
@@ -185,8 +187,8 @@ class Sweep:
 
     # --- the classes: each try returns (outcome, what was tried, what happened) -------------------
 
-    def kill(self, rng):
-        sig = [signal.SIGKILL, signal.SIGINT, signal.SIGTERM][rng.integers(3)]
+    def kill(self, rng, index):
+        sig = [signal.SIGKILL, signal.SIGINT, signal.SIGTERM][index % 3]
         at = float(rng.uniform(0.2, 1.2 * self.train_seconds))
         where = self.folder("kill")
         out = os.path.join(where, "run")
@@ -214,8 +216,8 @@ class Sweep:
             return "wrong", what, f"resumed run differs from an uninterrupted one in {differ[:3]}"
         return "clean", what, "resumed bit for bit"
 
-    def damaged(self, rng):
-        target = ["checkpoint", "cache shard", "decoder"][rng.integers(3)]
+    def damaged(self, rng, index):
+        target = ["checkpoint", "cache shard", "decoder"][index % 3]
         where = self.folder("damaged")
         run_copy = self.good_copy(where)
         path = {"checkpoint": os.path.join(run_copy, "checkpoint.h5"), "decoder": os.path.join(where, "decoder.h5"),
@@ -243,8 +245,8 @@ class Sweep:
                           os.path.join(where, "r.png")], where)
         return result.outcome(), what, result.tail()
 
-    def photos_(self, rng):
-        kind = ["truncated", "huge declared size", "multi-frame", "empty"][rng.integers(4)]
+    def photos_(self, rng, index):
+        kind = ["truncated", "huge declared size", "multi-frame", "empty"][index % 4]
         where = self.folder("photo")
         path = hostile_photo(kind, where, rng, self.photo)
         if rng.random() < 0.5:
@@ -261,8 +263,8 @@ class Sweep:
             result = run(["train", "hog", "--data", data, "--out", os.path.join(where, "run")] + tiny(1), where)
         return result.outcome(), what, result.tail()
 
-    def folders(self, rng):
-        kind = ["empty", "only unreadable files", "symlink loop", "no photos"][rng.integers(4)]
+    def folders(self, rng, index):
+        kind = ["empty", "only unreadable files", "symlink loop", "no photos"][index % 4]
         where = self.folder("folder")
         data = os.path.join(where, "data")
         os.makedirs(data)
@@ -276,19 +278,18 @@ class Sweep:
         elif kind == "no photos":
             for k in range(3):
                 shutil.copy(self.textfile, os.path.join(data, f"photo{k}.jpg"))
-        os.chmod(data, 0o777)
         command = ["train", "eval"][rng.integers(2)]
         if command == "train":
             args = ["train", "hog", "--data", data, "--out", os.path.join(where, "run")] + TINY
         else:
             args = ["eval", "hog", "--checkpoint", self.checkpoint, "--data", data]
-        result = run(args, where, as_nobody=kind == "only unreadable files")
+        result = run(args, where, permissions=kind == "only unreadable files")
         return result.outcome(), f"{command} on a data folder: {kind}", result.tail()
 
-    def args(self, rng):
+    def args(self, rng, index):
         import cli
         names = sorted(cli.main.commands)
-        name = names[rng.integers(len(names))]
+        name = names[index % len(names)]
         where = self.folder("args")
         args = self.base_invocation(name, where)
         command = cli.main.commands[name]
@@ -339,34 +340,34 @@ class Sweep:
         }
         return list(table.get(name, [name, "--help"]))
 
-    def outputs(self, rng):
-        kind = ["missing folder", "read-only folder", "a folder as a file --out", "a file as the run folder"][
-            rng.integers(4)]
+    def outputs(self, rng, index):
+        kind = ["a missing folder", "a read-only folder", "a folder as the file", "a file as the run folder"][
+            index % 4]
         where = self.folder("outputs")
         target = os.path.join(where, "target")
-        if kind == "missing folder":
+        if kind == "a missing folder":
             target = os.path.join(where, "missing", "deeper", "target")
-        elif kind == "read-only folder":
+        elif kind == "a read-only folder":
             os.makedirs(target)
             os.chmod(target, 0o555)
-        elif kind == "a folder as a file --out":
+        elif kind == "a folder as the file":
             os.makedirs(target)
         else:
             with open(target, "w") as f:
                 f.write("a file\n")
         command = ["reconstruct", "features", "export-decoder", "train"][rng.integers(4)]
-        inside = target if kind in ("a folder as a file --out", "a file as the run folder") else \
+        inside = target if kind in ("a folder as the file", "a file as the run folder") else \
             os.path.join(target, "result")
         args = {"reconstruct": ["reconstruct", "hog", self.photo, "--checkpoint", self.checkpoint, "--no-baselines",
-                                "--out", inside if kind != "missing folder" else inside + ".png"],
+                                "--out", inside if kind != "a missing folder" else inside + ".png"],
                 "features": ["features", "hog", self.photo, "--image-size", "64", "--out", inside],
                 "export-decoder": ["export-decoder", self.checkpoint, "--out", inside],
                 "train": ["train", "hog", "--data", self.photos, "--out", inside] + TINY}[command]
-        result = run(args, where, as_nobody=kind == "read-only folder")
-        return result.outcome(), f"{command} with --out in a {kind}", result.tail()
+        result = run(args, where, permissions=kind == "a read-only folder")
+        return result.outcome(), f"{command} --out: {kind}", result.tail()
 
-    def sizes(self, rng):
-        option = [("--width", "64"), ("--image-size", "1048576"), ("--crops", "100000")][rng.integers(3)]
+    def sizes(self, rng, index):
+        option = [("--width", "64"), ("--image-size", "1048576"), ("--crops", "100000")][index % 3]
         command = ["train", "inspect", "features"][rng.integers(3)] if option[0] != "--crops" else "train"
         where = self.folder("sizes")
         if command == "train":
@@ -379,9 +380,9 @@ class Sweep:
         result = run(args, where)
         return result.outcome(), f"{command} {' '.join(option)} (address space {MEMORY_MB} MiB)", result.tail()
 
-    def concurrent(self, rng):
+    def concurrent(self, rng, index):
         where = self.folder("concurrent")
-        if rng.random() < 0.5:
+        if index % 2 == 0:
             out = os.path.join(where, "run")
             first = second = ["train", "hog", "--data", self.photos, "--out", out] + TINY
             what = "two fresh runs on one folder"
@@ -452,7 +453,7 @@ def table(counts, planned):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=240.0, help="Seconds for the tries (after the setup).")
-    parser.add_argument("--tries", type=int, default=4, help="Tries per class.")
+    parser.add_argument("--tries", type=int, default=4, help="Rounds: tries per class (args: 4 per round).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classes", default=",".join(CLASSES))
     parser.add_argument("--work", help="Folder for the tries (default: a temporary one, removed after).")
@@ -469,24 +470,26 @@ def main():
         counts = {name: dict.fromkeys(OUTCOMES, 0) for name in classes}
         examples = {}
         deadline = time.time() + args.budget
-        for index in range(args.tries):  # the classes take turns: a short budget still samples each
+        planned = {name: args.tries * ROUND.get(name, 1) for name in classes}
+        for round_ in range(args.tries):  # the classes take turns: a short budget still samples each
             for name in classes:
-                if time.time() > deadline:
-                    break
-                rng = np.random.default_rng([args.seed, CLASSES.index(name), index])
-                method = getattr(sweep, "photos_" if name == "photos" else name)
-                outcome, what, detail = method(rng)
-                counts[name][outcome] += 1
-                if outcome != "clean":
-                    examples.setdefault(name, []).append(f"[{outcome}] {what}: {detail}")
-                print(f"{name:10s} {index}: {outcome:9s} {what}", file=sys.stderr, flush=True)
-        print(table(counts, dict.fromkeys(classes, args.tries)))
+                for index in range(round_ * ROUND.get(name, 1), (round_ + 1) * ROUND.get(name, 1)):
+                    if time.time() > deadline:
+                        break
+                    rng = np.random.default_rng([args.seed, CLASSES.index(name), index])
+                    method = getattr(sweep, "photos_" if name == "photos" else name)
+                    outcome, what, detail = method(rng, index)
+                    counts[name][outcome] += 1
+                    if outcome != "clean":
+                        examples.setdefault(name, []).append(f"[{outcome}] {what}: {detail}")
+                    print(f"{name:10s} {index}: {outcome:9s} {what}", file=sys.stderr, flush=True)
+        print(table(counts, planned))
         for name, lines in examples.items():
             print(f"\n{name}:")
             for line in lines[:5]:
                 print(f"  {line}")
         if args.json:
-            print(json.dumps({"counts": counts, "examples": examples, "tries": args.tries}))
+            print(json.dumps({"counts": counts, "examples": examples, "planned": planned}))
     finally:
         if not args.work:
             for folder, _, _ in os.walk(work):  # read-only folders the tries made
