@@ -25,6 +25,8 @@ SWEEP = os.path.join(TESTS, "reference", "fault_sweep.py")
     (-11, "", False, None, "traceback"),  # a crash
     (-9, "", False, 9, "clean"),  # killed by the sweep
     (130, "interrupted: checkpoint at step 3 saved\n", False, 2, "clean"),
+    (1, "Aborted!\n", False, 2, "clean"),  # click's answer to Ctrl-C
+    (1, "Aborted!\n", False, None, "wrong"),
     (None, "", True, None, "hang"),
 ])
 def test_outcomes(code, output, timed_out, sent, expected):

@@ -21,7 +21,8 @@ time budget is spent, and the tries left are reported as not run):
 - ``concurrent``: two runs started together on one run folder.
 
 Each try ends as ``clean`` (exit status 0, or 1 or 2 with exactly one ``Error:`` line, and no
-"Traceback"), ``traceback`` (a traceback, or death by a signal the sweep did not send), ``hang``
+"Traceback"; after a signal the sweep sent, also death by it, status 130, or click's "Aborted!"),
+``traceback`` (a traceback, or death by a signal the sweep did not send), ``hang``
 (over its time limit), ``data lost`` (a good checkpoint that was there before is damaged or
 gone, or two runs both trained into one folder) or ``wrong`` (no traceback, but an unclear
 failure: another exit status, no or several ``Error:`` lines; or a resumed run that differs from an
@@ -86,6 +87,8 @@ class Result:
             return "clean" if sent_signal is not None and -self.code == sent_signal else "traceback"
         if self.code == 0 or (sent_signal is not None and self.code == 130):
             return "clean"
+        if sent_signal is not None and self.code == 1 and self.output.strip().splitlines()[-1:] == ["Aborted!"]:
+            return "clean"  # click's answer to Ctrl-C outside a command's work
         errors = [line for line in self.output.splitlines() if line.startswith("Error:")]
         return "clean" if self.code in (1, 2) and len(errors) == 1 else "wrong"
 
