@@ -40,7 +40,7 @@ folder.release()
 """
 
 
-def starter(out, start, delay=0.3, hold=2.0):
+def starter(out, start, delay=0.3, hold=5.0):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-c", STARTER, str(out), str(start), str(delay), str(hold)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -58,7 +58,7 @@ def test_two_runs_started_together_never_both_take_the_folder(tmp_path, stale):
     out.mkdir()
     if stale:  # left by a run that was killed: the two starters both see its owner dead
         (out / "run.lock").write_text(f"{dead_pid()}\n")
-    start = time.time() + 3.0  # both have imported by then
+    start = time.time() + 5.0  # both have imported by then, even on a busy machine
     children = [starter(out, start) for _ in range(2)]
     results = [child.communicate(timeout=60) + (child.returncode,) for child in children]
     taken = [r for r in results if r[2] == 0]
