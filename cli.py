@@ -138,8 +138,12 @@ def train(feature, **options):
         return
     history = summary["val_history"]
     loss = summary["final_loss"]
-    click.echo(f"done: {summary['steps']} steps, final loss {loss:.4g}, "
-               f"samples {summary['samples']}, skipped images {summary['skipped']}")
+    if summary["steps"] == summary["start"] > 0:
+        click.echo(f"nothing to train: the run finished at step {summary['steps']} (final loss {loss:.4g}); "
+                   f"train further with --resume --iters N, N > {summary['steps']}")
+    else:
+        click.echo(f"done: {summary['steps']} steps, final loss {loss:.4g}, "
+                   f"samples {summary['samples']}, skipped images {summary['skipped']}")
     if history:
         click.echo("validation error: " + ", ".join(f"step {s}: {e:.4f}" for s, e in history))
     click.echo(f"checkpoint: {summary['checkpoint']}")

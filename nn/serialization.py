@@ -210,11 +210,16 @@ def open_h5(path, verify_checksum=True, foreign=False):
     declares much more data than the file holds (a sparse dataset that would be read whole)."""
     h5py = _h5py()
     path = os.fspath(path)
+    if os.path.isdir(path):
+        inside = [os.path.join(path, name) for name in ("checkpoint.h5", "best.h5")
+                  if os.path.isfile(os.path.join(path, name))]
+        raise WeightFileError(f"{path}: a folder, not a file; pass "
+                              + (f"the file in it, {' or '.join(inside)}" if inside else "an HDF5 file written by featinv"))
     verify_seal(path, foreign=foreign, hash_content=verify_checksum)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise WeightFileError(f"{path}: not a readable HDF5 file ({exc}); "
+        raise WeightFileError(f"{path}: not a readable HDF5 file ({_h5_reason(exc)}); "
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
@@ -240,6 +245,13 @@ def check_regular_file(path, error=WeightFileError):
         raise error(f"{path}: is {kind}, not a regular file; refused (reading it could wait forever): "
                     "pass the path of a file")
     return info
+
+
+def _h5_reason(exc):
+    """HDF5's error in one line: the system's reason where HDF5 quotes it, without its dump of
+    times, descriptors and buffer addresses."""
+    quoted = re.search(r"error message = '([^']*)'", str(exc))
+    return quoted.group(1) if quoted else " ".join(str(exc).split())
 
 
 def check_self_contained(f, path):

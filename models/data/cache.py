@@ -350,7 +350,14 @@ class Shard:
 
     def __init__(self, path, verify_checksum=True):
         self.path = path
-        self.h5 = open_h5(path, verify_checksum)
+        try:
+            self.h5 = open_h5(path, verify_checksum)
+        except CacheError:
+            raise
+        except WeightFileError as exc:  # its message ends with the fix for a file a user made: replaced
+            problem = str(exc).rsplit("; ", 1)[0]
+            raise CacheError(f"{problem}; delete {path} and run the same command again: it rebuilds the missing "
+                             "shards") from None
         try:
             self._check()
         except BaseException:

@@ -26,6 +26,7 @@ checkpoint itself (group ``encoder/``), from which :class:`models.evaluation.inf
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -377,13 +378,16 @@ def resumed_config(cfg, saved, out):
 
 
 class RunFolder:
-    """A run folder belongs to one run: ``run.lock`` names the training process while it runs, and
-    a finished run is replaced only on request (``overwrite``)."""
+    """A run folder belongs to one run: the run holds an exclusive lock (``flock``) on ``run.lock``,
+    which names its process, for its whole life, and a finished run is replaced only on request
+    (``overwrite``). The kernel drops the lock when its process ends, however it ends (SIGKILL
+    included), so a lock file left by a killed run is simply taken over; no process ever deletes a
+    lock file it does not hold."""
 
     def __init__(self, out, resume, overwrite):
         self.out, self.lock = out, os.path.join(out, "run.lock")
         os.makedirs(out, exist_ok=True)
-        self._acquire()
+        self._fd = self._acquire()
         try:
             checkpoint = os.path.join(out, "checkpoint.h5")
             if os.path.exists(checkpoint) and not resume:
@@ -401,41 +405,40 @@ class RunFolder:
             raise
 
     def _acquire(self):
-        for _ in range(2):
+        """The open, locked ``run.lock`` (its descriptor). A lock taken on a file that its owner
+        removed while releasing it (the path now names another file, or none) locks nothing: retry."""
+        while True:
+            fd = os.open(self.lock, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise TrainingError(f"{self.out} is in use by another run (process {owner}, {self.lock}); "
-                                        "wait for it, or choose another --out") from None
-                os.remove(self.lock)  # left by a run that was killed
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            return
-        raise TrainingError(f"{self.lock}: could not take the run folder's lock; remove it if no run is using {self.out}")
-
-    def _owner(self):
-        try:
-            with open(self.lock) as f:
-                return int(f.read().strip() or -1)
-        except (OSError, ValueError):
-            return None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise TrainingError(f"{self.out} is in use by another run (process {owner}, {self.lock}); "
+                                    "wait for it, or choose another --out") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(self.lock)
+            except FileNotFoundError:
+                current = None
+            if current is not None and current.st_ino == os.fstat(fd).st_ino:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+            os.close(fd)
 
     def release(self):
-        if self._owner() == os.getpid():
+        """Remove ``run.lock`` while still holding its lock, then drop the lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
             os.remove(self.lock)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
 
 
 def train(cfg, log=print, on_step=None):
@@ -515,7 +518,7 @@ class TrainingRun:
                 csv.writer(f).writerow(["step", "loss", "lr", "images_per_s", "val_error"])
         self.losses = _truncate_log(self.log_path, self.start) if self.root else []
         self.pending = []  # [step, loss on the device, lr, images/s, validation error]: not read back yet
-        self.loss_value = float("nan")
+        self.loss_value = self.losses[-1][1] if self.losses else float("nan")  # the last logged, until a step
 
     def _fix_scale_and_baselines(self, saved):
         """The feature scale and the baselines are fixed at the start of a run; a resumed run reuses them."""
@@ -687,7 +690,7 @@ class TrainingRun:
         trained = [(s, e) for s, e in self.history if s > 0]
         best_step, best_error = min(trained, key=lambda item: item[1]) if trained else (None, None)
         data = self.data_summary if self.root else {}
-        summary = {"rank": self.group.rank, "steps": step, "final_loss": self.loss_value, "val_history": self.history,
+        summary = {"rank": self.group.rank, "start": self.start, "steps": step, "final_loss": self.loss_value, "val_history": self.history,
                    "checkpoint": self.ckpt_path, "best": self.best_path if trained else None,
                    "best_step": best_step, "best_error": best_error, "baselines": self.baselines,
                    "skipped": {k: len(v["skipped"]) for k, v in data.items()},

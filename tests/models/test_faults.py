@@ -55,9 +55,12 @@ def test_a_finished_run_is_not_replaced_without_overwrite(photos, tmp_path):
 def test_a_running_run_locks_its_folder(photos, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid()); print('held', flush=True); "
+              "time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", holder, str(out / "run.lock")], stdout=subprocess.PIPE, text=True)
     try:
-        (out / "run.lock").write_text(f"{other.pid}\n")
+        assert other.stdout.readline().strip() == "held"
         with pytest.raises(TrainingError, match=f"in use by another run \\(process {other.pid}"):
             train(tiny(photos, out), log=quiet)
     finally:
