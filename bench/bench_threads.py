@@ -4,7 +4,7 @@ For each BLAS thread count (1 and every core), the step time is measured twice i
 processes: on a quiet machine, and while another process keeps one core busy (a Python busy
 loop, as another user's job would). OpenBLAS threads spin while they wait for each other, so a
 GEMM split over every core waits for the thread that shares its core with the other job.
-Target (issue: threads that do not collapse under load): with the default thread count
+Target (threads that do not collapse under load): with the default thread count
 (``train --threads``, default 1), a busy core costs at most about 2x.
 
     python3 bench/bench_threads.py [--feature hog] [--steps 30]

@@ -1,8 +1,7 @@
 """Element-wise kernels fused into one GPU launch, each beside its portable twin.
 
 An element-wise update such as Adam's is several array expressions; in NumPy each is a pass over
-memory, and on the GPU each is a kernel launch of its own (a HOG decoder's Adam step alone was 364
-launches). :class:`elementwise` takes ``build(xp)``, which returns the computation written with
+memory, and on the GPU each is a kernel launch of its own (one per expression, for every parameter). :class:`elementwise` takes ``build(xp)``, which returns the computation written with
 operators and ``xp``'s ufuncs only (``sqrt``, ``where``, ``sum``), for an array module ``xp``:
 
 * on NumPy arrays, ``build(numpy)`` runs as written: the readable reference, unchanged;

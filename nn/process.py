@@ -15,9 +15,8 @@ def keep_freed_memory(threshold=1 << 30):
     NumPy gets every array from malloc. glibc serves blocks above its mmap threshold (at most
     32 MiB by default) with fresh pages and returns freed memory at the top of the heap to the
     system, so a training step that allocates and frees the same large temporaries every time
-    faults in and zeroes thousands of new pages (about 4,500 page faults and 13-16 ms of system
-    time per upconvJ5 forward+backward on the development machine). Raising M_MMAP_THRESHOLD and
-    M_TRIM_THRESHOLD to ``threshold`` keeps freed blocks in the heap, and the next step reuses
+    faults in and zeroes fresh pages for them at every step, in system time. Raising
+    M_MMAP_THRESHOLD and M_TRIM_THRESHOLD to ``threshold`` keeps freed blocks in the heap, and the next step reuses
     them. Peak memory is unchanged; memory freed late in a run goes back to the system at exit.
     The command line and the benchmarks call this once at start; it does nothing (False) outside
     glibc on Linux. CuPy has its own memory pool on the GPU.

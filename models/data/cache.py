@@ -433,7 +433,7 @@ class Shard:
 
 def _read_rows(dataset, rows):
     """``dataset[rows]`` for sorted unique ``rows``: contiguous runs are read as slices (h5py's list
-    indexing is about 10x slower than this)."""
+    indexing selects element by element, much more slowly)."""
     rows = np.asarray(rows, np.int64)
     out = np.empty((len(rows),) + dataset.shape[1:], dataset.dtype)
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1

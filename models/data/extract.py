@@ -42,7 +42,7 @@ def run_shard_task(job, spec):
     """The task run on a worker: build the shard of ``job``; returns (its index, files in it)."""
     if not _ENCODERS:  # the first task in this worker process
         # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, so every large NumPy
-        # temporary is new, zeroed pages: SIFT ran 2.4x slower in a worker than in a plain process.
+        # temporary is new, zeroed pages (nn/process.py explains the cost); keep freed blocks instead.
         nn.process.keep_freed_memory()
     if spec not in _ENCODERS:
         name, image_size, weights = spec

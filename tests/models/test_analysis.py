@@ -1,4 +1,4 @@
-"""The paper's analyses and the study tools (issue 5), through the command line on tiny models."""
+"""The paper's analyses and the study tools, through the command line on tiny models."""
 import csv
 import glob
 import os

@@ -1,4 +1,4 @@
-"""Faults a training run must survive without losing or corrupting a result (issue: nothing lost):
+"""Faults a training run must survive without losing or corrupting a result (nothing lost):
 a second run into a finished run's folder, two runs at once, a NaN that would reach disk, SIGTERM,
 a resume with conflicting options, and arguments that make no sense."""
 import glob

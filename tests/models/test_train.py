@@ -1,4 +1,4 @@
-"""Decoders, data pipeline and training (issue: `python cli.py train sift`, end to end)."""
+"""Decoders, data pipeline and training (`python cli.py train sift`, end to end)."""
 import csv
 import dataclasses
 import glob
