@@ -5,7 +5,7 @@ import numpy as np
 
 from nn.serialization import atomic_write
 
-from .figures import font
+from .figures import _wrap, font
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
@@ -74,11 +74,14 @@ def plot_bars(path, labels, series, title="", xlabel="", width=760):
     typeface, bar, gap = font(14), 12, 10
     row = bar * len(series) + gap
     left = max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(str(t), font=typeface)) for t in labels) + 12
-    top, right = 40 + 18 * len(series), 90
+    title_lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, width - 20, font(16))
+    head = 10 + 20 * len(title_lines)  # the legend starts below the title
+    top, right = head + 8 + 18 * len(series), 90
     height = top + row * len(labels) + 40
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((10, 10), title, fill="black", font=font(16))
+    for i, line in enumerate(title_lines):
+        draw.text((10, 10 + 20 * i), line, fill="black", font=font(16))
     values = np.array([v for _, vs in series for v in vs], float)
     positive = values[np.isfinite(values) & (values > 0)]
     log = len(positive) > 0 and positive.max() / positive.min() > 20
@@ -96,8 +99,8 @@ def plot_bars(path, labels, series, title="", xlabel="", width=760):
 
     for s, (name, _) in enumerate(series):
         colour = COLOURS[s % len(COLOURS)]
-        draw.rectangle([(x0, 36 + 18 * s), (x0 + 16, 46 + 18 * s)], fill=colour)
-        draw.text((x0 + 22, 33 + 18 * s), name + ("  (log scale)" if log and s == 0 else ""), fill="black", font=typeface)
+        draw.rectangle([(x0, head + 6 + 18 * s), (x0 + 16, head + 16 + 18 * s)], fill=colour)
+        draw.text((x0 + 22, head + 3 + 18 * s), name + ("  (log scale)" if log and s == 0 else ""), fill="black", font=typeface)
     for i, label in enumerate(labels):
         y = top + i * row
         draw.text((6, y + row // 2 - 12), str(label), fill="black", font=typeface)
