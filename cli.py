@@ -481,35 +481,58 @@ def random_features(checkpoint, data, method, count, bins, out, seed, device):
 
 @main.command()
 @click.argument("model")
-@click.option("--image", type=click.Path(), help="A photo to run (adds activation statistics).")
+@click.option("--image", type=click.Path(), help="A photo to run (adds activation and gradient statistics, and a figure).")
 @click.option("--weights", type=click.Path(), help="CaffeNet / AlexNet HDF5 weights.")
-@click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite, default=1.0,
-              show_default=True, help="Decoder width multiplier.")
-@click.option("--min-channels", type=click.IntRange(min=1, max=1 << 16), default=1, show_default=True,
-              help="No hidden decoder layer narrower than this.")
+@click.option("--preset", type=click.Choice(["paper", "cpu"]),
+              help="An untrained decoder at this preset's settings (default: the shipped decoder where there is one, "
+                   "else the cpu preset's).")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite,
+              help="Decoder width multiplier (an untrained decoder; default: the preset's).")
+@click.option("--min-channels", type=click.IntRange(min=1, max=1 << 16),
+              help="No hidden decoder layer narrower than this (default: the preset's).")
 @click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
 @click.option("--checkpoint", type=click.Path(), help="A trained decoder of MODEL (its widths and weights).")
 @click.option("--csv", "csv_path", type=click.Path(), callback=_output(".csv"), help="Also write the table as CSV.")
+@click.option("--out", type=click.Path(), callback=_output(".png"), help="With --image: also draw the statistics per layer into this PNG.")
 @DEVICE
-def inspect(model, image, weights, width, min_channels, image_size, checkpoint, csv_path, device):
+def inspect(model, image, weights, preset, width, min_channels, image_size, checkpoint, csv_path, out, device):
     """Every layer of MODEL (caffenet, alexnet_torchvision, or a decoder: hog, fc8, ...): shapes,
-    parameters, FLOPs per image, and with --image activation statistics."""
+    parameters, FLOPs per image, and with --image activation statistics and the gradients of one
+    backward (the reconstruction loss; a classifier's top class score). A decoder is the one a user
+    would run: the shipped one (hog, sift, lbp), else the cpu preset's, unless --checkpoint, --preset
+    or a setting says otherwise."""
     import csv
     import nn
     from models.data.images import center_square, read_image
+    from models.display.plot import plot_bars
     from models.evaluation.inference import TrainedDecoder
-    from models.analyses.inspect_model import layer_table, model_and_input, trained_model_and_input
+    from models.evaluation.pretrained import PRETRAINED_DIR
+    from models.analyses.inspect_model import (NETWORKS, gradient_table, inspected_decoder, layer_table,
+                                               model_and_input, trained_model_and_input)
+    settings = None
+    if model not in NETWORKS:
+        checkpoint, settings = _run(inspected_decoder, model, checkpoint, preset, width, image_size, min_channels)
     if checkpoint:
         if image:
             trained, photos, _ = _trained_photos(checkpoint, [image], device)
         else:
             trained, photos = _run(TrainedDecoder, checkpoint, device), None
         _check_feature(model, trained)
-        network, x = trained_model_and_input(trained, photos)
+        network, x, target = trained_model_and_input(trained, photos)
+        shipped = os.path.dirname(os.path.abspath(checkpoint)) == os.path.abspath(PRETRAINED_DIR)
+        which = f"{'shipped' if shipped else 'trained'} weights from {checkpoint}"
     else:
-        photo = center_square(_run(read_image, image), image_size or 256) if image else None
-        network, x = _run(model_and_input, model, photo, weights, width, image_size, min_channels)
+        size = settings["image_size"] if settings else image_size
+        photo = center_square(_run(read_image, image), size or 256) if image else None
+        if settings:
+            width, image_size, min_channels = settings["width"], settings["image_size"], settings["min_channels"]
+        network, x, target = _run(model_and_input, model, photo, weights, width or 1.0, image_size, min_channels or 1)
         network.to(_run(nn.check_device, device))
+        which = f"weights from {weights}" if weights else "random weights" + ("" if settings else " (no --weights given)")
+        if settings:
+            which += f" (preset {preset or 'cpu'}: width {settings['width']:g}" + \
+                (f", image size {settings['image_size']})" if settings["image_size"] else ")")
+    click.echo(f"{model}: {which}")
     rows = layer_table(network, x)
     columns = ["layer", "kind", "output", "params", "flops"] + (["mean", "std", "zeros", "max"] if image else [])
     cells = [[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
@@ -520,6 +543,22 @@ def inspect(model, image, weights, width, min_channels, image_size, checkpoint, 
     if sparse and not image:
         click.echo(f"{', '.join(sparse)}: computed from the filled cells of the features alone, so its FLOPs are "
                    "those of this input (zeros without --image); pass --image PHOTO for a real map's")
+    if image:
+        grads, loss = gradient_table(network, x, target)
+        what = "the reconstruction loss" if target is not None else "the top class's score"
+        click.echo(f"\ngradients of {what} ({loss:.4g}) on {os.path.basename(image)}, one backward:")
+        grad_columns = ["layer", "grad_out_norm", "grad_out_mean", "grad_out_max", "grad_w_norm", "grad_w_mean",
+                        "grad_w_max"]
+        click.echo(_markdown(grad_columns, [[r["layer"]] + [f"{r[c]:.4g}" for c in grad_columns[1:]] for r in grads]),
+                   nl=False)
+    if image and out:
+        std = {r["layer"]: r["std"] for r in rows}
+        plot_bars(out, [r["layer"] for r in grads],
+                  [("activation std", [std[r["layer"]] for r in grads]),
+                   ("|d loss / d output|", [r["grad_out_norm"] for r in grads]),
+                   ("|d loss / d weight|", [r["grad_w_norm"] for r in grads])],
+                  title=f"{model} on {os.path.basename(image)}: {which}", xlabel=f"backward of {what}")
+        click.echo(f"wrote {out}")
     if csv_path:
         from nn.serialization import atomic_write
 

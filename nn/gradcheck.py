@@ -108,7 +108,8 @@ def gradcheck(fn, inputs, params=(), eps=1e-6, rtol=1e-5, seed=0, full_jacobian=
         if not bool(get_array_module(x).isfinite(unwrap(x)).all()):
             raise ValueError(f"gradcheck: input{i} holds NaN or infinite values; central differences need "
                              "finite inputs: pass finite values")
-    tensors = [Tensor(get_array_module(x).asarray(x, dtype=np.float64), requires_grad=True) for x in inputs]
+    # a contiguous copy: the full Jacobian writes into a flat view of it, and the caller's arrays stay untouched
+    tensors = [Tensor(get_array_module(x).array(x, dtype=np.float64), requires_grad=True) for x in inputs]
     named = list(params.named_parameters()) if hasattr(params, "named_parameters") else \
         [(getattr(p, "name", None) or f"param{i}", p) for i, p in enumerate(params)]
     buffers = list(params.buffers()) if hasattr(params, "buffers") else []

@@ -5,7 +5,7 @@ import numpy as np
 
 from nn.serialization import atomic_write
 
-from .figures import font
+from .figures import _wrap, font
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
@@ -61,5 +61,55 @@ def plot_curves(path, curves, title="", xlabel="step", ylabel="", width=720, hei
             draw.line([(x1 - 190, y0 + 10 + 18 * i), (x1 - 170, y0 + 10 + 18 * i)], fill=colour, width=3)
             draw.text((x1 - 164, y0 + 2 + 18 * i), f"{name} {v[-1]:.3g}" if len(points) > 1 else name,
                       fill="black", font=typeface)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    return np.asarray(image)
+
+
+def plot_bars(path, labels, series, title="", xlabel="", width=760):
+    """Horizontal bars, one row per label and one bar per series in that row, each series in its own
+    colour (named in the legend) with its value written beside the bar; a logarithmic axis when the
+    positive values span more than a factor of 20. ``series``: a list of (name, values), one value
+    per label (NaN or <= 0 on a log axis: no bar). Returns the picture as an (H, W, 3) uint8 array."""
+    from PIL import Image, ImageDraw
+    typeface, bar, gap = font(14), 12, 10
+    row = bar * len(series) + gap
+    left = max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(str(t), font=typeface)) for t in labels) + 12
+    title_lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, width - 20, font(16))
+    head = 10 + 20 * len(title_lines)  # the legend starts below the title
+    top, right = head + 8 + 18 * len(series), 90
+    height = top + row * len(labels) + 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(title_lines):
+        draw.text((10, 10 + 20 * i), line, fill="black", font=font(16))
+    values = np.array([v for _, vs in series for v in vs], float)
+    positive = values[np.isfinite(values) & (values > 0)]
+    log = len(positive) > 0 and positive.max() / positive.min() > 20
+    finite = np.abs(values[np.isfinite(values)])
+    if log:  # half a decade below the smallest value, so that it still shows as a bar
+        lo, hi = np.log10(positive.min()) - 0.5, np.log10(positive.max())
+    else:
+        lo, hi = 0.0, max(float(finite.max()) if finite.size else 1.0, 1e-30)
+    x0, x1 = left, width - right
+
+    def length(v):
+        if not np.isfinite(v) or (log and v <= 0):
+            return None
+        return (np.log10(v) - lo) / (hi - lo) * (x1 - x0) if log else abs(v) / hi * (x1 - x0)
+
+    for s, (name, _) in enumerate(series):
+        colour = COLOURS[s % len(COLOURS)]
+        draw.rectangle([(x0, head + 6 + 18 * s), (x0 + 16, head + 16 + 18 * s)], fill=colour)
+        draw.text((x0 + 22, head + 3 + 18 * s), name + ("  (log scale)" if log and s == 0 else ""), fill="black", font=typeface)
+    for i, label in enumerate(labels):
+        y = top + i * row
+        draw.text((6, y + row // 2 - 12), str(label), fill="black", font=typeface)
+        for s, (_, vs) in enumerate(series):
+            span = length(vs[i])
+            if span is not None:
+                draw.rectangle([(x0, y + s * bar), (x0 + max(span, 1), y + (s + 1) * bar - 2)], fill=COLOURS[s % len(COLOURS)])
+                draw.text((x0 + max(span, 1) + 4, y + s * bar - 2), _label(vs[i]), fill="black", font=font(11))
+    draw.line([(x0, top - 2), (x0, height - 36)], fill="black")
+    draw.text(((x0 + x1) // 2 - 40, height - 26), xlabel, fill="black", font=typeface)
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return np.asarray(image)

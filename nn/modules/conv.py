@@ -5,6 +5,19 @@ from ..functional.validation import check_positive, pair
 from .module import WeightedLayer
 
 
+def _conv_repr(in_channels, out_channels, kernel, stride, padding, groups, bias, output_padding=0):
+    """PyTorch's text: pairs for kernel, stride and padding ('same'/'valid' as words); padding,
+    output_padding, groups and bias only where they are not the default."""
+    text = f"{in_channels}, {out_channels}, kernel_size={kernel}, stride={pair(stride, 'stride')}"
+    if isinstance(padding, str):
+        text += f", padding={padding}"
+    elif pair(padding, "padding") != (0, 0):
+        text += f", padding={pair(padding, 'padding')}"
+    if pair(output_padding, "output_padding") != (0, 0):
+        text += f", output_padding={pair(output_padding, 'output_padding')}"
+    return text + (f", groups={groups}" if groups != 1 else "") + ("" if bias else ", bias=False")
+
+
 class Conv2d(WeightedLayer):
     """weight (C_out, C_in/groups, kH, kW), bias (C_out,); see :func:`nn.functional.conv2d`.
     ``padding``: an int, a pair, ``"valid"`` or ``"same"`` (stride 1), checked here."""
@@ -24,8 +37,7 @@ class Conv2d(WeightedLayer):
 
     def extra_repr(self):
         o, i, kh, kw = self.weight.shape
-        return f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, " \
-               f"padding={self.padding}, groups={self.groups}"
+        return _conv_repr(i * self.groups, o, (kh, kw), self.stride, self.padding, self.groups, self.bias is not None)
 
 
 class SparseInputConv2d(Conv2d):
@@ -38,10 +50,6 @@ class SparseInputConv2d(Conv2d):
 
     def forward(self, x):
         return F.sparse_input_conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self):
-        o, i, kh, kw = self.weight.shape
-        return f"{i}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
 
 
 class ConvTranspose2d(WeightedLayer):
@@ -66,5 +74,5 @@ class ConvTranspose2d(WeightedLayer):
 
     def extra_repr(self):
         i, o, kh, kw = self.weight.shape
-        return f"{i}, {o * self.groups}, kernel_size=({kh}, {kw}), stride={self.stride}, " \
-               f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}"
+        return _conv_repr(i, o * self.groups, (kh, kw), self.stride, self.padding, self.groups,
+                          self.bias is not None, self.output_padding)

@@ -15,7 +15,7 @@ class Linear(WeightedLayer):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
-        return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
+        return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, bias={self.bias is not None}"
 
 
 class ReLU(Module):
@@ -56,6 +56,8 @@ class LeakyReLU(Module):
 
 
 class MaxPool2d(Module):
+    """``stride=None``: the kernel size, as PyTorch (whose dilation is always 1 here)."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
@@ -64,7 +66,9 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, ceil_mode={self.ceil_mode}"
+        stride = self.kernel_size if self.stride is None else self.stride
+        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}, dilation=1, " \
+               f"ceil_mode={self.ceil_mode}"
 
 
 class LocalResponseNorm(Module):
@@ -76,7 +80,7 @@ class LocalResponseNorm(Module):
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self):
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
 class Dropout(Module):
@@ -90,7 +94,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=False"
 
 
 class Flatten(Module):

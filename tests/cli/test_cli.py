@@ -122,8 +122,10 @@ def test_inspect_a_trained_decoder(trained_run):
     result = CliRunner().invoke(main, ["inspect", "hog", "--checkpoint", str(out / "checkpoint.h5"), "--image",
                                        SAMPLES[0]])
     assert result.exit_code == 0, result.output
-    rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if line.startswith("|")}
+    layers, gradients = result.output.split("one backward:")  # the layer table, then the gradients' table
+    rows = {line.split("|")[1].strip(): line for line in layers.splitlines() if line.startswith("|")}
     assert "(3, 64, 64)" in rows["upconvJ6"]  # the run's 64x64 output
+    assert "| upconvJ6 |" in gradients
     assert "convA1" in rows and len(rows["convA1"].split("|")) == 11  # with activation statistics
     plain = CliRunner().invoke(main, ["inspect", "hog", "--checkpoint", str(out / "checkpoint.h5")])
     assert plain.exit_code == 0 and "| upconvJ6 | ConvTranspose2d | (3, 64, 64) |" in plain.output
