@@ -17,13 +17,10 @@ import tempfile
 import numpy as np
 
 from .backend import to_numpy
+from .errors import WeightFileError
 
 FORMAT = "featinv"
 VERSION = 1
-
-
-class WeightFileError(ValueError):
-    """A weight or checkpoint file that cannot be read; the message names the file and the fix."""
 
 
 class DiskFullError(OSError):
@@ -31,7 +28,7 @@ class DiskFullError(OSError):
     previous version, if any, is untouched. ``path``: the file; ``free``: bytes left on its disk."""
 
     def __init__(self, path, free):
-        super().__init__(errno.ENOSPC, "No space left on device")
+        super().__init__(errno.ENOSPC, "No space left on device", path)
         self.path, self.free = path, free
 
     @property

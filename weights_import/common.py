@@ -7,8 +7,10 @@ Arrays returned this way are read-only and keep the mapping alive for as long as
 import mmap
 import os
 
+from nn.errors import UserError
 
-class WeightImportError(ValueError):
+
+class WeightImportError(UserError):
     """A foreign weight file that cannot be imported; the message names the file and the reason."""
 
 

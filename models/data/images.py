@@ -4,25 +4,28 @@ Images are (H, W, 3) uint8 RGB in memory. Resizing is antialiased bilinear: when
 image is first blurred with a Gaussian of sigma = (factor - 1) / 2 so that detail finer than the
 new pixel grid does not alias, then sampled bilinearly at the new pixel centres.
 """
+import errno
 import os
 import warnings
 
 import numpy as np
 from scipy import ndimage
 
+from nn.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
 MAX_PIXELS = 40_000_000  # a larger photo is refused (decoding and blurring it takes minutes and GBs)
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """A photo that cannot be used (unreadable, truncated, greyscale, too small); names the file."""
 
 
 def find_images(folder):
     """Every JPEG or PNG below ``folder`` (recursively, as ImageNet's train folder), sorted."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: no such folder; pass --data with a folder of JPEG or PNG photos")
+        raise FileNotFoundError(errno.ENOENT, "no such folder; pass --data with a folder of JPEG or PNG photos", folder)
     found = []
     for root, _, names in os.walk(folder):
         found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)

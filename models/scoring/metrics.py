@@ -8,12 +8,14 @@ its image than a random other test image is. Reconstructions enter as images, on
 """
 import numpy as np
 
+from nn.errors import OptionError
+
 
 def mean_pairwise_distance(images):
     """Mean Euclidean distance over all ordered pairs of different images (N >= 2)."""
     flat = np.asarray(images, np.float64).reshape(len(images), -1)
     if len(flat) < 2:
-        raise ValueError(f"normalised error needs at least 2 images, got {len(flat)}")
+        raise OptionError(f"normalised error needs at least 2 images, got {len(flat)}")
     squares = (flat * flat).sum(1)
     d2 = squares[:, None] + squares[None, :] - 2 * flat @ flat.T
     distances = np.sqrt(np.maximum(d2, 0))

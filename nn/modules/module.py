@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import init
 from ..backend import device_of, get_array_module, to_device, unwrap
+from ..errors import WeightFileError
 from ..function import Function
 from ..tensor import Tensor
 
@@ -163,14 +164,14 @@ class Module:
         missing = sorted((set(own) | set(buffers)) - set(state))
         unexpected = sorted(set(state) - set(own) - set(buffers))
         if strict and (missing or unexpected):
-            raise ValueError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
+            raise WeightFileError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
         for name, p in own.items():
             if name not in state:
                 continue
             array = state[name]
             if tuple(array.shape) != tuple(p.shape):
-                raise ValueError(f"{source}: parameter {name} has shape {tuple(array.shape)} "
+                raise WeightFileError(f"{source}: parameter {name} has shape {tuple(array.shape)} "
                                  f"but the model expects {tuple(p.shape)}")
             xp = get_array_module(p.data)
             p.data = xp.asarray(to_device(array, device_of(p.data)), dtype=p.data.dtype).copy()
@@ -179,7 +180,7 @@ class Module:
                 owner, _, attribute = name.rpartition(".")
                 module = dict(self.named_modules())[owner]
                 if tuple(state[name].shape) != tuple(current.shape):
-                    raise ValueError(f"{source}: buffer {name} has shape {tuple(state[name].shape)} but the model "
+                    raise WeightFileError(f"{source}: buffer {name} has shape {tuple(state[name].shape)} but the model "
                                      f"expects {tuple(current.shape)}")
                 setattr(module, attribute, get_array_module(current).asarray(
                     to_device(state[name], device_of(current)), dtype=current.dtype).copy())
