@@ -7,9 +7,10 @@ Each case mutates the seed file (random byte flips, a truncation, a run of rando
 in, or a duplicated block; for HDF5 files every other case instead changes the structure of a
 valid file: an object deleted, a dataset of another shape or dtype, an attribute of garbage),
 writes it, and hands it to the loader a user's command would call.
-A case ends as ``ok`` (loaded), ``clean`` (one of the errors the CLI prints as one line:
-ValueError and its subclasses, FileNotFoundError, OSError, RuntimeError), ``traceback`` (any
-other exception: a crash a user would see) or ``slow`` (over the time budget). Prints one JSON
+A case ends as ``ok`` (loaded), ``clean`` (one of the errors the CLI prints as one line: a
+``nn.errors.UserError``, or an OSError about the file, ``nn.errors.is_user_error``), ``traceback``
+(any other exception, a plain ValueError or RuntimeError included: a bug a user would see) or
+``slow`` (over the time budget). Prints one JSON
 line: the counts and the first examples of each bad outcome.
 """
 import argparse
@@ -26,7 +27,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-CLEAN = (ValueError, FileNotFoundError, OSError, RuntimeError)
 BUDGET_S = 10.0
 
 
@@ -114,6 +114,7 @@ def main():
     limit = args.memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import warnings
+    from nn.errors import is_user_error
     warnings.simplefilter("ignore")
     load = loader(args.kind, args.work)
     seed = open(args.seed_file, "rb").read()
@@ -138,11 +139,9 @@ def main():
         try:
             load(path)
             outcome = "ok"
-        except CLEAN:
-            outcome = "clean"
         except Exception as exc:  # noqa: BLE001 - what the fuzzing is looking for
-            outcome = "traceback"
-            if len(examples["traceback"]) < 5:
+            outcome = "clean" if is_user_error(exc) else "traceback"
+            if outcome == "traceback" and len(examples["traceback"]) < 5:
                 examples["traceback"].append(f"case {case}: {type(exc).__name__}: {str(exc)[:200]} at "
                                              f"{traceback.extract_tb(exc.__traceback__)[-1][:3]}")
         if time.time() - start > BUDGET_S:
