@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import traceback
 
 import numpy as np
 
@@ -180,10 +181,21 @@ def open_h5(path, verify_checksum=True):
         check_self_contained(f, path)
         if verify_checksum:
             verify(f, path)
+    except RuntimeError as exc:
+        f.close()
+        if not _raised_by_h5py(exc):
+            raise
+        raise WeightFileError(f"{path}: damaged HDF5 metadata ({exc}); the file is corrupt: re-create it") from None
     except BaseException:
         f.close()
         raise
     return f
+
+
+def _raised_by_h5py(exc):
+    """Whether ``exc`` comes from the HDF5 library itself (its word for metadata it cannot decode)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "h5py" in frames[-1].filename
 
 
 def check_self_contained(f, path):
