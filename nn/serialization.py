@@ -181,11 +181,12 @@ def open_h5(path, verify_checksum=True):
         check_self_contained(f, path)
         if verify_checksum:
             verify(f, path)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         f.close()
-        if not _raised_by_h5py(exc):
+        if isinstance(exc, WeightFileError) or not _raised_by_h5py(exc):
             raise
-        raise WeightFileError(f"{path}: damaged HDF5 metadata ({exc}); the file is corrupt: re-create it") from None
+        raise WeightFileError(f"{path}: damaged HDF5 content ({type(exc).__name__}: {exc}); the file is corrupt: "
+                              "re-create it") from None
     except BaseException:
         f.close()
         raise
@@ -193,7 +194,7 @@ def open_h5(path, verify_checksum=True):
 
 
 def _raised_by_h5py(exc):
-    """Whether ``exc`` comes from the HDF5 library itself (its word for metadata it cannot decode)."""
+    """Whether ``exc`` comes from h5py or the HDF5 library (their word for content they cannot decode)."""
     frames = traceback.extract_tb(exc.__traceback__)
     return bool(frames) and "h5py" in frames[-1].filename
 
