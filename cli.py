@@ -2,32 +2,76 @@
 
 Each command parses its options, calls one library function, and prints a result; errors that a
 user can fix (a missing folder, a bad file, a NaN loss) are printed as one line, without traceback.
+
+Errors a user can fix (``nn.errors.is_user_error``: a ``UserError`` such as a bad file or option,
+or an ``OSError`` about a path given) are printed as one line; anything else is a bug, shown with
+its traceback and a request to report it.
 """
 import errno
 import os
+import sys
+import traceback
 import warnings
 
 import click
 
-USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
 MAX_MESSAGE = 2000  # characters of an error message printed (a hostile file can make them huge)
+BUG_REPORT = ("this is a bug in featinv, not a mistake of yours: please report it with the command you ran and "
+              "the traceback above")
+PATH_FIXES = {errno.ENOENT: "check the path", errno.EACCES: "check its permissions or choose another path",
+              errno.EPERM: "check its permissions or choose another path",
+              errno.EISDIR: "it is a folder: give a file name", errno.ENOTDIR: "a part of the path is a file, not a folder",
+              errno.EROFS: "the file system is read-only: choose another path", errno.EEXIST: "choose another path",
+              errno.ENAMETOOLONG: "choose a shorter path", errno.ELOOP: "the path has a loop of symbolic links",
+              errno.ENOTEMPTY: "empty the folder or choose another one"}
+
+
+def _user_message(exc):
+    """The one line that says what the user can fix (``exc`` is a user error)."""
+    from nn.errors import UserError
+    message = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, UserError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and "disk is full" not in message:
+            message = (f"{exc.filename}: the disk is full ({exc.strerror}); free some space (files finished before "
+                       "are kept; train continues with --resume)")
+        elif "disk is full" not in message:
+            fix = PATH_FIXES.get(exc.errno) if exc.strerror == os.strerror(exc.errno) else None
+            message = f"{exc.filename}: {exc.strerror}" + (f"; {fix}" if fix else "")
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} more characters)"
+    return message
 
 
 def _run(fn, *args, **kwargs):
-    """Call ``fn``; turn the errors a user can act on into a one-line message and exit status 1."""
+    """Call ``fn``; turn the errors a user can act on into a one-line message and exit status 1
+    (the others reach :class:`_Main`, which shows them as bugs)."""
+    from nn.errors import is_user_error
     try:
         return fn(*args, **kwargs)
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130)
-    except USER_ERRORS as exc:
-        message = str(exc)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and "disk is full" not in message:
-            where = f"{exc.filename}: " if exc.filename else ""
-            message = (f"{where}the disk is full ({exc.strerror}); free some space (files finished before are "
-                       "kept; train continues with --resume)")
-        if len(message) > MAX_MESSAGE:
-            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} more characters)"
-        raise click.ClickException(message) from None
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        raise click.ClickException(_user_message(exc)) from None
+
+
+class _Main(click.Group):
+    """The command group: an exception no command turned into a message is a bug in featinv,
+    shown with its traceback and a request to report it (exit status 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            from nn.errors import is_user_error
+            if is_user_error(exc):  # raised outside _run
+                raise click.ClickException(_user_message(exc)) from None
+            traceback.print_exc(file=sys.stderr)
+            click.echo(f"Error: {BUG_REPORT}", err=True)
+            ctx.exit(1)
 
 
 def _finite(ctx, param, value):
@@ -74,7 +118,7 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"warning: {message}\n"
 
 
-@click.group()
+@click.group(cls=_Main)
 def main():
     """featinv: invert HOG, SIFT, LBP and AlexNet features with up-convolutional networks."""
     warnings.formatwarning = _one_line_warning  # skipped photos, random weights: one line each
@@ -82,58 +126,38 @@ def main():
     keep_freed_memory()  # each training step reuses the last one's freed buffers (no page faults)
 
 
+def _training_options(command):
+    """``train``'s options, one per row of the options table (models/training/options.py) that has one."""
+    from models.training.options import OPTIONS, help_text
+    for option in reversed([o for o in OPTIONS if o.cli]):
+        settings = dict(help=help_text(option), envvar=option.envvar, show_envvar=option.envvar is not None)
+        if option.type is bool:
+            flag = f"{option.flag}/--no-{option.flag[2:]}" if option.switch else option.flag
+            settings.update(dict(default=None) if option.switch else dict(is_flag=True, default=False))
+            command = click.option(flag, option.name, **settings)(command)
+            continue
+        if option.choices:
+            kind = click.Choice(list(option.choices))
+        elif option.path:
+            kind = click.Path()
+        elif option.type in (int, float):
+            kind = (click.IntRange if option.type is int else click.FloatRange)(
+                min=option.minimum, max=option.maximum, min_open=option.min_open, max_open=option.max_open)
+            settings["callback"] = _finite if option.type is float else None
+        else:
+            kind = option.type
+        command = click.option(option.flag, option.name, type=kind, default=option.default if option.envvar else None,
+                               **settings)(command)
+    return command
+
+
 @main.command()
 @click.argument("feature", type=_features_choice())
-@click.option("--data", type=click.Path(), help="Folder of training photos (default: the bundled samples).")
-@click.option("--val", type=click.Path(), help="Folder of validation photos (default: 10% of --data).")
-@click.option("--preset", type=click.Choice(["paper", "cpu"]), help="Settings to start from (default: cpu).")
-@click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1e3), callback=_finite)
-@click.option("--epochs", type=click.IntRange(min=1))
-@click.option("--iters", type=click.IntRange(min=1))
-@click.option("--width", type=click.FloatRange(min=0, min_open=True, max=64), callback=_finite,
-              help="Channel width multiplier of the decoder.")
-@click.option("--min-channels", type=click.IntRange(min=1, max=1 << 16),
-              help="No hidden layer of the decoder narrower than this (default 1; preset cpu for sift: 32).")
-@click.option("--image-size", type=click.IntRange(min=64), help="Photo size for shallow features (multiple of 64).")
-@click.option("--weights", type=click.Path(), help="CaffeNet HDF5 weights (from import-weights) for AlexNet features.")
-@click.option("--flip/--no-flip", default=None,
-              help="Mirror training photos: flipped copies, or with --crops half the crops at random "
-              "(preset cpu: on, paper: off).")
-@click.option("--crops", type=click.IntRange(min=0, max=100_000), help="Random crops per training photo, at several scales, each flipped at random "
-              "with --flip (0: the whole photo; preset cpu: 64, paper: 0).")
-@click.option("--min-scale", type=click.FloatRange(min=0, min_open=True, max=1), callback=_finite, help="Smallest crop side, as a fraction of the photo's short side.")
-@click.option("--colour-jitter", type=click.FloatRange(min=0, max=5), callback=_finite, help="Random gain exp(U(-J, J)) per colour channel of each crop.")
-@click.option("--channel-scale/--no-channel-scale", default=None,
-              help="Scale each feature channel to unit RMS instead of all channels by one factor.")
-@click.option("--grad-clip", type=click.FloatRange(min=0), callback=_finite, help="Clip the joint gradient norm to this (0: no clipping).")
-@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]),
-              help="step: the learning rate divided by 10 after 80% of the steps (default); cosine: lowered "
-              "smoothly to 0 at the last step.")
-@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), callback=_finite,
-              help="Validate, keep as best.h5 and reconstruct with a moving average of the weights of this decay "
-              "(0.999: about the last 1000 steps; default 0: the trained weights).")
-@click.option("--threads", type=click.IntRange(min=1, max=1024), help="BLAS threads (default 1: safe when other jobs share the cores).")
-@click.option("--seed", type=int, help="Random seed of the split, crops, weights and batches (default 0).")
-@click.option("--workers", type=click.IntRange(min=1, max=1024), help="Processes for feature extraction (default: all cores).")
-@click.option("--feature-dtype", type=click.Choice(["float32", "float16"]),
-              help="How the feature cache stores the features (float16: half the bytes; docs/SCALE.md measures the "
-                   "cost). Default float32.")
-@click.option("--scheduler", help="Build the feature cache on Dask: 'local' (a local cluster of --workers processes) "
-              "or a scheduler address such as tcp://HOST:8786 (needs the cluster extra and a shared file system).")
-@DEVICE
-@click.option("--out", type=click.Path(), help="Run folder (default: runs/FEATURE).")
-@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint (options not given are "
-              "the run's; a given one that differs is refused).")
-@click.option("--reference", is_flag=True, help="Compute convolutions as their plain definitions "
-              "(nn/functional/conv_reference.py): the same results, slowly; for study.")
-@click.option("--overwrite", is_flag=True, help="Replace the finished run in --out (train refuses otherwise).")
-@click.option("--train-encoder", is_flag=True,
-              help="Autoencoder variant: fine-tune CaffeNet up to FEATURE together with the decoder.")
+@_training_options
 def train(feature, **options):
     """Train the decoder for FEATURE (hog, sift, lbp, conv1..conv5, fc6..fc8)."""
     from models.training.train import TrainConfig, train as run_training
-    summary = _run(run_training, TrainConfig(feature=feature, **options))
+    summary = _run(run_training, TrainConfig(feature=feature, **options), given_as="command line")
     if summary["rank"]:  # under mpirun, rank 0 reports
         return
     history = summary["val_history"]

@@ -11,12 +11,14 @@ default of the command line's ``--device`` option, and nothing else.
 """
 import numpy as np
 
+from .errors import SetupError
+
 DEVICES = ("cpu", "gpu")
 DEVICE_ALIASES = {"cuda": "gpu"}  # PyTorch's name for the GPU
 _cupy = None
 
 
-class DeviceError(RuntimeError):
+class DeviceError(SetupError):
     """The GPU was asked for but cannot be used; the message says what to install."""
 
 

@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 
+from .errors import SetupError
+
 
 def _tensor_node(node_id, name, shape, dtype, style=""):
     label = (f"{name}\\n".replace('"', '\\"') if name else "") + f"{tuple(shape)} {dtype}"
@@ -78,7 +80,7 @@ def render(dot_text, path):
         raise ValueError(f"draw_graph: cannot tell the format of {path!r}; end it with .svg, .png or .pdf")
     dot = shutil.which("dot")
     if dot is None:
-        raise RuntimeError("draw_graph needs Graphviz's dot binary, which is not installed: "
+        raise SetupError("draw_graph needs Graphviz's dot binary, which is not installed: "
                            "apt-get install graphviz (or use nn.to_dot for the DOT text)")
     result = subprocess.run([dot, f"-T{fmt}", "-o", path], input=dot_text.encode(), capture_output=True)
     if result.returncode != 0:

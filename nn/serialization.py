@@ -21,17 +21,15 @@ import re
 import shutil
 import stat
 import tempfile
+import traceback
 
 import numpy as np
 
 from .backend import to_numpy
+from .errors import WeightFileError
 
 FORMAT = "featinv"
 VERSION = 1
-
-
-class WeightFileError(ValueError):
-    """A weight or checkpoint file that cannot be read; the message names the file and the fix."""
 
 
 class DiskFullError(OSError):
@@ -39,7 +37,7 @@ class DiskFullError(OSError):
     previous version, if any, is untouched. ``path``: the file; ``free``: bytes left on its disk."""
 
     def __init__(self, path, free):
-        super().__init__(errno.ENOSPC, "No space left on device")
+        super().__init__(errno.ENOSPC, "No space left on device", path)
         self.path, self.free = path, free
 
     @property
@@ -223,6 +221,12 @@ def open_h5(path, verify_checksum=True, foreign=False):
                               "pass a file written by featinv (cli.py import-weights or train)") from None
     try:
         check_self_contained(f, path)
+    except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
+        f.close()
+        if isinstance(exc, WeightFileError) or not _raised_by_h5py(exc):
+            raise
+        raise WeightFileError(f"{path}: damaged HDF5 content ({type(exc).__name__}: {exc}); the file is corrupt: "
+                              "re-create it") from None
     except BaseException:
         f.close()
         raise
@@ -252,6 +256,12 @@ def _h5_reason(exc):
     times, descriptors and buffer addresses."""
     quoted = re.search(r"error message = '([^']*)'", str(exc))
     return quoted.group(1) if quoted else " ".join(str(exc).split())
+
+
+def _raised_by_h5py(exc):
+    """Whether ``exc`` comes from h5py or the HDF5 library (their word for content they cannot decode)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "h5py" in frames[-1].filename
 
 
 def check_self_contained(f, path):

@@ -8,12 +8,14 @@ Arrays returned this way are read-only and keep the mapping alive for as long as
 import mmap
 import os
 
+from nn.errors import UserError
 from nn.serialization import check_regular_file  # one check for every file featinv reads
 
 MAX_DIMS = 8  # axes a weight tensor may declare (AlexNet's have at most 4); more is refused before decoding
 
 
-class WeightImportError(ValueError):
+
+class WeightImportError(UserError):
     """A foreign weight file that cannot be imported; the message names the file and the reason."""
 
 

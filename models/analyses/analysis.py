@@ -26,7 +26,9 @@ import math
 import numpy as np
 from scipy import special
 
-from ..data.images import find_images
+from nn.errors import OptionError
+
+from ..data.images import ImageError, find_images
 from ..scoring.metrics import normalized_error
 
 TOP_K = 5
@@ -73,7 +75,7 @@ def single_units(size, indices, value):
     indices = [int(i) for i in indices]
     bad = [i for i in indices if not 0 <= i < size]
     if bad:
-        raise ValueError(f"unit index {bad[0]} out of range: the layer has {size} units (0..{size - 1})")
+        raise OptionError(f"unit index {bad[0]} out of range: the layer has {size} units (0..{size - 1})")
     vectors = np.zeros((len(indices), size), np.float32)
     vectors[np.arange(len(indices)), indices] = value
     return vectors
@@ -82,7 +84,7 @@ def single_units(size, indices, value):
 def interpolate(a, b, steps):
     """(steps, ...) features (1 - t) a + t b, t from 0 to 1; the first is ``a``, the last ``b``."""
     if steps < 2:
-        raise ValueError(f"interpolation needs at least 2 steps (the two endpoints), got {steps}")
+        raise OptionError(f"interpolation needs at least 2 steps (the two endpoints), got {steps}")
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape((steps,) + (1,) * np.ndim(a))
     return ((1 - t) * a + t * b).astype(np.float32)
 
@@ -127,7 +129,7 @@ class TruncatedGaussian:
     def __init__(self, features):
         flat, shape = _flat(features)
         if len(flat) < 2:
-            raise ValueError(f"a covariance needs at least 2 feature vectors, got {len(flat)}")
+            raise OptionError(f"a covariance needs at least 2 feature vectors, got {len(flat)}")
         self.shape = shape[1:]
         flat = flat.astype(np.float64)
         self.mu = flat.mean(0)
@@ -165,7 +167,7 @@ def folder_features(trained, folder):
     """The features of every usable photo in ``folder`` (N, ...)."""
     features = [trained.encoder.features(photos) for photos in photo_batches(trained, folder)]
     if not features:
-        raise ValueError(f"{folder}: no usable photo to compute features from")
+        raise ImageError(f"{folder}: no usable photo to compute features from")
     return np.concatenate(features)
 
 
@@ -195,14 +197,14 @@ def perturbation_errors(trained, folder, seed=0):
         for name, decoded in perturbed_reconstructions(trained, trained.encoder.features(photos), rng).items():
             recons[name].append(decoded)
     if not targets:
-        raise ValueError(f"{folder}: no usable photo to evaluate on")
+        raise ImageError(f"{folder}: no usable photo to evaluate on")
     targets = np.concatenate(targets).astype(np.float32)
     return {name: normalized_error(targets, np.concatenate(r)) for name, r in recons.items()}
 
 
 def _require_vectors(trained, what):
     if len(trained.config["feature_shape"]) != 1:
-        raise ValueError(f"{what} needs a decoder of a fully connected layer (fc6, fc7, fc8), "
+        raise OptionError(f"{what} needs a decoder of a fully connected layer (fc6, fc7, fc8), "
                          f"not {trained.feature}")
     return trained.config["feature_shape"][0]
 
@@ -246,7 +248,7 @@ def random_feature_images(trained, folder, method, count, seed=0, bins=32):
     """(images (count, T, T, 3), sampled features, the fitted model) for vectors drawn from
     ``method`` (``histogram`` or ``gaussian``) fitted to the features of the photos in ``folder``."""
     if method not in RANDOM_MODELS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(RANDOM_MODELS)}")
+        raise OptionError(f"unknown method {method!r}; expected one of {', '.join(RANDOM_MODELS)}")
     features = folder_features(trained, folder)
     model = HistogramModel(features, bins) if method == "histogram" else TruncatedGaussian(features)
     samples = model.sample(count, np.random.default_rng(seed))

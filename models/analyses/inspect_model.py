@@ -24,6 +24,7 @@ import numpy as np
 
 import nn
 import nn.functional as F
+from nn.errors import OptionError
 from nn.functional.op_table import OPS
 from nn.functional.sparse_conv import active_pixels, tap_pairs
 from nn.functional.validation import pair
@@ -205,4 +206,4 @@ def check_gradients(target, seed=0, device="cpu"):
         model, x = tiny_model(target)
         model.to(device)
         return nn.gradcheck(model, [nn.to_device(x, device)], params=model, seed=seed, raise_on_failure=False)
-    raise ValueError(f"unknown op or model {target!r}; expected one of {', '.join(gradcheck_targets())}")
+    raise OptionError(f"unknown op or model {target!r}; expected one of {', '.join(gradcheck_targets())}")

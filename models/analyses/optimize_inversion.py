@@ -22,6 +22,7 @@ import numpy as np
 
 import nn
 import nn.functional as F
+from nn.errors import OptionError
 
 from ..networks import alexnet
 from ..data.images import resize
@@ -69,7 +70,7 @@ def invert(network, layer, photo, cfg=InversionConfig(), log=None):
     distances being the normalised feature distance at the initial noise and at the result.
     """
     if layer not in alexnet.TAPS:
-        raise ValueError(f"optimisation-based inversion works on CaffeNet layers ({', '.join(alexnet.TAPS)}), "
+        raise OptionError(f"optimisation-based inversion works on CaffeNet layers ({', '.join(alexnet.TAPS)}), "
                          f"not {layer!r}")
     device = network.device
     for p in network.parameters():

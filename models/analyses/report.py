@@ -17,9 +17,12 @@ Written to ``out``:
   data folder), the photo then one reconstruction per run.
 """
 import csv
+import errno
 import os
 
 import numpy as np
+
+from nn.errors import OptionError
 
 from . import analysis
 from ..networks import decoders
@@ -48,10 +51,10 @@ def run_checkpoint(folder):
 def find_runs(root):
     """Every folder below ``root`` (itself included) holding a ``checkpoint.h5``, sorted."""
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no such folder; pass --runs with a folder of training runs")
+        raise FileNotFoundError(errno.ENOENT, "no such folder; pass --runs with a folder of training runs", root)
     runs = sorted(folder for folder, _, names in os.walk(root) if "checkpoint.h5" in names)
     if not runs:
-        raise ValueError(f"{root}: no training run found (no checkpoint.h5 below it)")
+        raise OptionError(f"{root}: no training run found (no checkpoint.h5 below it)")
     return runs
 
 
@@ -59,7 +62,7 @@ def optimization_error(trained, paths, cfg):
     """The normalised error of optimisation-based inversion of ``paths`` at ``trained``'s layer."""
     photos, _, _ = trained.photos(paths)
     if photos is None or len(photos) < 2:
-        raise ValueError("the optimisation baseline needs at least 2 usable photos")
+        raise ImageError("the optimisation baseline needs at least 2 usable photos")
     inverted = [invert(trained.encoder.network, trained.feature, photo, cfg)["image"] for photo in photos]
     targets = trained.encoder.targets(photos).astype(np.float32)
     return normalized_error(targets, inversions_as_targets(inverted, targets.shape[1]))

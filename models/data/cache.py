@@ -38,6 +38,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from nn.errors import OptionError, UserError
 from nn.serialization import DiskFullError, WeightFileError, atomic_write, open_h5, write_h5
 
 from ..networks import decoders
@@ -54,7 +55,7 @@ FEATURE_DTYPES = ("float32", "float16")
 SHARD_NAME = re.compile(r"shard-(\d{5,})\.h5\Z")
 
 
-class CacheError(WeightFileError):
+class CacheError(UserError):
     """A feature cache that cannot be built or read; the message names the path and the fix."""
 
 
@@ -123,7 +124,7 @@ def plan_cache(path, files, encoder, flip=False, keep_photos=False, crops=0, see
                colour_jitter=0.0, feature_dtype="float32"):
     """The :class:`CachePlan` of ``encoder``'s features of ``files`` in the folder ``path``."""
     if feature_dtype not in FEATURE_DTYPES:
-        raise ValueError(f"feature_dtype {feature_dtype!r}: expected one of {FEATURE_DTYPES}")
+        raise OptionError(f"feature_dtype {feature_dtype!r}: expected one of {FEATURE_DTYPES}")
     settings = {"representation": encoder.name, "image_size": encoder.image_size,
                 "output_size": encoder.output_size, "flip": bool(flip),
                 "weights": os.path.abspath(encoder.weights) if encoder.weights else None,
@@ -336,7 +337,7 @@ def finish(plan):
     if manifest.get("samples") != samples:
         write_manifest(plan.folder, plan.manifest(samples))
     if sum(samples) == 0:
-        raise ValueError(f"no usable image among the {len(plan.files)} files (skipped: {len(skipped)}); "
+        raise ImageError(f"no usable image among the {len(plan.files)} files (skipped: {len(skipped)}); "
                          "pass --data with a folder of RGB JPEG or PNG photos")
     return {"samples": sum(samples), "photos": len(plan.files) - len(skipped), "skipped": skipped}
 

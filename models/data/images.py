@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
+from nn.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
 MAX_PIXELS = 40_000_000  # a larger photo is refused (decoding and blurring it takes minutes and GBs)
@@ -27,7 +29,7 @@ SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe
                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """A photo that cannot be used (unreadable, truncated, too small, too large); names the file."""
 
 
@@ -57,7 +59,8 @@ def find_images(folder):
     """Every JPEG or PNG below ``folder`` (recursively, as ImageNet's train folder), sorted; a FIFO,
     device or socket named like a photo is left out. Names need not be UTF-8."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{printable(folder)}: no such folder; pass --data with a folder of JPEG or PNG photos")
+        raise FileNotFoundError(errno.ENOENT, "no such folder; pass --data with a folder of JPEG or PNG photos",
+                                printable(folder))
     found = []
     for root, _, names in os.walk(folder):
         found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)

@@ -1,4 +1,5 @@
 """Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
+import errno
 import os
 import warnings
 
@@ -9,7 +10,7 @@ from nn.serialization import WeightFileError, open_h5
 
 from ..networks import decoders
 from ..scoring.baselines import baseline_errors, fit_baselines
-from ..data.cache import FeatureCache, run_cache
+from ..data.cache import CacheError, FeatureCache, run_cache
 from ..training.checkpoint import checkpoint_config, load_decoder_weights
 from ..data.encoders import Encoder, reconstruct_batches
 from ..data.images import ImageError, center_square, find_images, read_image
@@ -99,7 +100,7 @@ class TrainedDecoder:
             return None
         try:
             cache = FeatureCache(path)
-        except WeightFileError as exc:
+        except (WeightFileError, CacheError) as exc:
             warnings.warn(f"baselines not computed: {exc}")
             return None
         try:
@@ -123,7 +124,7 @@ def evaluate_folder(trained, folder, batch_size=32, baselines=None):
             if baselines:
                 features.append(f)
     if not targets:
-        raise ValueError(f"{folder}: no usable photo to evaluate on")
+        raise ImageError(f"{folder}: no usable photo to evaluate on")
     targets, recons = np.concatenate(targets), np.concatenate(recons)
     result = {"feature": trained.feature, "images": len(targets), "skipped": len(skipped),
               "error": normalized_error(targets.astype(np.float32), recons)}
@@ -142,6 +143,6 @@ def load_decoder(path=None, feature=None, device="cpu"):
     if path is None:
         path = shipped_decoder(feature)
         if path is None:
-            raise FileNotFoundError(f"no shipped decoder for {feature!r} in {PRETRAINED_DIR}; train one "
-                                    f"('cli.py train {feature}') and pass its checkpoint")
+            raise FileNotFoundError(errno.ENOENT, f"no shipped decoder for {feature!r}; train one ('cli.py train "
+                                    f"{feature}') and pass its checkpoint", os.path.join(PRETRAINED_DIR, f"{feature}.h5"))
     return TrainedDecoder(path, device)

@@ -19,10 +19,9 @@ from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_
                               write_groups, write_h5)
 
 from ..training.checkpoint import checkpoint_config, decoder_group, validate_config
+from ..training.options import TRAINING_KEYS
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
-TRAINING_KEYS = ("preset", "width", "min_channels", "image_size", "batch_size", "lr", "iters", "crops", "min_scale", "colour_jitter",
-                 "channel_scale", "grad_clip", "flip", "seed", "lr_schedule", "lr_drop_at", "ema")
 
 
 def shipped_decoder(feature):

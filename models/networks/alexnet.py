@@ -52,6 +52,7 @@ import numpy as np
 
 import nn
 from nn.backend import to_device
+from nn.errors import OptionError
 from nn.serialization import WeightFileError
 
 TAPS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -97,7 +98,7 @@ def feature_shape(tap, model="caffenet"):
     ``alexnet_torchvision`` at 224x224); e.g. ``feature_shape("conv5") == (256, 6, 6)``."""
     table = {"caffenet": TAP_SHAPES, "alexnet_torchvision": TORCHVISION_TAP_SHAPES}.get(model)
     if table is None:
-        raise ValueError(f"unknown model {model!r}; expected 'caffenet' or 'alexnet_torchvision'")
+        raise OptionError(f"unknown model {model!r}; expected 'caffenet' or 'alexnet_torchvision'")
     if tap not in table:
         raise ValueError(f"unknown feature tap {tap!r}; expected one of {', '.join(TAPS)}")
     return table[tap]
@@ -421,7 +422,7 @@ _NETWORKS = {"caffenet": CaffeNet, "alexnet_torchvision": AlexNetTorchvision}
 def build(model, weights=None):
     """``caffenet`` or ``alexnet_torchvision`` by name."""
     if model not in _NETWORKS:
-        raise ValueError(f"unknown encoder {model!r}; expected one of {', '.join(_NETWORKS)}")
+        raise OptionError(f"unknown encoder {model!r}; expected one of {', '.join(_NETWORKS)}")
     return caffenet(weights) if model == "caffenet" else alexnet_torchvision(weights)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 import nn
 import nn.functional as F
+from nn.errors import OptionError, WeightFileError
 
 import minifeat
 from minifeat.lbp import mirror_permutation as lbp_mirror_permutation
@@ -309,7 +310,7 @@ def representation(name):
     try:
         return REPRESENTATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown representation {name!r}; expected one of {list(REPRESENTATIONS)}") from None
+        raise OptionError(f"unknown representation {name!r}; expected one of {list(REPRESENTATIONS)}") from None
 
 
 def feature_shape(name, image_size=None):
@@ -350,7 +351,7 @@ def from_arrays(name, arrays, source="weights"):
                         for row in table if row.kind != "reshape"}
         in_channels = arrays[f"{table[0].name}.weight"].shape[in_axis[table[0].kind]]
     except KeyError as exc:
-        raise ValueError(f"{source}: no weights for layer {exc.args[0]} of the {name} decoder") from None
+        raise WeightFileError(f"{source}: no weights for layer {exc.args[0]} of the {name} decoder") from None
     model = Decoder(table, in_channels, out_channels=out_channels, sparse_input=rep.sparse)
     model.load_state_dict(arrays, source=str(source))
     return model

@@ -8,6 +8,8 @@ its image than a random other test image is. Reconstructions enter as images, on
 """
 import numpy as np
 
+from nn.errors import OptionError, UserError
+
 
 def mean_pairwise_distance(images):
     """Mean Euclidean distance over all ordered pairs of different images (N >= 2, not all identical).
@@ -16,9 +18,9 @@ def mean_pairwise_distance(images):
     normalised error undefined: a ValueError, never an ``inf``."""
     flat = np.asarray(images, np.float64).reshape(len(images), -1)
     if len(flat) < 2:
-        raise ValueError(f"normalised error needs at least 2 images, got {len(flat)}")
+        raise OptionError(f"normalised error needs at least 2 images, got {len(flat)}")
     if (flat == flat[0]).all():
-        raise ValueError(f"the normalised error is undefined: the {len(flat)} images are all identical (no distance "
+        raise UserError(f"the normalised error is undefined: the {len(flat)} images are all identical (no distance "
                          "between them to compare with); use different photos")
     squares = (flat * flat).sum(1)
     d2 = squares[:, None] + squares[None, :] - 2 * flat @ flat.T

@@ -18,7 +18,9 @@ from nn.backend import to_numpy
 from nn.serialization import (FORMAT, VERSION, WeightFileError, json_attr, open_h5, read_groups,
                               write_groups, write_h5)
 
-from ..networks.decoders import REPRESENTATIONS
+from . import options
+from .memory import check_memory
+from .options import VALUE_BEFORE_OPTION
 
 
 def save_checkpoint(path, model, optimizer, step, config, scheduler=None, history=None, encoder=None, averaged=None):
@@ -62,32 +64,35 @@ def checkpoint_config(f, path):
     return validate_config(json_attr(f, "config", path), path)
 
 
-# Run-defining options newer than some files: the value every run had before the option existed.
-VALUE_BEFORE_OPTION = {"min_channels": 1, "ema": 0.0}
-
-
 def validate_config(config, path):
-    """A run configuration from a file, checked for what rebuilding its decoder reads; an option
-    the file predates is given its earlier value (``VALUE_BEFORE_OPTION``)."""
+    """A run configuration from a file, checked: every option it holds against the options' table
+    (:mod:`.options`), what rebuilding its decoder reads, and the memory that decoder needs
+    (:func:`.memory.check_memory`); an option the file predates is given its earlier value
+    (``VALUE_BEFORE_OPTION``)."""
+    if not isinstance(config, dict):
+        raise WeightFileError(f"{path}: its configuration is a {type(config).__name__}, not a mapping; re-create the file")
     config = {**VALUE_BEFORE_OPTION, **config}
 
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    checks = {"feature": lambda v: v in REPRESENTATIONS,
-              "width": lambda v: number(v) and 0 < v <= 64,
-              "min_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 16,
-              "image_size": lambda v: v is None or (isinstance(v, int) and 64 <= v <= 4096),
-              "feature_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 3
-              and all(isinstance(d, int) and 0 < d < 1 << 20 for d in v),
-              "feature_scale": lambda v: number(v) or (isinstance(v, list) and all(number(x) for x in v))}
-    for key, ok in checks.items():
-        if key in config and not ok(config[key]):
-            raise WeightFileError(f"{path}: its configuration has an invalid {key} ({config[key]!r}); "
+    problems = {key: options.problem(options.BY_NAME[key], value) for key, value in config.items()
+                if key in options.BY_NAME}
+    problems.update({key: "expected the shape of one feature map" for key in ("feature_shape",) if key in config
+                     and not (isinstance(config[key], list) and 1 <= len(config[key]) <= 3
+                              and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d < 1 << 20
+                                      for d in config[key]))})
+    problems.update({key: "expected a number or one number per channel" for key in ("feature_scale",) if key in config
+                     and not (number(config[key]) or (isinstance(config[key], list)
+                                                      and all(number(x) for x in config[key])))})
+    for key, problem in problems.items():
+        if problem:
+            raise WeightFileError(f"{path}: its configuration has an invalid {key} ({config[key]!r}: {problem}); "
                                   "the file is damaged or not featinv's: re-create it")
     missing = [key for key in ("feature", "width", "feature_shape", "feature_scale") if key not in config]
     if missing:
         raise WeightFileError(f"{path}: its configuration lacks {', '.join(missing)}; re-create the file")
+    check_memory(config, source=path, training=False)
     return config
 
 

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 import nn
+from nn.errors import SetupError
 
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
 LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
@@ -59,7 +60,7 @@ class MPIGroup(SingleProcess):
         try:
             from mpi4py import MPI
         except ImportError as exc:
-            raise RuntimeError(f"this process was started by mpirun, but mpi4py cannot be imported ({exc}); "
+            raise SetupError(f"this process was started by mpirun, but mpi4py cannot be imported ({exc}); "
                                "pip install 'featinv[cluster]' (and an MPI library: apt-get install "
                                "openmpi-bin)") from None
         self.mpi = MPI
@@ -94,7 +95,7 @@ class NCCLGroup(MPIGroup):
         try:
             from cupy.cuda import nccl
         except ImportError as exc:
-            raise RuntimeError(f"--device gpu under mpirun needs NCCL in CuPy ({exc}); install a CuPy with NCCL "
+            raise SetupError(f"--device gpu under mpirun needs NCCL in CuPy ({exc}); install a CuPy with NCCL "
                                "(pip install cupy-cuda12x and nvidia-nccl-cu12), or run on --device cpu") from None
         local_rank = next((int(os.environ[v]) for v in LOCAL_RANK_VARIABLES if os.environ.get(v, "").isdigit()),
                           self.rank)

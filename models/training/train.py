@@ -39,14 +39,17 @@ import numpy as np
 
 import nn
 import nn.functional as F
+from nn.errors import OptionError, UserError
 from nn.serialization import DiskFullError, WeightFileError, verify_seal
 
 from ..networks import alexnet, decoders
-from . import distributed
+from . import distributed, options
 from ..scoring.baselines import baseline_errors, fit_baselines
 from ..data.cache import FeatureCache, run_cache
 from ..data.extract import build_cache
 from .checkpoint import load_checkpoint, read_config, save_checkpoint
+from .memory import check_memory
+from .options import RUN_DEFINING, SAMPLE_DATA  # noqa: F401 - SAMPLE_DATA: where the bundled photos are
 from ..data.encoders import Encoder, reconstruct_batches, scale_array, targets_to_float
 from ..data.images import find_images, header_problem
 from ..display.figures import write_reconstruction_figure
@@ -54,110 +57,45 @@ from ..scoring.metrics import normalized_error
 from ..display.plot import plot_curves
 from ..display.progress import ProgressBar
 
-SAMPLE_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+PRESETS = options.presets()  # the paper's scale, and minutes on 2 CPU cores (docs/results/README.md)
+CPU_PRESETS = options.cpu_presets()  # per feature, on top of PRESETS["cpu"]
 
-PRESETS = {
-    # The paper's scale (section 3 of the paper): full width, 256x256 images, batch 64, Adam 1e-3.
-    "paper": dict(width=1.0, image_size=None, batch_size=64, lr=1e-3, iters=300_000,
-                  val_every=5000, checkpoint_every=5000, flip=False, crops=0, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                  channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step", ema=0.0),
-    # Minutes on 2 CPU cores: reduced width and image size, random crops against memorising small
-    # sets. CPU_PRESETS refines it per feature; docs/results/README.md has the measurements.
-    "cpu": dict(width=0.125, image_size=64, batch_size=8, lr=1e-3, iters=600,
-                val_every=50, checkpoint_every=100, flip=True, crops=64, min_scale=0.5, colour_jitter=0.0, grad_clip=0,
-                channel_scale=False, feature_dtype="float32", min_channels=1, lr_schedule="step", ema=0.0),
-}
-
-# Per feature, on top of PRESETS["cpu"] (chosen by the experiments in docs/results/README.md).
-CPU_PRESETS = {
-    "hog": dict(width=0.5, batch_size=16, iters=3500, val_every=100, checkpoint_every=500, crops=128,
-                min_scale=0.25, grad_clip=5000, ema=0.998),
-    "sift": dict(image_size=128, width=0.25, batch_size=16, iters=1800, val_every=100, checkpoint_every=500,
-                 crops=128, min_scale=0.35, grad_clip=20000, channel_scale=True, min_channels=32, ema=0.995),
-    "lbp": dict(image_size=128, width=0.25, batch_size=16, iters=3000, val_every=100, checkpoint_every=500,
-                crops=64, min_scale=0.5, grad_clip=20000),
-}
+LR_SCHEDULES = options.BY_NAME["lr_schedule"].choices  # what learning_rate_schedule builds
 
 
-LR_SCHEDULES = ("step", "cosine")  # what learning_rate_schedule builds
-
-
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """A run that cannot go on (NaN loss, empty data); the message says what happened and what to do."""
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    feature: str
-    data: str = None
-    val: str = None
-    preset: str = None          # default "cpu"
-    out: str = None
-    batch_size: int = None
-    lr: float = None
-    iters: int = None
-    epochs: int = None
-    width: float = None
-    min_channels: int = None    # no hidden layer narrower than this (models.networks.decoders.scaled; default 1)
-    image_size: int = None
-    device: str = "cpu"
-    resume: bool = False
-    crops: int = None           # random crops per training photo (0: the whole photo, centre square)
-    min_scale: float = None     # smallest crop side, as a fraction of the photo's short side
-    colour_jitter: float = None  # random gain exp(U(-j, j)) per colour channel of each crop
-    channel_scale: bool = None  # scale each feature channel to unit RMS (else one factor for all)
-    grad_clip: float = None     # largest joint gradient norm (nn.optim.clip_grad_norm_); 0: no clipping
-    threads: int = None         # BLAS threads (default: 1, see nn.process.set_blas_threads)
-    seed: int = None            # default 0
-    overwrite: bool = False     # replace a finished run in ``out`` (else train refuses to touch it)
-    val_fraction: float = 0.1
-    val_every: int = None
-    checkpoint_every: int = None
-    log_every: int = 10         # losses are read back from the device (one synchronisation) this often
-    flip: bool = None
-    weights: str = None
-    workers: int = None
-    scheduler: str = None       # build the feature caches on Dask: "local" or a scheduler address (models.data.extract)
-    feature_dtype: str = None   # "float32" (default) or "float16": how the cache stores the features
-    lr_schedule: str = None     # "step" (default): divided by 10 after lr_drop_at of the run; "cosine": to 0
-    lr_drop_at: float = 0.8     # the learning rate is divided by 10 after this fraction of the run
-    ema: float = None           # decay of a moving average of the weights that validation, best.h5 and
-    #                             reconstruction use (nn.optim.ExponentialMovingAverage); 0: none
-    max_val_images: int = 256  # validation on every held-out photo, up to this many
-    train_encoder: bool = False  # the autoencoder variant: fine-tune CaffeNet up to the layer too
-    reference: bool = False     # convolutions as their plain definitions (nn/functional/conv_reference.py)
+class RunFolderError(TrainingError):
+    """A run folder that cannot be trained into (in use, or holding another run); names it and the fix."""
+
+
+class _TrainConfigMethods:
+    """A training job's settings: one field per option of :data:`models.training.options.OPTIONS`
+    (None: not given, filled in by :meth:`resolved` from the preset, or from the run by ``--resume``)."""
 
     def resolved(self):
-        """A copy with the preset's values filled in where an option was not given."""
-        name = self.preset or "cpu"
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
-        values = dataclasses.asdict(self)
-        values["preset"] = name
-        preset = dict(PRESETS[name])
-        if name == "cpu":
-            preset.update(CPU_PRESETS.get(self.feature, {}))
-        for key, value in preset.items():
-            if values.get(key) is None:
-                values[key] = value
-        values["data"] = values["data"] or SAMPLE_DATA
-        values["seed"] = 0 if values["seed"] is None else values["seed"]
+        """A copy with the preset's values filled in where an option was not given, every value
+        checked against the table (an OptionError names the option)."""
+        values = options.resolved_values(dataclasses.asdict(self))
+        options.check_values(values)
         if values["weights"]:  # stored in the checkpoint: must resolve from any working directory
             values["weights"] = os.path.abspath(values["weights"])
         values["out"] = values["out"] or os.path.join("runs", self.feature)
         if self.train_encoder and decoders.representation(self.feature).shallow:
-            raise ValueError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
+            raise OptionError(f"--train-encoder needs an AlexNet feature (conv1..fc8); {self.feature} is "
                              "computed by minifeat, which is not differentiable")
-        if values["lr_schedule"] not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {values['lr_schedule']!r}; expected one of {list(LR_SCHEDULES)}")
-        if not (isinstance(values["ema"], (int, float)) and 0 <= values["ema"] < 1):
-            raise ValueError(f"ema must be a decay in [0, 1) (0: no average), got {values['ema']!r}")
         if values["ema"] and self.train_encoder:
-            raise ValueError("--ema is not supported with --train-encoder (the encoder's weights are not averaged)")
+            raise OptionError("--ema is not supported with --train-encoder (the encoder's weights are not averaged)")
         if values["channel_scale"] and self.train_encoder:
-            raise ValueError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
+            raise OptionError("--channel-scale is not supported with --train-encoder (the fine-tuned encoder's "
                              "features are scaled by one factor)")
         return TrainConfig(**values)
+
+
+TrainConfig = dataclasses.make_dataclass("TrainConfig", options.config_fields(), bases=(_TrainConfigMethods,),
+                                         namespace={"__module__": __name__, "__doc__": _TrainConfigMethods.__doc__})
 
 
 def learning_rate_schedule(optimizer, cfg, total_steps):
@@ -277,15 +215,14 @@ def prepare_data(cfg, log=print):
                                 "at least 2 (1 trained on, 1 held out), better hundreds")
         train_files, val_files = split_files(usable, cfg.val_fraction, cfg.seed)
     encoder = Encoder(cfg.feature, cfg.image_size, cfg.weights, cfg.workers, cfg.device)
+    settings = options.cache_settings(dataclasses.asdict(cfg))  # what the cache is built with (the table's "cache")
     summary = {}
-    for split, split_files_, flip, crops in (("train", train_files, cfg.flip, cfg.crops), ("val", val_files, False, 0)):
+    for split, split_files_, unlike_train in (("train", train_files, {}), ("val", val_files, {"flip": False, "crops": 0})):
         path = run_cache(cfg.out, split)
         bar = ProgressBar(len(split_files_), label=f"{cfg.feature} features ({split}) ")
         try:
-            info = build_cache(path, split_files_, encoder, flip=flip, progress=lambda i, n: bar.update(i),
-                               keep_photos=cfg.train_encoder, crops=crops, seed=cfg.seed, min_scale=cfg.min_scale,
-                               colour_jitter=cfg.colour_jitter, scheduler=cfg.scheduler,
-                               feature_dtype=cfg.feature_dtype)
+            info = build_cache(path, split_files_, encoder, progress=lambda i, n: bar.update(i),
+                               **{**settings, **unlike_train})
         except KeyboardInterrupt:
             log(f"\ninterrupted during feature extraction: {path} keeps the shards done so far; the same command "
                 "continues it")
@@ -348,11 +285,6 @@ def validate(model, cache, scale, device, limit, encoder=None):
     return error, targs, recon
 
 
-# What defines a run: --resume takes these from the run's checkpoint where they are not given,
-# and refuses a given one that differs (the others, such as --iters or --device, may change).
-RUN_DEFINING = ("feature", "preset", "width", "min_channels", "image_size", "batch_size", "lr", "seed", "crops", "min_scale",
-                "colour_jitter", "channel_scale", "grad_clip", "flip", "data", "val", "weights", "train_encoder",
-                "feature_dtype", "lr_schedule", "ema")
 RUN_OUTPUTS = ("checkpoint.h5", "best.h5", "log.csv", "summary.json", "loss.png", "val_error.png")
 
 
@@ -367,7 +299,7 @@ def resumed_config(cfg, saved, out):
     """``cfg`` completed from the saved run's config ``saved``: every run-defining option not given
     is the saved one; a given one that differs is refused, naming it."""
     values = dataclasses.asdict(cfg)
-    for name in RUN_DEFINING:
+    for name in RUN_DEFINING:  # what defines a run (models.training.options): the others may change
         if values[name] is None or name not in saved:
             values[name] = saved.get(name, values[name])
         elif not _same(name, values[name], saved[name]):
@@ -392,7 +324,7 @@ class RunFolder:
             checkpoint = os.path.join(out, "checkpoint.h5")
             if os.path.exists(checkpoint) and not resume:
                 if not overwrite:
-                    raise TrainingError(f"{out} already holds a run ({checkpoint}); continue it with --resume, "
+                    raise RunFolderError(f"{out} already holds a run ({checkpoint}); continue it with --resume, "
                                         "replace it with --overwrite, or choose another --out")
                 for name in RUN_OUTPUTS + tuple(f for f in os.listdir(out) if f.startswith("recon_")):
                     if os.path.exists(os.path.join(out, name)):
@@ -414,8 +346,8 @@ class RunFolder:
             except BlockingIOError:
                 owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise TrainingError(f"{self.out} is in use by another run (process {owner}, {self.lock}); "
-                                    "wait for it, or choose another --out") from None
+                raise RunFolderError(f"{self.out} is in use by another run (process {owner}, {self.lock}); "
+                                     "wait for it, or choose another --out") from None
             except BaseException:
                 os.close(fd)
                 raise
@@ -441,21 +373,28 @@ class RunFolder:
         self._fd = None
 
 
-def train(cfg, log=print, on_step=None):
+def train(cfg, log=print, on_step=None, given_as="given"):
     """Run (or resume) a training job; returns a summary dict (final loss, validation errors, paths).
+    It starts by logging the settings it runs with and where each comes from (``given_as``: how
+    the options of ``cfg`` were given, "command line" for cli.py).
 
     ``on_step(step)``, when given, is called after each step; returning True stops the run there
     with a checkpoint, as Ctrl-C does but without raising.
     """
+    given = dataclasses.asdict(cfg)
     out = cfg.resolved().out
     checkpoint = os.path.join(out, "checkpoint.h5")
     saved = read_config(checkpoint) if cfg.resume and os.path.exists(checkpoint) else {}  # read once
     if saved:
         cfg = resumed_config(cfg, saved, out)
     cfg = cfg.resolved()
+    values = dataclasses.asdict(cfg)
+    check_memory(values, source=checkpoint if saved else None)  # before any work
     nn.check_device(cfg.device)  # a missing CuPy is reported before any work
     nn.process.set_blas_threads(cfg.threads or 1)
     group = distributed.current(cfg.device)
+    if group.is_root:
+        log(options.settings_table(given, saved, values, given_as))
     folder = RunFolder(cfg.out, cfg.resume, cfg.overwrite) if group.is_root else None
     try:
         with F.reference_convolutions(cfg.reference):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import init
 from ..backend import check_device, device_of, get_array_module, to_device, unwrap
+from ..errors import WeightFileError
 from ..function import Function
 from ..tensor import Tensor, is_grad_enabled
 
@@ -309,7 +310,7 @@ class Module:
         missing = [name for name in own if name not in state_dict]
         unexpected = [name for name in state_dict if name not in own]
         if strict and (missing or unexpected):
-            raise ValueError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
+            raise WeightFileError(f"{source}: does not fit {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
         parameters, modules = dict(self.named_parameters()), dict(self.named_modules())
         for name, current in own.items():
@@ -318,7 +319,7 @@ class Module:
             array = state_dict[name]
             kind = "parameter" if name in parameters else "buffer"
             if tuple(array.shape) != tuple(current.shape):
-                raise ValueError(f"{source}: {kind} {name} has shape {tuple(array.shape)} "
+                raise WeightFileError(f"{source}: {kind} {name} has shape {tuple(array.shape)} "
                                  f"but the model expects {tuple(current.shape)}")
             copied = get_array_module(current).asarray(to_device(unwrap(array), device_of(current)),
                                                        dtype=current.dtype).copy()

@@ -1,6 +1,8 @@
 """Mutation fuzzing of every file kind featinv reads (tests/reference/fuzz_files.py, in a child process with a
 2 GiB memory limit): each damaged or hand-made file must load, or fail with one of the errors the
-command line prints as one line; never a traceback, never past the time budget."""
+command line prints as one line (a UserError, or an OSError about the file: nn.errors.is_user_error);
+never anything else (the command line shows those as bugs, with their traceback), never past the time
+budget."""
 import glob
 import json
 import os

@@ -257,10 +257,11 @@ def test_unusable_files_are_left_out_before_the_validation_split(tmp_path):
 
 def test_a_huge_error_message_is_cut(tmp_path):
     from cli import MAX_MESSAGE, _run
+    from nn.errors import WeightFileError
     import click
 
     def fail():
-        raise ValueError("x" * 10 ** 6)
+        raise WeightFileError("x" * 10 ** 6)
 
     with pytest.raises(click.ClickException) as caught:
         _run(fail)

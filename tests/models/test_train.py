@@ -223,7 +223,7 @@ def test_the_learning_rate_schedules(photo_dir, tmp_path):
         np.testing.assert_allclose(lrs, expected, rtol=4e-3, atol=1e-12, err_msg=schedule)  # logged to 3 digits
     with pytest.raises(TrainingError, match="--lr-schedule"):
         train(tiny_config(photo_dir, tmp_path / "step", iters=6, lr_schedule="cosine", resume=True), log=lambda *_: None)
-    with pytest.raises(ValueError, match="unknown lr_schedule 'cosin'; expected one of"):
+    with pytest.raises(ValueError, match="--lr-schedule 'cosin': expected one of step, cosine"):
         train(tiny_config(photo_dir, tmp_path / "typo", lr_schedule="cosin"), log=lambda *_: None)
 
 
@@ -273,7 +273,7 @@ def test_a_moving_average_of_the_weights_is_validated_kept_and_reconstructed_wit
     assert summary["steps"] == 4
     with h5py.File(older / "checkpoint.h5", "r") as f:
         assert "averaged" not in f and json.loads(f.attrs["config"])["ema"] == 0.0
-    for bad, match in (({"ema": 1.0}, "ema must be a decay"), ({"ema": 0.9, "feature": "conv5", "train_encoder": True},
+    for bad, match in (({"ema": 1.0}, r"--ema 1.0: expected a number in \[0, 1\)"), ({"ema": 0.9, "feature": "conv5", "train_encoder": True},
                                                                 "--ema is not supported with --train-encoder")):
         with pytest.raises(ValueError, match=match):
             train(tiny_config(photo_dir, tmp_path / "bad", **bad), log=lambda *_: None)

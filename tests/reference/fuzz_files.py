@@ -9,9 +9,10 @@ valid file: an object deleted, a dataset of another shape or dtype, an attribute
 writes it, and hands it to the loader a user's command would call. ``--bit-flips``: each case flips
 one bit of the seed instead, and HDF5 is made to fail the case if it opens the damaged file (a
 sealed file is verified before it is parsed).
-A case ends as ``ok`` (loaded), ``clean`` (one of the errors the CLI prints as one line:
-ValueError and its subclasses, FileNotFoundError, OSError, RuntimeError), ``traceback`` (any
-other exception: a crash a user would see) or ``slow`` (over the time budget). Prints one JSON
+A case ends as ``ok`` (loaded), ``clean`` (one of the errors the CLI prints as one line: a
+``nn.errors.UserError``, or an OSError about the file, ``nn.errors.is_user_error``), ``traceback``
+(any other exception, a plain ValueError or RuntimeError included: a bug a user would see) or
+``slow`` (over the time budget). Prints one JSON
 line: the counts and the first examples of each bad outcome.
 """
 import argparse
@@ -28,7 +29,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-CLEAN = (ValueError, FileNotFoundError, OSError, RuntimeError)
 BUDGET_S = 10.0
 
 
@@ -118,6 +118,7 @@ def main():
     limit = args.memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import warnings
+    from nn.errors import is_user_error
     warnings.simplefilter("ignore")
     load = loader(args.kind, args.work)
     seed = open(args.seed_file, "rb").read()
@@ -152,11 +153,9 @@ def main():
         try:
             load(path)
             outcome = "ok"
-        except CLEAN:
-            outcome = "clean"
         except Exception as exc:  # noqa: BLE001 - what the fuzzing is looking for
-            outcome = "traceback"
-            if len(examples["traceback"]) < 5:
+            outcome = "clean" if is_user_error(exc) else "traceback"
+            if outcome == "traceback" and len(examples["traceback"]) < 5:
                 examples["traceback"].append(f"case {case}: {type(exc).__name__}: {str(exc)[:200]} at "
                                              f"{traceback.extract_tb(exc.__traceback__)[-1][:3]}")
         if time.time() - start > BUDGET_S:
