@@ -26,7 +26,7 @@ A decoder file carries its baselines (:func:`baseline_arrays`): the mean image a
 ridge in a compact form, :class:`ProjectedRidge`: its predictions projected onto the top k
 principal components of the training targets. Ridge is linear in Y, so this is the ridge fitted
 onto those k components, W_k = X_c^T A V_k (D x k), with V_k (P x k) from the eigenvectors of
-Y_c Y_c^T; it keeps D k + k P numbers instead of the N (D + P) of the dual form.
+Y_c Y_c^T; it keeps D k + k P + P numbers instead of the N (D + P) of the dual form.
 """
 import numpy as np
 
@@ -103,27 +103,28 @@ class RidgeRegression:
 
 class ProjectedRidge:
     """A ridge regression onto the top k principal components of its training targets:
-    ``((x - mean_x) @ weight) @ basis + mean_y``, weight (D, k), basis (k, P) with orthonormal rows."""
+    ``(x @ weight) @ basis + offset``, weight (D, k), basis (k, P) with orthonormal rows, offset (P,)
+    = mean_y - mean_x W_k V_k^T (the centring folded in, so that mean_x need not be kept)."""
 
     name = RidgeRegression.name
 
-    def __init__(self, mean_x, weight, basis, mean_y):
-        self.mean_x, self.weight, self.basis, self.mean_y = (np.asarray(a, np.float32) for a in
-                                                             (mean_x, weight, basis, mean_y))
+    def __init__(self, weight, basis, offset):
+        self.weight, self.basis, self.offset = (np.asarray(a, np.float32) for a in (weight, basis, offset))
 
     @classmethod
     def from_ridge(cls, ridge, targets, components):
         """The fitted ``ridge`` projected onto the top ``components`` principal components of its
-        training ``targets`` (the same samples it was fitted on)."""
+        training ``targets`` (the same samples it was fitted on; at most the rank of their Y_c)."""
         yc = _flat(targets) - ridge.mean_y
         eigenvalues, u = np.linalg.eigh((yc @ yc.T).astype(np.float64))
         top = np.argsort(eigenvalues)[::-1][:components]
-        basis = (u[:, top].T @ yc) / np.sqrt(np.maximum(eigenvalues[top], 1e-12))[:, None]  # (k, P)
-        weight = ridge.xc.T @ (ridge.dual @ basis.T.astype(np.float32))
-        return cls(ridge.mean_x, weight, basis, ridge.mean_y)
+        top = top[eigenvalues[top] > 1e-9 * eigenvalues.max()]  # no more components than Y_c has
+        basis = ((u[:, top].T @ yc) / np.sqrt(eigenvalues[top])[:, None]).astype(np.float32)  # (k, P)
+        weight = ridge.xc.T @ (ridge.dual @ basis.T).astype(np.float32)  # (D, k)
+        return cls(weight, basis, ridge.mean_y - (ridge.mean_x @ weight) @ basis)
 
     def predict(self, features):
-        return ((_flat(features) - self.mean_x) @ self.weight) @ self.basis + self.mean_y
+        return (_flat(features) @ self.weight) @ self.basis + self.offset
 
 
 def baseline_arrays(models, dtype=np.float16):
@@ -133,7 +134,7 @@ def baseline_arrays(models, dtype=np.float16):
     ridge = models[RidgeRegression.name]
     if not isinstance(ridge, ProjectedRidge):
         raise TypeError("project the ridge first (ProjectedRidge.from_ridge)")
-    arrays.update({f"ridge.{k}": getattr(ridge, k) for k in ("mean_x", "weight", "basis", "mean_y")})
+    arrays.update({f"ridge.{k}": getattr(ridge, k) for k in ("weight", "basis", "offset")})
     return {k: np.asarray(v, dtype) for k, v in arrays.items()}
 
 
@@ -141,7 +142,7 @@ def baselines_from_arrays(arrays):
     """Inverse of :func:`baseline_arrays`: ``{name: model}`` ready to predict (float32)."""
     mean = MeanImage()
     mean.mean = np.asarray(arrays["mean_image.mean"], np.float32)
-    ridge = ProjectedRidge(*(arrays[f"ridge.{k}"] for k in ("mean_x", "weight", "basis", "mean_y")))
+    ridge = ProjectedRidge(*(arrays[f"ridge.{k}"] for k in ("weight", "basis", "offset")))
     return {mean.name: mean, ridge.name: ridge}
 
 

@@ -71,8 +71,12 @@ def test_eval_warns_when_photos_were_trained_on(tmp_path):
     assert "skimage_coffee.jpg" in output and "sklearn_china.jpg" not in output.split("WARNING")[1]
 
 
-def test_a_decoder_file_too_large_for_its_baselines_fits_them_on_the_bundled_photos_it_was_trained_on(tmp_path):
-    output = invoke("eval", "sift", "--data", folder_of(tmp_path, HELD_OUT[:1]))
+def test_a_decoder_file_without_baselines_has_them_fitted_on_the_bundled_photos_it_was_trained_on(tmp_path):
+    config, weights, attrs = pretrained.read_decoder_file(pretrained.shipped_decoder("lbp"))
+    digests = pretrained.read_decoder_extras(pretrained.shipped_decoder("lbp"))[2]
+    bare = tmp_path / "lbp.h5"
+    pretrained.write_decoder_file(bare, config, attrs["training"], attrs["held_out"], weights, None, digests)
+    output = invoke("eval", "lbp", "--checkpoint", bare, "--data", folder_of(tmp_path, HELD_OUT[:1]))
     assert "baselines: fitted on the 23 bundled photos it was trained on" in output
     assert "| linear (ridge) |" in output and "| mean image |" in output
 
