@@ -88,7 +88,7 @@ def main():
             full = baseline_errors({"ridge": ridge}, x, y)[0]["ridge"]
             stored = baseline_errors(baselines_from_arrays(baseline_arrays(models)), x, y)[0]
             print(f"{feature}: on {len(y)} held-out photos: mean image {stored['mean image']:.4f}, ridge "
-                  f"{full:.4f} (full), {stored[ridge.name]:.4f} (stored: {components} components, float16)")
+                  f"{full:.4f} (full), {stored[ridge.name]:.4f} (stored: {components} component(s), float16)")
             baselines = (models, record)
         held_out = dict(attrs["held_out"], photos=held_out_count)
         pretrained.write_decoder_file(path, config, attrs["training"], held_out, weights, baselines, digests)

@@ -116,7 +116,7 @@ class TrainedDecoder:
         if self.is_decoder_file:
             models, record, _ = read_decoder_extras(self.path)
             if models is not None:
-                self.baselines_source = (f"fitted on the decoder's {record.get('photos', '?')} training photos "
+                self.baselines_source = (f"fitted on {record.get('photos', '?')} of the decoder's training photos "
                                          f"(carried by {os.path.basename(self.path)})")
                 return models
         path = self.training_cache()

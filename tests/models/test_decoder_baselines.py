@@ -65,7 +65,7 @@ def test_export_carries_the_baselines_and_the_training_photos(run, tmp_path):
         shutil.copy(run / "photos" / name, copied)
     result = CliRunner().invoke(main, ["eval", "hog", "--checkpoint", str(out), "--data", str(copied)])
     assert result.exit_code == 0, result.output
-    assert f"baselines: fitted on the decoder's {trained_on} training photos (carried by hog.h5)" in result.output
+    assert f"baselines: fitted on {trained_on} of the decoder's training photos (carried by hog.h5)" in result.output
     assert "WARNING: 2 photos of" in result.output
     assert f"| linear (ridge) | {2 + 9 - trained_on} |" in result.output
 
