@@ -51,6 +51,7 @@ def titles(monkeypatch):
             seen.append(inspect.signature(_original).bind(*args, **kwargs).arguments.get("title"))
             return _original(*args, **kwargs)
         monkeypatch.setattr(figures, name, spy)
+    monkeypatch.setattr(report, "write_grid", figures.write_grid)  # imported by name there
     return seen
 
 
