@@ -118,7 +118,26 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"warning: {message}\n"
 
 
-@click.group(cls=_Main)
+def _version():
+    """The installed package's version, or the one setup.py declares in a source checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("featinv")
+    except PackageNotFoundError:
+        import re
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup.py")) as f:
+            found = re.search(r'version="([^"]+)"', f.read())
+        return found.group(1) if found else "unknown"
+
+
+def _plural(count, noun):
+    """``1 image``, ``2 images``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, help="Show the version and exit.",
+              callback=lambda ctx, _, value: (click.echo(f"featinv {_version()}"), ctx.exit()) if value else None)
 def main():
     """featinv: invert HOG, SIFT, LBP and AlexNet features with up-convolutional networks."""
     warnings.formatwarning = _one_line_warning  # skipped photos, random weights: one line each
@@ -182,59 +201,123 @@ def train(feature, **options):
             click.echo(_verdict(summary["best_error"], summary["baselines"], photos["val"]))
 
 
-@main.command()
-@click.argument("feature", type=_features_choice())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--checkpoint", type=click.Path(),
-              help="A training checkpoint or decoder file (default: the decoder shipped for FEATURE).")
-@click.option("--out", default="reconstructions.png", show_default=True, type=click.Path(),
-              callback=_output(*IMAGE_OUT), help="Figure to write (.png, .jpg).")
-@click.option("--baselines/--no-baselines", default=True, show_default=True,
-              help="Add the mean-image and ridge baselines' images (when the run's training cache is at hand).")
-@DEVICE
-def reconstruct(feature, images, checkpoint, out, baselines, device):
-    """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
-    from models.scoring.baselines import predictions_as_images
-    from models.display.figures import write_reconstruction_figure
+DECODER = click.option("--checkpoint", type=click.Path(),
+                       help="A training checkpoint or decoder file (default: the decoder shipped for FEATURE).")
+
+
+def _decoder(feature, checkpoint, device):
+    """The trained decoder of ``checkpoint``, or the one shipped for ``feature``; says which file."""
+    from models.evaluation.inference import TrainedDecoder
     from models.evaluation.pretrained import shipped_decoder
-    from models.data.images import printable
     if checkpoint is None:
         checkpoint = shipped_decoder(feature)
         if checkpoint is None:
             raise click.ClickException(f"no decoder is shipped for {feature}; train one ('cli.py train {feature}') "
-                                       "and pass --checkpoint runs/FEATURE/best.h5")
-        click.echo(f"decoder: {checkpoint} (shipped)")
-    trained, photos, kept = _trained_photos(checkpoint, images, device)
+                                       f"and pass --checkpoint runs/{feature}/best.h5")
+    trained = _run(TrainedDecoder, checkpoint, device)
     _check_feature(feature, trained)
-    targets, recons, features_ = _run(trained.reconstruct, photos, with_features=True)
-    fitted = (_run(trained.baselines) if baselines else None) or {}
+    click.echo(f"decoder: {checkpoint} ({trained.name})")
+    return trained
+
+
+def _baselines(trained):
+    """The decoder's fitted baselines ({name: model}), and a line saying what they were fitted on."""
+    fitted = _run(trained.baselines)
+    if fitted is None:
+        click.echo("baselines: none for a decoder trained with its encoder (train --train-encoder)")
+    else:
+        click.echo(f"baselines: {trained.baselines_source}")
+    return fitted
+
+
+def _bar(total, label):
+    from models.display.progress import ProgressBar
+    return ProgressBar(total, label=label)
+
+
+@main.command()
+@click.argument("feature", type=_features_choice())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@DECODER
+@click.option("--out", default="reconstructions.png", show_default=True, type=click.Path(),
+              callback=_output(*IMAGE_OUT), help="Figure to write (.png, .jpg).")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Add the mean-image and ridge baselines' images.")
+@DEVICE
+def reconstruct(feature, images, checkpoint, out, baselines, device):
+    """Reconstruct IMAGES from their FEATURE; writes a grid (photo | reconstruction | baselines)."""
+    import numpy as np
+    from models.scoring.baselines import predictions_as_images
+    from models.display.figures import write_reconstruction_figure
+    from models.data.images import printable
+    trained = _decoder(feature, checkpoint, device)
+    fitted = (_baselines(trained) if baselines else None) or {}
+    parts, kept, bar = [], [], _bar(len(images), "reconstructing ")
+    for i in range(0, len(images), BATCH):
+        photos, kept_now, skipped = trained.photos(images[i:i + BATCH])
+        for reason in skipped:
+            click.echo(f"skipped: {reason}", err=True)
+        if photos is not None:
+            _note_greyscale(kept_now, photos)
+            parts.append(_run(trained.reconstruct, photos, with_features=True))
+            kept += kept_now
+        bar.update(min(i + BATCH, len(images)))
+    bar.close()
+    if not parts:
+        raise click.ClickException("no usable image given")
+    targets, recons, features_ = (np.concatenate(part) for part in zip(*parts))
     extra = {f"baseline: {name}": predictions_as_images(model, features_, (3,) + targets.shape[1:3])
              for name, model in fitted.items()}
-    _run(write_reconstruction_figure, out, targets, recons, f"Reconstructions from {feature} ({checkpoint})", extra,
+    _run(write_reconstruction_figure, out, targets, recons,
+         _title(f"Reconstructions from {feature} ({trained.name})", trained), extra,
          row_labels=[printable(os.path.basename(p)) for p in kept])
-    click.echo(f"wrote {out} ({len(kept)} images)")
+    click.echo(f"wrote {out} ({_plural(len(kept), 'image')})")
 
 
 @main.command(name="eval")
 @click.argument("feature", type=_features_choice())
-@click.option("--checkpoint", required=True, type=click.Path())
-@click.option("--data", required=True, type=click.Path())
+@DECODER
+@click.option("--data", required=True, type=click.Path(), help="Folder of photos to evaluate on.")
 @DEVICE
 def evaluate(feature, checkpoint, data, device):
-    """Print the normalised reconstruction error of a trained decoder on a folder of photos."""
-    from models.evaluation.inference import TrainedDecoder, evaluate_folder
-    trained = _run(TrainedDecoder, checkpoint, device)
-    _check_feature(feature, trained)
-    baselines = _run(trained.baselines)
-    result = _run(evaluate_folder, trained, data, baselines=baselines)
+    """Print the normalised reconstruction error of a trained decoder on a folder of photos,
+    beside the mean-image and ridge baselines."""
+    from models.evaluation.inference import evaluate_folder
+    trained = _decoder(feature, checkpoint, device)
+    baselines = _baselines(trained)
+    bar = _bar(0, "evaluating ")
+    result = _run(evaluate_folder, trained, data, baselines=baselines, progress=_advance(bar))
+    bar.close()
     rows = [("decoder", result["images"], result["skipped"], f"{result['error']:.4f}")]
     rows += [(name, result["images"], result["skipped"], f"{error:.4f}") for name, error in result.get("baselines", {}).items()]
-    click.echo(f"{result['feature']} decoder {checkpoint} on {data}:")
+    click.echo(f"{result['feature']} decoder ({trained.name}) on {data}:")
     click.echo(_markdown(["method", "images", "skipped", "normalised error"], rows), nl=False)
-    if baselines is None:
-        click.echo("baselines: not computed (no readable training cache cache_train/ beside the checkpoint)")
-    else:
+    if result["trained_on"]:
+        click.echo(f"WARNING: {_plural(len(result['trained_on']), 'photo')} of {data} "
+                   f"({', '.join(os.path.basename(p) for p in result['trained_on'][:5])}"
+                   f"{', ...' if len(result['trained_on']) > 5 else ''}) {'was' if len(result['trained_on']) == 1 else 'were'} "
+                   "in the decoder's training set: their errors flatter the decoder and the ridge; evaluate on "
+                   "photos never trained on")
+    if baselines is not None:
         click.echo(_verdict(result["error"], result["baselines"], result["images"]))
+
+
+BATCH = 32  # photos read and reconstructed at a time
+
+
+def _advance(bar):
+    """A ``progress(done, total)`` callback drawing ``bar``."""
+    def progress(done, total):
+        bar.total = total
+        bar.update(done)
+    return progress
+
+
+def _title(title, trained=None, random_weights=False):
+    """A figure's title, saying so when AlexNet ran with random weights."""
+    if random_weights or (trained is not None and trained.random_weights):
+        return f"{title}; AlexNet with random weights"
+    return title
 
 
 @main.command()
@@ -254,7 +337,8 @@ def features(feature, image, out, image_size, weights, device):
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
     _run(save_arrays, {"features": values}, out, kind="features", representation=feature,
          source=printable(image), image_size=encoder.image_size)
-    click.echo(f"wrote {out}: {feature} features of shape {values.shape}")
+    random = " (AlexNet with random weights)" if encoder.network is not None and weights is None else ""
+    click.echo(f"wrote {out}: {feature} features of shape {values.shape}{random}")
 
 
 @main.command(name="import-weights")
@@ -294,6 +378,12 @@ def export_decoder(checkpoint, out, recipe):
     error = held_out["decoder"]
     click.echo(f"wrote {out} ({os.path.getsize(out) / 2 ** 20:.1f} MiB): step {held_out['step']}, error on its "
                f"validation photos {error if error is None else f'{error:.4f}'}" + (f" ({baselines})" if baselines else ""))
+    from models.evaluation.pretrained import read_decoder_extras
+    fitted, record, digests = _run(read_decoder_extras, out)
+    click.echo(f"with the baselines fitted on its {_plural(record['photos'], 'training photo')} and the digests of "
+               f"{_plural(len(digests), 'training photo')}" if fitted is not None else
+               "without baselines or training photos (no training cache cache_train/ beside the checkpoint): "
+               "eval fits the baselines on the bundled photos")
 
 
 @main.command()
@@ -314,7 +404,8 @@ def _alexnet_layers():
     return click.Choice(list(TAPS))
 
 
-CHECKPOINT = click.option("--checkpoint", required=True, type=click.Path(), help="A decoder's checkpoint.h5.")
+CHECKPOINT = click.option("--checkpoint", required=True, type=click.Path(),
+                          help="A decoder's checkpoint.h5 (AlexNet's fc layers: no decoder is shipped).")
 SEED = click.option("--seed", type=int, default=0, show_default=True)
 
 
@@ -338,25 +429,36 @@ def _write_figure(out, grid, header, rows, column_labels=None, title=None):
     click.echo(table + f"wrote {out} and {table_path}")
 
 
+def _note_greyscale(paths, photos):
+    """One note naming the greyscale photos among ``photos``: the decoders paint colour from them."""
+    from models.data.images import is_greyscale, printable
+    grey = [printable(os.path.basename(path)) for path, photo in zip(paths, photos) if is_greyscale(photo)]
+    if grey:
+        click.echo(f"note: {', '.join(grey)}: greyscale; the decoder paints colour from a grey input", err=True)
+
+
 def _trained_photos(checkpoint, images, device):
     """(the trained decoder, its photos of ``images``, the kept paths); skipped images and greyscale
     photos are reported."""
-    from models.data.images import is_greyscale, printable
     from models.evaluation.inference import TrainedDecoder
     trained = _run(TrainedDecoder, checkpoint, device)
+    return (trained, *_usable_photos(trained, images))
+
+
+def _usable_photos(trained, images):
+    """(``trained``'s photos of ``images``, the kept paths); skipped images and greyscale photos are reported."""
     photos, kept, skipped = trained.photos(images)
     for reason in skipped:
         click.echo(f"skipped: {reason}", err=True)
     if photos is None:
         raise click.ClickException("no usable image given")
-    grey = [printable(os.path.basename(path)) for path, photo in zip(kept, photos) if is_greyscale(photo)]
-    if grey:
-        click.echo(f"note: {', '.join(grey)}: greyscale; the decoder paints colour from a grey input", err=True)
-    return trained, photos, kept
+    _note_greyscale(kept, photos)
+    return photos, kept
 
 
 @main.command()
-@click.option("--runs", required=True, type=click.Path(), help="Folder holding training runs (any depth).")
+@click.option("--runs", type=click.Path(), help="Folder holding training runs or decoder files (any depth; "
+              "default: the shipped decoders).")
 @click.option("--data", required=True, type=click.Path(), help="Folder of test photos.")
 @click.option("--out", default="report", show_default=True, type=click.Path(), help="Folder to write into.")
 @click.option("--with-optimization", "optimization_photos", type=click.IntRange(min=0), default=0, show_default=True,
@@ -366,10 +468,23 @@ def _trained_photos(checkpoint, images, device):
 @SEED
 @DEVICE
 def report(runs, data, out, optimization_photos, optimization_iters, figure_images, seed, device):
-    """Evaluate every run under --runs on --data: report.md, report.csv and report.png."""
+    """Evaluate every decoder under --runs on --data: report.md, report.csv and report.png."""
     from models.analyses.report import make_report
+    bars = []  # the progress bar of the decoder being evaluated
+
+    def log(line):
+        while bars:
+            bars.pop().close()
+        click.echo(line, err=True)
+
+    def progress(done, total):
+        if not bars:
+            bars.append(_bar(total, "evaluating "))
+        bars[-1].update(done)
     _run(make_report, runs, data, out, seed, optimization_photos, optimization_iters, figure_images, device,
-         log=lambda line: click.echo(line, err=True))
+         log=log, progress=progress)
+    while bars:
+        bars.pop().close()
     with open(os.path.join(out, "report.md")) as f:
         click.echo(f.read())
     click.echo(f"wrote {out}/report.md, report.csv, report.png")
@@ -393,11 +508,14 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
     from models.data.images import center_square, read_image
     from models.analyses.optimize_inversion import InversionConfig, invert
     network = _run(alexnet.caffenet, weights).to(_run(nn.check_device, device))
+    if weights is None:
+        click.echo("AlexNet has random weights (no --weights): its features say little about the photo; "
+                   "import real ones with 'cli.py import-weights'", err=True)
     photo = center_square(_run(read_image, image), alexnet.IMAGE_SIZE)
     cfg = InversionConfig(iters=iters, lambda_alpha=lambda_alpha, lambda_tv=lambda_tv, seed=seed)
     result = _run(invert, network, feature, photo, cfg, log=lambda line: click.echo(line, err=True))
     _run(write_grid, out, [[photo, result["image"]]], ["photo", f"optimised to match {feature}"],
-         title=f"Optimisation-based inversion of {feature} ({iters} iterations)")
+         title=_title(f"Optimisation-based inversion of {feature} ({iters} iterations)", random_weights=weights is None))
     click.echo(f"feature distance ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2: {result['distance_before']:.4g} "
                f"before, {result['distance_after']:.4g} after")
     click.echo(f"wrote {out}")
@@ -406,19 +524,19 @@ def invert_optimize(feature, image, weights, iters, lambda_alpha, lambda_tv, out
 @main.command()
 @click.argument("feature", type=_features_choice())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@CHECKPOINT
+@DECODER
 @click.option("--out", default="perturbations.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @SEED
 @DEVICE
 def perturb(feature, images, checkpoint, out, seed, device):
     """Decode binarised and 50%-dropped FEATURE of IMAGES: rows (input | clean | binarized | dropped)."""
     from models.analyses.analysis import perturbation_images
-    trained, photos, _ = _trained_photos(checkpoint, images, device)
-    _check_feature(feature, trained)
+    trained = _decoder(feature, checkpoint, device)
+    photos, _ = _usable_photos(trained, images)
     grid, errors = _run(perturbation_images, trained, photos, seed)
     _write_figure(out, grid, ["features", "normalised error"], [(k, f"{v:.4f}") for k, v in errors.items()],
                   ["photo", "decoded", "binarized features", "50% dropped"],
-                  f"{feature}: decoding perturbed features")
+                  _title(f"{feature}: decoding perturbed features ({trained.name})", trained))
 
 
 @main.command(name="dark-knowledge")
@@ -434,7 +552,7 @@ def dark_knowledge(images, checkpoint, top, out, device):
     grid, sets = _run(dark_knowledge_images, trained, photos, top)
     rows = [(os.path.basename(path), *(int((f[i] != 0).sum()) for f in sets.values())) for i, path in enumerate(kept)]
     _write_figure(out, grid, ["image", *(f"non-zeros: {name}" for name in sets)], rows,
-                  ["photo", *(f"fc8: {name}" for name in sets)], "Dark knowledge: decoding parts of fc8")
+                  ["photo", *(f"fc8: {name}" for name in sets)], _title("Dark knowledge: decoding parts of fc8", trained))
 
 
 @main.command(name="single-neuron")
@@ -460,30 +578,34 @@ def single_neuron(checkpoint, indices, classes, value, out, device):
     names = [CLASS_NAMES[u] if trained.feature == "fc8" and u < len(CLASS_NAMES) else "" for u in units]
     _write_figure(out, [list(images)], ["unit", "class", "value"],
                   [(u, n, f"{vectors[i].max():.4g}") for i, (u, n) in enumerate(zip(units, names))],
-                  [f"unit {u} {n}".strip() for u, n in zip(units, names)], f"{trained.feature}: one unit active")
+                  [f"unit {u} {n}".strip() for u, n in zip(units, names)], _title(f"{trained.feature}: one unit active", trained))
 
 
 @main.command()
+@click.argument("feature", type=_features_choice())
 @click.argument("image_a", type=click.Path())
 @click.argument("image_b", type=click.Path())
-@CHECKPOINT
+@DECODER
 @click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--out", default="interpolation.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @DEVICE
-def interpolate(image_a, image_b, checkpoint, steps, out, device):
-    """Decode features interpolated linearly between IMAGE_A's and IMAGE_B's: one row of STEPS images."""
+def interpolate(feature, image_a, image_b, checkpoint, steps, out, device):
+    """Decode FEATURE interpolated linearly between IMAGE_A's and IMAGE_B's: one row of STEPS images."""
     from models.analyses.analysis import interpolation_images
-    trained, photos, kept = _trained_photos(checkpoint, [image_a, image_b], device)
+    trained = _decoder(feature, checkpoint, device)
+    photos, kept = _usable_photos(trained, [image_a, image_b])
     if len(kept) != 2:
         raise click.ClickException("both images must be usable")
     images, _ = _run(interpolation_images, trained, photos[0], photos[1], steps)
     _write_figure(out, [list(images)], ["step", "t"], [(i, f"{i / (steps - 1):.3f}") for i in range(steps)],
                   [f"t = {i / (steps - 1):.2f}" for i in range(steps)],
-                  f"{trained.feature}: features interpolated from {os.path.basename(image_a)} to {os.path.basename(image_b)}")
+                  _title(f"{trained.feature}: features interpolated from {os.path.basename(image_a)} to "
+                         f"{os.path.basename(image_b)} ({trained.name})", trained))
 
 
 @main.command(name="random-features")
-@CHECKPOINT
+@click.argument("feature", type=_features_choice())
+@DECODER
 @click.option("--data", required=True, type=click.Path(), help="Photos whose features give the statistics.")
 @click.option("--method", type=click.Choice(["histogram", "gaussian"]), default="gaussian", show_default=True)
 @click.option("--count", type=click.IntRange(min=1), default=8, show_default=True)
@@ -491,16 +613,16 @@ def interpolate(image_a, image_b, checkpoint, steps, out, device):
 @click.option("--out", default="random_features.png", show_default=True, type=click.Path(), callback=_output(*IMAGE_OUT))
 @SEED
 @DEVICE
-def random_features(checkpoint, data, method, count, bins, out, seed, device):
-    """Decode random feature vectors drawn from statistics of --data's features."""
+def random_features(feature, checkpoint, data, method, count, bins, out, seed, device):
+    """Decode random FEATURE vectors drawn from statistics of --data's features."""
     from models.analyses.analysis import random_feature_images
-    from models.evaluation.inference import TrainedDecoder
-    trained = _run(TrainedDecoder, checkpoint, device)
+    trained = _decoder(feature, checkpoint, device)
     images, samples, _ = _run(random_feature_images, trained, data, method, count, seed, bins)
     rows = [(i, f"{s.mean():.4g}", f"{(s == 0).mean():.3f}", f"{s.max():.4g}") for i, s in enumerate(samples)]
     _write_figure(out, [list(images[i:i + 8]) for i in range(0, count, 8)],
                   ["sample", "mean", "fraction of zeros", "max"], rows,
-                  title=f"{trained.feature}: decoded random features ({method} model of {data})")
+                  title=_title(f"{trained.feature}: decoded random features ({method} model of the photos in "
+                               f"{os.path.basename(os.path.normpath(data))}/; {trained.name})", trained))
 
 
 @main.command()
@@ -621,7 +743,7 @@ def _verdict(error, baselines, photos):
     from models.scoring.baselines import unbeaten
     worse = unbeaten(error, baselines)
     caution = (f" (on only {photos} photos, a noisy estimate: measure on more with 'cli.py eval FEATURE "
-               "--checkpoint ... --data HELDOUT')") if photos < SMALL_SET else ""
+               "--data HELDOUT')") if photos < SMALL_SET else ""
     if worse:
         return "WARNING: the decoder does not beat the " + " and the ".join(worse) + " baseline" + caution
     return "the decoder beats every baseline" + caution

@@ -1,6 +1,8 @@
 """The paper's table of reconstruction errors over every trained run in a folder (its Table 1 and analyses).
 
-A run is a folder holding ``checkpoint.h5`` (found at any depth). Each is evaluated on the photos
+A run is a folder holding ``checkpoint.h5`` (found at any depth), judged by its best.h5, or a
+decoder file (``*.h5`` of kind ``decoder``: the shipped ones in
+``models/evaluation/pretrained/``, the default). Each is evaluated on the photos
 of one data folder with the normalised reconstruction error (:mod:`models.scoring.metrics`), as ``cli.py
 eval`` does, and with the perturbed features decoded by the same decoder (binarised, 50% of the
 units dropped; :mod:`models.analyses.analysis`). With ``optimization_photos`` N >= 2, the optimisation
@@ -23,6 +25,7 @@ import os
 import numpy as np
 
 from nn.errors import OptionError
+from nn.serialization import WeightFileError, open_h5
 
 from . import analysis
 from ..networks import decoders
@@ -30,6 +33,7 @@ from ..scoring.baselines import unbeaten
 from ..display.figures import write_grid
 from ..data.images import ImageError, center_square, find_images, printable, read_image
 from ..evaluation.inference import TrainedDecoder, evaluate_folder
+from ..evaluation.pretrained import PRETRAINED_DIR
 from ..scoring.metrics import normalized_error
 from .optimize_inversion import InversionConfig, invert, inversions_as_targets
 
@@ -48,14 +52,49 @@ def run_checkpoint(folder):
     return best if os.path.exists(best) else os.path.join(folder, "checkpoint.h5")
 
 
-def find_runs(root):
-    """Every folder below ``root`` (itself included) holding a ``checkpoint.h5``, sorted."""
+def find_runs(root=None):
+    """The decoders below ``root`` (default: the shipped ones), sorted: the checkpoint of every run
+    folder (a folder holding ``checkpoint.h5``: :func:`run_checkpoint`) and every decoder file."""
+    root = PRETRAINED_DIR if root is None else root
     if not os.path.isdir(root):
-        raise FileNotFoundError(errno.ENOENT, "no such folder; pass --runs with a folder of training runs", root)
-    runs = sorted(folder for folder, _, names in os.walk(root) if "checkpoint.h5" in names)
-    if not runs:
-        raise OptionError(f"{root}: no training run found (no checkpoint.h5 below it)")
-    return runs
+        raise FileNotFoundError(errno.ENOENT, "no such folder; pass --runs with a folder of training runs or "
+                                "decoder files, or leave it out for the shipped decoders", root)
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        if "checkpoint.h5" in names:
+            found.append(run_checkpoint(folder))
+            subfolders[:] = []  # its feature caches hold no decoder
+            continue
+        found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".h5") and _is_decoder_file(os.path.join(folder, n))]
+    if not found:
+        raise OptionError(f"{root}: no training run (checkpoint.h5) or decoder file found below it")
+    return sorted(found)
+
+
+def _is_decoder_file(path):
+    try:
+        with open_h5(path, verify_checksum=False) as f:
+            return f.attrs.get("kind") == "decoder"
+    except WeightFileError:
+        return False
+
+
+def run_name(trained, root):
+    """How the report names a decoder: ``shipped hog decoder``, or its path (a run: its folder's) below ``root``."""
+    if trained.name.startswith("shipped "):
+        return trained.name
+    if trained.is_decoder_file:
+        return os.path.relpath(trained.path, root)
+    folder = os.path.dirname(os.path.abspath(trained.path))  # a run: its folder
+    return os.path.relpath(folder, root) if folder != os.path.abspath(root) else os.path.basename(folder)
+
+
+def column_label(trained):
+    """The figure's column label of a decoder: its feature, and its run folder's name where that
+    says more (``hog``, ``hog (hogE)``)."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(trained.path)))
+    shipped = trained.name.startswith("shipped ")
+    return trained.feature if shipped or folder == trained.feature else f"{trained.feature} ({folder})"
 
 
 def optimization_error(trained, paths, cfg):
@@ -68,11 +107,18 @@ def optimization_error(trained, paths, cfg):
     return normalized_error(targets, inversions_as_targets(inverted, targets.shape[1]))
 
 
-def evaluate_run(folder, data, seed=0, optimization_photos=0, optimization_iters=200, device="cpu"):
-    """One row of ``report.csv`` for the run in ``folder``."""
-    trained = TrainedDecoder(run_checkpoint(folder), device)
-    result = evaluate_folder(trained, data, baselines=trained.baselines())
-    row = {"run": folder, "feature": trained.feature, "images": result["images"], "error": result["error"],
+def evaluate_run(path, data, seed=0, optimization_photos=0, optimization_iters=200, device="cpu", root=".",
+                 log=print, progress=None):
+    """One row of ``report.csv`` for the decoder (checkpoint or decoder file) at ``path``."""
+    trained = TrainedDecoder(path, device)
+    baselines = trained.baselines()
+    if baselines is not None:
+        log(f"baselines: {trained.baselines_source}")
+    result = evaluate_folder(trained, data, baselines=baselines, progress=progress)
+    if result["trained_on"]:
+        log(f"WARNING: {len(result['trained_on'])} of the photos were in {trained.name}'s training set: "
+            "their errors flatter it")
+    row = {"run": run_name(trained, root), "label": column_label(trained), "feature": trained.feature, "images": result["images"], "error": result["error"],
            "encoder": "fine-tuned" if trained.config.get("train_encoder") else "fixed"}
     baselines = result.get("baselines", {})
     row.update(baselines)
@@ -102,7 +148,7 @@ def write_tables(out, rows):
     lines += ["", "## Runs", "", "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
     lines += ["| " + " | ".join(_cell(row.get(k, "")) for k in COLUMNS) + " |" for row in rows]
     lines += ["", "`report.png`: one row per photo; columns: the photo, then "
-              + ", ".join(f"{row['feature']} ({row['run']})" for row in rows) + "."]
+              + ", ".join(f"{row['label']} ({row['run']})" for row in rows) + "."]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -112,7 +158,8 @@ def _cell(value):
 
 
 def write_figure(path, runs, data, count=4, device="cpu"):
-    """``report.png``: rows = the first ``count`` photos of ``data``, columns = photo + each run."""
+    """``report.png``: rows = the first ``count`` photos of ``data``, columns = photo + each decoder
+    (``runs``: their checkpoints or decoder files)."""
     originals, paths = [], []
     for photo_path in find_images(data):
         try:
@@ -123,24 +170,29 @@ def write_figure(path, runs, data, count=4, device="cpu"):
         if len(paths) == count:
             break
     columns, labels = [originals], ["photo"]
-    for folder in runs:
-        trained = TrainedDecoder(run_checkpoint(folder), device)
+    random_weights = False
+    for run in runs:
+        trained = TrainedDecoder(run, device)
         photos, _, _ = trained.photos(paths)
         columns.append(trained.reconstruct(photos)[1])
-        labels.append(f"{trained.feature} ({os.path.basename(os.path.normpath(folder))})")
+        labels.append(column_label(trained))
+        random_weights |= trained.random_weights
+    title = f"Reconstructions of photos in {os.path.basename(os.path.normpath(data))}/"
     write_grid(path, [list(row) for row in zip(*columns)], labels, row_labels=[printable(os.path.basename(p)) for p in paths],
-               title=f"Reconstructions of photos from {data}")
+               title=title + ("; AlexNet with random weights" if random_weights else ""))
 
 
 def make_report(runs_dir, data, out, seed=0, optimization_photos=0, optimization_iters=200, figure_images=4,
-                device="cpu", log=print):
-    """Evaluate every run below ``runs_dir`` on ``data``; write the tables and the figure into ``out``."""
+                device="cpu", log=print, progress=None):
+    """Evaluate every decoder below ``runs_dir`` (None: the shipped ones) on ``data``; write the tables
+    and the figure into ``out``. ``progress(done, total)``: called as each decoder's evaluation advances."""
     runs = find_runs(runs_dir)
     os.makedirs(out, exist_ok=True)
     rows = []
-    for folder in runs:
-        log(f"evaluating {folder}")
-        rows.append(evaluate_run(folder, data, seed, optimization_photos, optimization_iters, device))
+    for run in runs:
+        log(f"evaluating {run}")
+        rows.append(evaluate_run(run, data, seed, optimization_photos, optimization_iters, device,
+                                 root=PRETRAINED_DIR if runs_dir is None else runs_dir, log=log, progress=progress))
     write_tables(out, rows)
     write_figure(os.path.join(out, "report.png"), runs, data, figure_images, device)
     return rows

@@ -21,6 +21,12 @@ A reconstruction error means something only beside what needs no network at all:
 
 Both are fitted on (at most ``max_samples`` of) the training cache's samples and scored with the
 paper's normalised error (:mod:`models.scoring.metrics`) on the same photos as the decoder.
+
+A decoder file carries its baselines (:func:`baseline_arrays`): the mean image as it is, and the
+ridge in a compact form, :class:`ProjectedRidge`: its predictions projected onto the top k
+principal components of the training targets. Ridge is linear in Y, so this is the ridge fitted
+onto those k components, W_k = X_c^T A V_k (D x k), with V_k (P x k) from the eigenvectors of
+Y_c Y_c^T; it keeps D k + k P + P numbers instead of the N (D + P) of the dual form.
 """
 import numpy as np
 
@@ -95,6 +101,51 @@ class RidgeRegression:
         return ((_flat(features) - self.mean_x) @ self.xc.T) @ self.dual + self.mean_y
 
 
+class ProjectedRidge:
+    """A ridge regression onto the top k principal components of its training targets:
+    ``(x @ weight) @ basis + offset``, weight (D, k), basis (k, P) with orthonormal rows, offset (P,)
+    = mean_y - mean_x W_k V_k^T (the centring folded in, so that mean_x need not be kept)."""
+
+    name = RidgeRegression.name
+
+    def __init__(self, weight, basis, offset):
+        self.weight, self.basis, self.offset = (np.asarray(a, np.float32) for a in (weight, basis, offset))
+
+    @classmethod
+    def from_ridge(cls, ridge, targets, components):
+        """The fitted ``ridge`` projected onto the top ``components`` principal components of its
+        training ``targets`` (the same samples it was fitted on; at most the rank of their Y_c)."""
+        yc = _flat(targets) - ridge.mean_y
+        eigenvalues, u = np.linalg.eigh((yc @ yc.T).astype(np.float64))
+        top = np.argsort(eigenvalues)[::-1][:components]
+        top = top[eigenvalues[top] > 1e-9 * eigenvalues.max()]  # no more components than Y_c has
+        basis = ((u[:, top].T @ yc) / np.sqrt(eigenvalues[top])[:, None]).astype(np.float32)  # (k, P)
+        weight = ridge.xc.T @ (ridge.dual @ basis.T).astype(np.float32)  # (D, k)
+        return cls(weight, basis, ridge.mean_y - (ridge.mean_x @ weight) @ basis)
+
+    def predict(self, features):
+        return (_flat(features) @ self.weight) @ self.basis + self.offset
+
+
+def baseline_arrays(models, dtype=np.float16):
+    """``{"mean_image.mean": ..., "ridge.weight": ...}``: fitted baselines as a decoder file stores
+    them (the ridge as a :class:`ProjectedRidge`)."""
+    arrays = {"mean_image.mean": models[MeanImage.name].mean}
+    ridge = models[RidgeRegression.name]
+    if not isinstance(ridge, ProjectedRidge):
+        raise TypeError("project the ridge first (ProjectedRidge.from_ridge)")
+    arrays.update({f"ridge.{k}": getattr(ridge, k) for k in ("weight", "basis", "offset")})
+    return {k: np.asarray(v, dtype) for k, v in arrays.items()}
+
+
+def baselines_from_arrays(arrays):
+    """Inverse of :func:`baseline_arrays`: ``{name: model}`` ready to predict (float32)."""
+    mean = MeanImage()
+    mean.mean = np.asarray(arrays["mean_image.mean"], np.float32)
+    ridge = ProjectedRidge(*(arrays[f"ridge.{k}"] for k in ("weight", "basis", "offset")))
+    return {mean.name: mean, ridge.name: ridge}
+
+
 def training_sample(cache, max_samples, seed=0):
     """(features, targets as the decoder's floats, photo of each sample) for up to ``max_samples``
     samples of a training cache, chosen at random (seeded), in cache order."""
@@ -108,15 +159,24 @@ def training_sample(cache, max_samples, seed=0):
     return features[finite], targets_to_float(cache.rows("targets", indices[finite])), groups[finite]
 
 
-def fit_baselines(cache, max_samples=2000, seed=0, flops=1e11):
-    """The mean image and the ridge regression, fitted on a training cache: ``{name: model}``.
-
-    At most ``max_samples`` samples, and fewer for wide features, so that the N x N x D product
-    of the kernel stays near ``flops`` (seconds on a CPU): 2000 for HOG, about 850 for SIFT at 128 px.
-    """
+def baseline_sample(cache, max_samples=2000, seed=0, flops=1e11):
+    """The training samples the baselines are fitted on (:func:`training_sample`): at most
+    ``max_samples``, and fewer for wide features, so that the N x N x D product of the kernel stays
+    near ``flops`` (seconds on a CPU): 2000 for HOG, about 850 for SIFT at 128 px."""
     width = int(np.prod(cache.feature_shape))
     max_samples = max(256, min(max_samples, int((flops / width) ** 0.5)))
-    features, targets, groups = training_sample(cache, max_samples, seed)
+    return training_sample(cache, max_samples, seed)
+
+
+def fit_baselines(cache, max_samples=2000, seed=0, flops=1e11):
+    """The mean image and the ridge regression, fitted on a training cache: ``{name: model}``
+    (on the samples of :func:`baseline_sample`)."""
+    return fit_on_samples(*baseline_sample(cache, max_samples, seed, flops), seed=seed)
+
+
+def fit_on_samples(features, targets, groups=None, seed=0):
+    """The mean image and the ridge regression fitted on features (N, ...) and float targets
+    (N, 3, T, T) in [-0.5, 0.5], ``groups`` (N,) the photo of each sample: ``{name: model}``."""
     models = (MeanImage(), RidgeRegression(seed=seed))
     return {m.name: m.fit(features, targets, groups) for m in models}
 

@@ -100,9 +100,9 @@ def test_every_analysis_on_the_device(gpu_runs, tmp_path):
     on_device("perturb", "hog", *SAMPLES[:2], "--checkpoint", ckpt["hog"], "--out", tmp_path / "p.png", env=GPU)
     on_device("dark-knowledge", *SAMPLES[:2], "--checkpoint", ckpt["fc8"], "--out", tmp_path / "d.png", env=GPU)
     on_device("single-neuron", "--checkpoint", ckpt["fc8"], "--index", 3, "--out", tmp_path / "s.png", env=GPU)
-    on_device("interpolate", SAMPLES[0], SAMPLES[1], "--checkpoint", ckpt["hog"], "--steps", 3,
+    on_device("interpolate", "hog", SAMPLES[0], SAMPLES[1], "--checkpoint", ckpt["hog"], "--steps", 3,
               "--out", tmp_path / "i.png", env=GPU)
-    on_device("random-features", "--checkpoint", ckpt["fc8"], "--data", data, "--count", 2,
+    on_device("random-features", "fc8", "--checkpoint", ckpt["fc8"], "--data", data, "--count", 2,
               "--out", tmp_path / "rf.png", env=GPU)
     on_device("invert-optimize", "conv3", SAMPLES[0], "--weights", SMALL_CAFFENET, "--iters", 3,
               "--out", tmp_path / "o.png", env=GPU)

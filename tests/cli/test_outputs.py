@@ -34,9 +34,9 @@ def commands(out, checkpoint):
     """Every command that writes a file, with ``out`` as that file."""
     return {"reconstruct": ["reconstruct", "hog", SAMPLES[0], "--out", out],
             "features": ["features", "hog", SAMPLES[0], "--out", out],
-            "interpolate": ["interpolate", SAMPLES[0], SAMPLES[1], "--checkpoint", HOG, "--steps", "2", "--out", out],
+            "interpolate": ["interpolate", "hog", SAMPLES[0], SAMPLES[1], "--checkpoint", HOG, "--steps", "2", "--out", out],
             "perturb": ["perturb", "hog", SAMPLES[0], "--checkpoint", HOG, "--out", out],
-            "random-features": ["random-features", "--checkpoint", HOG, "--data", os.path.dirname(SAMPLES[0]),
+            "random-features": ["random-features", "hog", "--checkpoint", HOG, "--data", os.path.dirname(SAMPLES[0]),
                                 "--count", "2", "--out", out],
             "export-decoder": ["export-decoder", checkpoint, "--out", out]}
 

@@ -140,7 +140,7 @@ def test_single_neuron_by_index_and_class(runs, tmp_path):
 def test_interpolation_endpoints_are_the_images_reconstructions(runs, tmp_path):
     _, _, ckpt = runs
     out = tmp_path / "interp.png"
-    invoke("interpolate", SAMPLES[0], SAMPLES[1], "--checkpoint", ckpt["hog"], "--steps", 4, "--out", out)
+    invoke("interpolate", "hog", SAMPLES[0], SAMPLES[1], "--checkpoint", ckpt["hog"], "--steps", 4, "--out", out)
     assert_grid(out, 1, 4, 128)
     trained = TrainedDecoder(ckpt["hog"])
     photos, _, _ = trained.photos(SAMPLES[:2])
@@ -154,7 +154,7 @@ def test_interpolation_endpoints_are_the_images_reconstructions(runs, tmp_path):
 def test_random_features_decode_a_grid(runs, tmp_path, method):
     _, data, ckpt = runs
     out = tmp_path / "random.png"
-    invoke("random-features", "--checkpoint", ckpt["fc6"], "--data", data, "--method", method, "--count", 3,
+    invoke("random-features", "fc6", "--checkpoint", ckpt["fc6"], "--data", data, "--method", method, "--count", 3,
            "--out", out)
     assert_grid(out, 1, 3, 128)
     trained = TrainedDecoder(ckpt["fc6"])

@@ -237,7 +237,7 @@ def test_library_edge_cases_give_results_or_clear_errors():
 @pytest.mark.parametrize("args", [["invert-optimize", "conv3", "x.jpg", "--iters", "-1"],
                                   ["features", "hog", "x.jpg", "--out", "."],
                                   ["train", "hog", "--crops", "-2"], ["train", "hog", "--threads", "0"],
-                                  ["train", "hog", "--min-scale", "0"], ["interpolate", "a.jpg", "b.jpg",
+                                  ["train", "hog", "--min-scale", "0"], ["interpolate", "hog", "a.jpg", "b.jpg",
                                                                          "--checkpoint", "c.h5", "--steps", "1"]])
 def test_other_commands_refuse_nonsense_arguments(args):
     result = CliRunner().invoke(main, args)

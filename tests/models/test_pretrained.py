@@ -58,7 +58,7 @@ def test_reconstruct_uses_the_shipped_decoder_when_no_checkpoint_is_given(run, t
     out = tmp_path / "r.png"
     result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLES[0], "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "(shipped)" in result.output and out.exists()
+    assert "(shipped hog decoder)" in result.output and out.exists()
     missing = CliRunner().invoke(main, ["reconstruct", "lbp", SAMPLES[0], "--out", str(out)])
     assert missing.exit_code == 1 and "no decoder is shipped for lbp" in missing.output
 
