@@ -128,12 +128,12 @@ def test_a_damaged_shard_is_refused_by_its_checksum(tmp_path, monkeypatch):
     with h5py.File(shard_path(path, 1), "a") as f:
         f["features"][0, 0, 0, 0] += 1.0  # one bit flip's worth of damage, checksum left as it was
     cache = FeatureCache(path)  # opens shard 0 only
-    with pytest.raises(WeightFileError, match="shard-00001.h5: checksum mismatch"):
+    with pytest.raises(CacheError, match="shard-00001.h5: checksum mismatch"):
         cache.rows("features", [3])
     cache.close()
     with open(shard_path(path, 1), "r+b") as f:
         f.write(bytes(SEAL_BYTES))  # the seal wiped
-    with pytest.raises(WeightFileError, match="shard-00001.h5: carries no featinv seal"):
+    with pytest.raises(CacheError, match="shard-00001.h5: carries no featinv seal"):
         FeatureCache(path).rows("features", [3])
 
 
