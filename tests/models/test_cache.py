@@ -14,7 +14,7 @@ import models.data.cache as cache_module
 from models.data.cache import CacheError, FeatureCache, shard_path
 from models.data.extract import build_cache
 from models.data.encoders import Encoder
-from nn.serialization import SEAL_BYTES, WeightFileError, seal_file, verify_seal
+from nn.serialization import SEAL_BYTES, seal_file, verify_seal
 from tests.conftest import small_disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
