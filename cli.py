@@ -332,6 +332,8 @@ def features(feature, image, out, image_size, weights, device):
     from models.data.encoders import Encoder
     from models.data.images import center_square, printable, read_image
     from nn.serialization import save_arrays
+    if image_size is not None:
+        _check_decoder_memory(feature, 1.0, image_size, 1)
     encoder = _run(Encoder, feature, image_size, weights, device=device)
     photo = _run(read_image, image)
     values = _run(encoder.features, center_square(photo, encoder.image_size)[None])[0]
@@ -427,6 +429,14 @@ def _write_figure(out, grid, header, rows, column_labels=None, title=None):
             f.write(table)
     _run(atomic_write, table_path, write_table)
     click.echo(table + f"wrote {out} and {table_path}")
+
+
+def _check_decoder_memory(feature, width, image_size, min_channels):
+    """Refuse, before any work, sizes whose photo, features and decoder would not fit in memory
+    (models.training.memory: the estimate is in the message)."""
+    from models.training.memory import check_memory
+    _run(check_memory, {"feature": feature, "width": width, "image_size": image_size,
+                        "min_channels": min_channels}, training=False)
 
 
 def _note_greyscale(paths, photos):
@@ -669,9 +679,10 @@ def inspect(model, image, weights, preset, width, min_channels, image_size, chec
         which = f"{'shipped' if shipped else 'trained'} weights from {checkpoint}"
     else:
         size = settings["image_size"] if settings else image_size
-        photo = center_square(_run(read_image, image), size or 256) if image else None
         if settings:
             width, image_size, min_channels = settings["width"], settings["image_size"], settings["min_channels"]
+            _check_decoder_memory(model, width, image_size, min_channels)
+        photo = center_square(_run(read_image, image), size or 256) if image else None
         network, x, target = _run(model_and_input, model, photo, weights, width or 1.0, image_size, min_channels or 1)
         network.to(_run(nn.check_device, device))
         which = f"weights from {weights}" if weights else "random weights" + ("" if settings else " (no --weights given)")

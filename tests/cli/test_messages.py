@@ -98,3 +98,15 @@ def test_a_damaged_cache_shard_names_how_to_rebuild_it(run, tmp_path):
     os.remove(shard)  # the fix the message names
     result = CliRunner().invoke(main, ["train", "hog", "--data", photos, "--out", str(copy), "--resume", "--iters", "3"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args", [["features", "hog", SAMPLES[0], "--image-size", "1048576", "--out", "f.h5"],
+                                  ["inspect", "hog", "--preset", "cpu", "--width", "64"]])
+def test_sizes_outside_train_are_refused_before_any_work_with_their_estimate(tmp_path, monkeypatch, args):
+    """features --image-size and inspect --width set sizes too: their memory is estimated first
+    (models.training.memory), never allocated until NumPy gives up."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEATINV_MAX_MEMORY", "4")
+    line = one_line_error(CliRunner().invoke(main, args))
+    assert "need an estimated" in line and "more than the 4 GiB available" in line, line
+    assert not os.path.exists(tmp_path / "f.h5")
