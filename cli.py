@@ -252,17 +252,17 @@ def reconstruct(feature, images, checkpoint, out, baselines, device):
     from models.data.images import printable
     trained = _decoder(feature, checkpoint, device)
     fitted = (_baselines(trained) if baselines else None) or {}
-    parts, kept, bar = [], [], _bar(len(images), "reconstructing ")
-    for i in range(0, len(images), BATCH):
-        photos, kept_now, skipped = trained.photos(images[i:i + BATCH])
-        for reason in skipped:
-            click.echo(f"skipped: {reason}", err=True)
-        if photos is not None:
-            _note_greyscale(kept_now, photos)
-            parts.append(_run(trained.reconstruct, photos, with_features=True))
-            kept += kept_now
-        bar.update(min(i + BATCH, len(images)))
-    bar.close()
+    parts, kept = [], []
+    with _bar(len(images), "reconstructing ") as bar:  # closed before any error is printed
+        for i in range(0, len(images), BATCH):
+            photos, kept_now, skipped = trained.photos(images[i:i + BATCH])
+            for reason in skipped:
+                click.echo(f"skipped: {reason}", err=True)
+            if photos is not None:
+                _note_greyscale(kept_now, photos)
+                parts.append(_run(trained.reconstruct, photos, with_features=True))
+                kept += kept_now
+            bar.update(min(i + BATCH, len(images)))
     if not parts:
         raise click.ClickException("no usable image given")
     targets, recons, features_ = (np.concatenate(part) for part in zip(*parts))
@@ -285,9 +285,8 @@ def evaluate(feature, checkpoint, data, device):
     from models.evaluation.inference import evaluate_folder
     trained = _decoder(feature, checkpoint, device)
     baselines = _baselines(trained)
-    bar = _bar(0, "evaluating ")
-    result = _run(evaluate_folder, trained, data, baselines=baselines, progress=_advance(bar))
-    bar.close()
+    with _bar(0, "evaluating ") as bar:  # closed before any error is printed
+        result = _run(evaluate_folder, trained, data, baselines=baselines, progress=_advance(bar))
     rows = [("decoder", result["images"], result["skipped"], f"{result['error']:.4f}")]
     rows += [(name, result["images"], result["skipped"], f"{error:.4f}") for name, error in result.get("baselines", {}).items()]
     click.echo(f"{result['feature']} decoder ({trained.name}) on {data}:")
@@ -491,10 +490,12 @@ def report(runs, data, out, optimization_photos, optimization_iters, figure_imag
         if not bars:
             bars.append(_bar(total, "evaluating "))
         bars[-1].update(done)
-    _run(make_report, runs, data, out, seed, optimization_photos, optimization_iters, figure_images, device,
-         log=log, progress=progress)
-    while bars:
-        bars.pop().close()
+    try:
+        _run(make_report, runs, data, out, seed, optimization_photos, optimization_iters, figure_images, device,
+             log=log, progress=progress)
+    finally:  # the bar's line ends before any error is printed
+        while bars:
+            bars.pop().close()
     with open(os.path.join(out, "report.md")) as f:
         click.echo(f.read())
     click.echo(f"wrote {out}/report.md, report.csv, report.png")

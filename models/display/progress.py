@@ -8,7 +8,7 @@ class ProgressBar:
         self.total, self.count, self.label, self.width = total, start, label, width
         self.stream = stream or sys.stderr
         self.started, self.start_count = time.time(), start
-        self.last_draw = 0.0
+        self.last_draw, self.closed = 0.0, False
 
     def update(self, count, **fields):
         self.count = count
@@ -26,5 +26,14 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self):
-        self.stream.write("\n")
-        self.stream.flush()
+        """End the bar's line (once), so that what is printed next starts on a line of its own."""
+        if self.last_draw and not self.closed:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

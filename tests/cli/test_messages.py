@@ -110,3 +110,12 @@ def test_sizes_outside_train_are_refused_before_any_work_with_their_estimate(tmp
     line = one_line_error(CliRunner().invoke(main, args))
     assert "need an estimated" in line and "more than the 4 GiB available" in line, line
     assert not os.path.exists(tmp_path / "f.h5")
+
+
+def test_an_error_after_a_progress_bar_starts_a_line_of_its_own(tmp_path):
+    """eval draws a bar while it reads the photos; when none is usable the bar's line ends before
+    the one-line error, which a user (and the fault sweep) reads at the start of its line."""
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not a photo")
+    line = one_line_error(CliRunner().invoke(main, ["eval", "hog", "--data", str(tmp_path)]))
+    assert "no usable photo" in line, line
