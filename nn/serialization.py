@@ -70,7 +70,7 @@ def check_output(path, extensions):
     ``(".png", ".jpg")``; any case) can be written at ``path``: a known extension, not a folder, in
     a folder that exists and is writable. Commands call it on their output before any work."""
     path = os.fspath(path)
-    name = os.fsencode(path).decode("utf-8", "backslashreplace")
+    name = printable(path)
     folder = os.path.dirname(os.path.abspath(path))
     stem, extension = os.path.splitext(os.path.basename(path))
     if os.path.isdir(path):
@@ -233,6 +233,25 @@ def open_h5(path, verify_checksum=True, foreign=False):
     return f
 
 
+SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_file_kind(mode):
+    """What a file of ``os.stat`` mode ``mode`` is when it is not a regular file ("a FIFO (named
+    pipe)", "a folder", ...), or None for a regular file. Reading a FIFO or a device could wait for
+    ever or never end: every reader of weights and photos refuses them by this one table."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in SPECIAL_FILES if test(mode)), "a special file")
+
+
+def printable(path):
+    """``path`` as text any terminal, font or UTF-8 file takes: the bytes of a name that is not UTF-8
+    (which ``os.fsdecode`` keeps as lone surrogates) are written ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def check_regular_file(path, error=WeightFileError):
     """Raise ``error`` naming ``path`` unless it is a regular file: a FIFO, a device or a socket
     would block a read forever or never end it, and a folder is no file. Returns its ``os.stat``."""
@@ -242,10 +261,8 @@ def check_regular_file(path, error=WeightFileError):
         raise error(f"{path}: no such file") from None
     except OSError as exc:
         raise error(f"{path}: cannot read the file ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        mode = info.st_mode
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+    kind = special_file_kind(info.st_mode)
+    if kind is not None:
         raise error(f"{path}: is {kind}, not a regular file; refused (reading it could wait forever): "
                     "pass the path of a file")
     return info

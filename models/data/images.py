@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from nn.errors import UserError
+from nn.serialization import printable, special_file_kind
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
@@ -25,18 +26,8 @@ MAX_PIXELS = 40_000_000  # a larger photo is refused (decoding and blurring it t
 # do; Pillow's others include EPS, which runs Ghostscript on the file). JPEG includes the MPO of phones.
 FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "WEBP")
 ORIENTATION_TAG = 0x0112
-SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
 class ImageError(UserError):
     """A photo that cannot be used (unreadable, truncated, too small, too large); names the file."""
-
-
-def printable(path):
-    """``path`` as text any terminal, font or UTF-8 file takes: the bytes of a name that is not UTF-8
-    (which ``os.fsdecode`` keeps as lone surrogates) are written ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def file_problem(path):
@@ -49,9 +40,9 @@ def file_problem(path):
         if exc.errno == errno.ENOENT:
             return f"{printable(path)}: no such file"
         return f"{printable(path)}: cannot be read ({exc.strerror}); check its permissions"
-    for test, kind in SPECIAL_FILES:
-        if test(mode):
-            return f"{printable(path)}: {kind}, not a regular file; pass photo files (JPEG or PNG)"
+    kind = special_file_kind(mode)
+    if kind is not None:
+        return f"{printable(path)}: {kind}, not a regular file; pass photo files (JPEG or PNG)"
     return None
 
 

@@ -195,7 +195,7 @@ for call in calls:
 print(json.dumps(messages))
 """, timeout=30)
     assert all("not a regular file" in m for m in report), report
-    assert all(fifo in m for m in report[:-1]) and "a FIFO (named pipe)" in report[0] and "a device" in report[-1]
+    assert all(fifo in m for m in report[:-1]) and "a FIFO (named pipe)" in report[0] and "a character device" in report[-1]
     result = CliRunner().invoke(main, ["reconstruct", "hog", SAMPLE, "--checkpoint", fifo, "--out",
                                        str(tmp_path / "r.png")])
     assert result.exit_code == 1 and "is a FIFO (named pipe), not a regular file" in result.output
