@@ -11,8 +11,8 @@ from .backend import DeviceError, check_device, device_of, get_array_module, to_
 from .function import Function
 from .gradcheck import gradcheck
 from .graph import draw_graph, to_dot
-from .modules import (BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten, HookHandle, Identity, L1Loss,
+from .modules import (BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Identity, L1Loss,
                       LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Module, ModuleList, MSELoss, Parameter, ReLU,
                       Reshape, Sequential, Sigmoid, SparseInputConv2d, Tanh)
 from .serialization import WeightFileError, load, load_arrays, save, save_arrays
-from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad
+from .tensor import RemovableHandle, Tensor, as_tensor, is_grad_enabled, no_grad

@@ -166,7 +166,8 @@ _hook_keys = itertools.count()
 
 
 class RemovableHandle:
-    """Returned by ``Tensor.register_hook``; ``remove()`` unregisters the hook."""
+    """Returned by ``Tensor.register_hook`` and a module's ``register_*_hook`` (PyTorch's
+    ``RemovableHandle``); ``remove()`` unregisters the hook."""
 
     def __init__(self, hooks, key):
         self.hooks, self.key = hooks, key
@@ -225,8 +226,8 @@ class _BackwardPass:
     def output_grads(self, fn, outputs):
         """The summed gradient of each of ``fn``'s outputs (zeros where none flowed)."""
         grads = [self.grads.pop(id(o), None) if o is not None else None for o in outputs]
-        grads = [out._apply_hooks(g) if g is not None and out is not self.root else g
-                 for out, g in zip(outputs, grads)]
+        grads = [out._apply_hooks(g) if g is not None and out is not None and out._hooks and out is not self.root
+                 else g for out, g in zip(outputs, grads)]
         for out, g in zip(outputs, grads):
             if out is not None and out is not self.root and out._retain_grad and g is not None:
                 out.grad = g if out.grad is None else out.grad + g

@@ -87,7 +87,8 @@ class BatchNormFunction(Function):
         self.shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         if self.training:
             mean = x.mean(axis=self.axes, keepdims=True)
-            var = ((x - mean) ** 2).mean(axis=self.axes, keepdims=True)
+            centred = x - mean
+            var = (centred ** 2).mean(axis=self.axes, keepdims=True)
             count = x.size // x.shape[1]
             for running, batch in ((self.mean, mean), (self.var, var * (count / (count - 1)))):
                 if running is not None:  # updated in place, as PyTorch's buffers
@@ -96,8 +97,9 @@ class BatchNormFunction(Function):
         else:
             mean = self.mean.astype(x.dtype).reshape(self.shape)
             var = self.var.astype(x.dtype).reshape(self.shape)
+            centred = x - mean
         self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
-        self.xhat = (x - mean) * self.inv_std
+        self.xhat = centred * self.inv_std
         self.weight = affine[0].reshape(self.shape) if self.has_weight else None
         y = self.xhat if self.weight is None else self.xhat * self.weight
         return y + affine[-1].reshape(self.shape) if self.has_bias else y

@@ -10,6 +10,7 @@ from collections import namedtuple
 from ..function import Function
 from ..backend import get_array_module
 from ..tensor import Tensor, as_tensor
+from .shape import _dim
 
 # What max(x, dim) and min(x, dim) return, as torch.return_types.max: y.values, y.indices,
 # or values, indices = x.max(dim).
@@ -17,16 +18,12 @@ max_result = namedtuple("max", ["values", "indices"])
 min_result = namedtuple("min", ["values", "indices"])
 
 
-def _normalized_dims(dim, ndim):
-    """``dim`` (None, int or tuple) as a sorted tuple of non-negative dimensions."""
+def _normalized_dims(dim, ndim, what):
+    """``dim`` (None, int or tuple) as a sorted tuple of non-negative dimensions (shape._dim each)."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    bound = ndim or 1  # a 0-d tensor accepts dim 0 and -1, as PyTorch
-    for d in dims:
-        if not -bound <= d < bound:
-            raise ValueError(f"dim {d} outside the {ndim} dimensions of the tensor")
-    return tuple(sorted({d % bound for d in dims})) if ndim else ()
+    dims = {_dim(d, ndim, what) for d in ((dim,) if isinstance(dim, int) else dim)}
+    return tuple(sorted(dims)) if ndim else ()
 
 
 def _kept_shape(shape, dims):
@@ -90,14 +87,14 @@ class Extreme(Function):
 def sum(x, dim=None, keepdim=False):
     """Sum over ``dim`` (an int, a tuple, or None: every dimension)."""
     x = as_tensor(x)
-    return Sum(_normalized_dims(dim, x.ndim), keepdim)(x)
+    return Sum(_normalized_dims(dim, x.ndim, "sum"), keepdim)(x)
 
 
 def mean(x, dim=None, keepdim=False):
     """Mean over ``dim``: the sum divided by the number of elements summed (nan when there are none,
     as PyTorch)."""
     x = as_tensor(x)
-    dims = _normalized_dims(dim, x.ndim)
+    dims = _normalized_dims(dim, x.ndim, "mean")
     count = 1
     for d in dims:
         count *= x.shape[d]
@@ -110,7 +107,7 @@ def _extreme(x, dim, keepdim, largest):
         if x.size == 0:
             raise RuntimeError(f"{result.__name__}(): expected a non-empty tensor when no dim is given")
         return Extreme(largest)(x)
-    d = _normalized_dims(dim, x.ndim)
+    d = _normalized_dims(dim, x.ndim, "max" if largest else "min")
     if x.ndim == 0:
         return result(x, Tensor(get_array_module(x.data).zeros((), dtype="int64")))
     indices = _arg_extreme(x.data, d[0], True, largest)
@@ -155,7 +152,7 @@ def _arg(x, dim, keepdim, largest):
     if dim is None:
         index = _arg_extreme(data.reshape(-1), 0, False, largest)
         return Tensor(index.reshape((1,) * data.ndim) if keepdim else index)
-    d = _normalized_dims(dim, data.ndim)
+    d = _normalized_dims(dim, data.ndim, "argmax" if largest else "argmin")
     if data.ndim == 0:
         return Tensor(get_array_module(data).zeros((), dtype="int64"))
     return Tensor(_arg_extreme(data, d[0], keepdim, largest))

@@ -12,7 +12,7 @@ from .. import init
 from ..backend import check_device, device_of, get_array_module, to_device, unwrap
 from ..errors import WeightFileError
 from ..function import Function
-from ..tensor import Tensor, is_grad_enabled
+from ..tensor import RemovableHandle, Tensor, is_grad_enabled
 
 
 class Parameter(Tensor):
@@ -20,16 +20,6 @@ class Parameter(Tensor):
 
     def __init__(self, data, name=None):
         super().__init__(data, requires_grad=True, name=name)
-
-
-class HookHandle:
-    """Returned by ``register_*_hook``; ``remove()`` unregisters the hook."""
-
-    def __init__(self, hooks, key):
-        self.hooks, self.key = hooks, key
-
-    def remove(self):
-        self.hooks.pop(self.key, None)
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -192,7 +182,7 @@ class Module:
     def _add_hook(self, hooks, hook):
         key = object()
         hooks[key] = hook
-        return HookHandle(hooks, key)
+        return RemovableHandle(hooks, key)
 
     def register_forward_pre_hook(self, hook):
         """``hook(module, args)`` before every forward; a returned value (a tuple, or one value)
