@@ -663,7 +663,7 @@ def inspect(model, image, weights, preset, width, min_channels, image_size, chec
     from models.data.images import center_square, read_image
     from models.display.plot import plot_bars
     from models.evaluation.inference import TrainedDecoder
-    from models.evaluation.pretrained import PRETRAINED_DIR
+    from models.evaluation.pretrained import is_shipped
     from models.analyses.inspect_model import (NETWORKS, gradient_table, inspected_decoder, layer_table,
                                                model_and_input, trained_model_and_input)
     settings = None
@@ -676,8 +676,7 @@ def inspect(model, image, weights, preset, width, min_channels, image_size, chec
             trained, photos = _run(TrainedDecoder, checkpoint, device), None
         _check_feature(model, trained)
         network, x, target = trained_model_and_input(trained, photos)
-        shipped = os.path.dirname(os.path.abspath(checkpoint)) == os.path.abspath(PRETRAINED_DIR)
-        which = f"{'shipped' if shipped else 'trained'} weights from {checkpoint}"
+        which = f"{'shipped' if is_shipped(checkpoint) else 'trained'} weights from {checkpoint}"
     else:
         size = settings["image_size"] if settings else image_size
         if settings:

@@ -33,7 +33,7 @@ from ..scoring.baselines import unbeaten
 from ..display.figures import write_grid
 from ..data.images import ImageError, center_square, find_images, printable, read_image
 from ..evaluation.inference import TrainedDecoder, evaluate_folder
-from ..evaluation.pretrained import PRETRAINED_DIR
+from ..evaluation.pretrained import PRETRAINED_DIR, is_shipped
 from ..scoring.metrics import normalized_error
 from .optimize_inversion import InversionConfig, invert, inversions_as_targets
 
@@ -81,7 +81,7 @@ def _is_decoder_file(path):
 
 def run_name(trained, root):
     """How the report names a decoder: ``shipped hog decoder``, or its path (a run: its folder's) below ``root``."""
-    if trained.name.startswith("shipped "):
+    if is_shipped(trained.path):
         return trained.name
     if trained.is_decoder_file:
         return os.path.relpath(trained.path, root)
@@ -93,7 +93,7 @@ def column_label(trained):
     """The figure's column label of a decoder: its feature, and its run folder's name where that
     says more (``hog``, ``hog (hogE)``)."""
     folder = os.path.basename(os.path.dirname(os.path.abspath(trained.path)))
-    shipped = trained.name.startswith("shipped ")
+    shipped = is_shipped(trained.path)
     return trained.feature if shipped or folder == trained.feature else f"{trained.feature} ({folder})"
 
 

@@ -3,9 +3,7 @@ labelled axes with their end values, a light grid, a legend, and a logarithmic y
 values span more than a factor of 20."""
 import numpy as np
 
-from nn.serialization import atomic_write
-
-from .figures import _wrap, font
+from .figures import _wrap, font, save_image
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
@@ -61,7 +59,7 @@ def plot_curves(path, curves, title="", xlabel="step", ylabel="", width=720, hei
             draw.line([(x1 - 190, y0 + 10 + 18 * i), (x1 - 170, y0 + 10 + 18 * i)], fill=colour, width=3)
             draw.text((x1 - 164, y0 + 2 + 18 * i), f"{name} {v[-1]:.3g}" if len(points) > 1 else name,
                       fill="black", font=typeface)
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    save_image(image, path)
     return np.asarray(image)
 
 
@@ -111,5 +109,5 @@ def plot_bars(path, labels, series, title="", xlabel="", width=760):
                 draw.text((x0 + max(span, 1) + 4, y + s * bar - 2), _label(vs[i]), fill="black", font=font(11))
     draw.line([(x0, top - 2), (x0, height - 36)], fill="black")
     draw.text(((x0 + x1) // 2 - 40, height - 26), xlabel, fill="black", font=typeface)
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    save_image(image, path)
     return np.asarray(image)

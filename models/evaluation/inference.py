@@ -1,5 +1,6 @@
 """Using a trained decoder: load it from a checkpoint, reconstruct photos, evaluate a folder."""
 import errno
+import functools
 import os
 import warnings
 
@@ -106,6 +107,12 @@ class TrainedDecoder:
         run folder it was trained in), or None when there is none (e.g. a copied checkpoint)."""
         return training_cache_of(self.path, self.config)
 
+    @functools.cached_property
+    def decoder_extras(self):
+        """A decoder file's ``(baselines, record, training digests)`` (:func:`read_decoder_extras`),
+        read and verified once however often the baselines and the training photos are asked for."""
+        return read_decoder_extras(self.path)
+
     def baselines(self):
         """The mean image and the ridge regression (:mod:`models.scoring.baselines`) fitted on this
         decoder's training photos: those the decoder file carries, else fitted on the run's training
@@ -115,7 +122,7 @@ class TrainedDecoder:
         if self.config.get("train_encoder"):
             return None
         if self.is_decoder_file:
-            models, record, _ = read_decoder_extras(self.path)
+            models, record, _ = self.decoder_extras
             if models is not None:
                 self.baselines_source = (f"fitted on {record.get('photos', '?')} of the decoder's training photos "
                                          f"(carried by {os.path.basename(self.path)})")
@@ -152,7 +159,7 @@ class TrainedDecoder:
         """The SHA-256 digests of the photo files this decoder was trained on (those the decoder file
         records, or those its run's training cache names that are still readable); empty when unknown."""
         if self.is_decoder_file:
-            return read_decoder_extras(self.path)[2]
+            return self.decoder_extras[2]
         path = self.training_cache()
         if path is None:
             return set()

@@ -60,7 +60,6 @@ from ..display.progress import ProgressBar
 PRESETS = options.presets()  # the paper's scale, and minutes on 2 CPU cores (docs/results/README.md)
 CPU_PRESETS = options.cpu_presets()  # per feature, on top of PRESETS["cpu"]
 
-LR_SCHEDULES = options.BY_NAME["lr_schedule"].choices  # what learning_rate_schedule builds
 
 
 class TrainingError(UserError):
