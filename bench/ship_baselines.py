@@ -33,8 +33,8 @@ from models.data.extract import build_cache  # noqa: E402
 from models.data.images import center_square, find_images, read_image  # noqa: E402
 from models.data.provenance import photo_digests  # noqa: E402
 from models.evaluation import pretrained  # noqa: E402
-from models.scoring.baselines import (ProjectedRidge, RidgeRegression, baseline_arrays, baseline_errors,  # noqa: E402
-                                      baseline_sample, baselines_from_arrays, fit_on_samples)
+from models.scoring.baselines import (baseline_arrays, baseline_errors,  # noqa: E402
+                                      baselines_from_arrays)
 
 
 def stored_bytes(weights, feature_shape, pixels, components):
@@ -76,14 +76,9 @@ def main():
                 build_cache(os.path.join(tmp, "cache"), find_images(args.train), encoder)
                 cache = FeatureCache(os.path.join(tmp, "cache"))
                 try:
-                    features, targets, groups = baseline_sample(cache)
+                    models, record, ridge = pretrained.training_baselines(cache, components)
                 finally:
                     cache.close()
-            models = fit_on_samples(features, targets, groups)
-            ridge = models[RidgeRegression.name]
-            models[ridge.name] = ProjectedRidge.from_ridge(ridge, targets, components)
-            record = {"samples": len(targets), "photos": len(set(groups)), "components": components,
-                      "relative_lambda": ridge.relative_lambda}
             x, y = held_out_set(encoder, args.held_out)
             full = baseline_errors({"ridge": ridge}, x, y)[0]["ridge"]
             stored = baseline_errors(baselines_from_arrays(baseline_arrays(models)), x, y)[0]

@@ -45,15 +45,16 @@ def is_shipped(path):
 
 
 def training_baselines(cache, components=BASELINE_COMPONENTS):
-    """``({name: model}, record)``: the baselines fitted on a training ``cache``, the ridge projected
-    onto ``components`` principal components (what a decoder file stores), and how they were fitted."""
+    """``({name: model}, record, ridge)``: the baselines fitted on a training ``cache``, the ridge
+    projected onto ``components`` principal components (what a decoder file stores), how they were
+    fitted, and the full ridge regression before its projection (to score the projection against)."""
     features, targets, groups = baseline_sample(cache)
     models = fit_on_samples(features, targets, groups)
     ridge = models[RidgeRegression.name]
     models[ridge.name] = ProjectedRidge.from_ridge(ridge, targets, components)
     record = {"samples": len(targets), "photos": len(set(groups)), "components": components,
               "relative_lambda": ridge.relative_lambda}
-    return models, record
+    return models, record, ridge
 
 
 def training_cache_of(checkpoint, config):
@@ -88,7 +89,7 @@ def export_decoder(checkpoint, out, recipe="", components=BASELINE_COMPONENTS):
         cache = FeatureCache(cache_path)
         try:
             if not config.get("train_encoder"):
-                baselines = training_baselines(cache, components)
+                baselines = training_baselines(cache, components)[:2]
             digests = list(photo_digests(source_photos(cache.files)))
         finally:
             cache.close()
