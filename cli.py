@@ -207,16 +207,10 @@ DECODER = click.option("--checkpoint", type=click.Path(),
 
 def _decoder(feature, checkpoint, device):
     """The trained decoder of ``checkpoint``, or the one shipped for ``feature``; says which file."""
-    from models.evaluation.inference import TrainedDecoder
-    from models.evaluation.pretrained import shipped_decoder
-    if checkpoint is None:
-        checkpoint = shipped_decoder(feature)
-        if checkpoint is None:
-            raise click.ClickException(f"no decoder is shipped for {feature}; train one ('cli.py train {feature}') "
-                                       f"and pass --checkpoint runs/{feature}/best.h5")
-    trained = _run(TrainedDecoder, checkpoint, device)
+    from models.evaluation.inference import load_decoder
+    trained = _run(load_decoder, checkpoint, feature, device)
     _check_feature(feature, trained)
-    click.echo(f"decoder: {checkpoint} ({trained.name})")
+    click.echo(f"decoder: {trained.path} ({trained.name})")
     return trained
 
 

@@ -213,6 +213,7 @@ def load_decoder(path=None, feature=None, device="cpu"):
     if path is None:
         path = shipped_decoder(feature)
         if path is None:
-            raise FileNotFoundError(errno.ENOENT, f"no shipped decoder for {feature!r}; train one ('cli.py train "
-                                    f"{feature}') and pass its checkpoint", os.path.join(PRETRAINED_DIR, f"{feature}.h5"))
+            raise FileNotFoundError(errno.ENOENT, f"no decoder is shipped for {feature}; train one ('cli.py train "
+                                    f"{feature}') and pass its checkpoint (--checkpoint runs/{feature}/best.h5)",
+                                    os.path.join(PRETRAINED_DIR, f"{feature}.h5"))
     return TrainedDecoder(path, device)
